@@ -1,0 +1,60 @@
+"""The `dema` command: a thin dispatcher to one module per subcommand.
+
+Each subcommand lives in its own module with a `main(argv) -> int`, so the command modules stay
+independent and import only what they need (`dema params` does not import gymnasium).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from dema.errors import DemaError
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "params": ("dema.commands.params", "parameter counts per model and preset"),
+    "data": ("dema.data.cli", "summarise a dataset file, folder or id"),
+    "collect": ("dema.data.collect.cli", "collect a D4RL-style dataset in a simulator"),
+    "train": ("dema.train.cli", "train a model on an offline dataset"),
+    "eval": ("dema.evaluation.cli", "evaluate a trained run in the simulator"),
+    "demo": ("dema.commands.demo", "the main job: DeMa vs DT on the bundled dataset"),
+    "bench": ("dema.bench.cli", "compute-cost benchmarks"),
+    "attention": ("dema.commands.attention", "plot the hidden attention of a trained model"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: dema COMMAND [options]   (dema COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"dema: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("dema"):
+            print(f"dema: the command {name!r} is not available in this version", file=sys.stderr)
+            return 2
+        raise
+    try:
+        return int(module.main(rest) or 0)
+    except DemaError as exc:
+        print(f"dema {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dema {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

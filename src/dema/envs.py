@@ -1,0 +1,47 @@
+"""Facts about environments and datasets, in one table.
+
+Everything a trainer, collector or evaluator needs to know about an environment (its Gymnasium
+id, sizes, episode length, D4RL reference scores, return targets) lives here, not in if/elif
+chains. Reference scores are D4RL's (see ../shared/PAPER.md); return targets are the official
+DT/DeMa code's raw-return targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str  # short name used in dataset ids: "hopper"
+    gym_id: str  # Gymnasium id: "Hopper-v5"
+    obs_dim: int
+    act_dim: int
+    max_episode_steps: int
+    ref_min_score: float  # D4RL "random" reference return
+    ref_max_score: float  # D4RL "expert" reference return
+    return_targets: tuple[float, ...]  # raw returns the policy is conditioned on when acting
+    reward_scale: float = 1000.0  # returns-to-go are divided by this
+
+    def normalize(self, raw_return: float) -> float:
+        """D4RL-normalised score: 100 * (R - min) / (max - min)."""
+        return 100.0 * (raw_return - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+
+
+ENVS: dict[str, EnvSpec] = {
+    spec.name: spec
+    for spec in [
+        EnvSpec("hopper", "Hopper-v5", 11, 3, 1000, -20.272305, 3234.3, (3600.0, 1800.0)),
+        EnvSpec("halfcheetah", "HalfCheetah-v5", 17, 6, 1000, -280.178953, 12135.0, (12000.0, 6000.0)),
+        EnvSpec("walker2d", "Walker2d-v5", 17, 6, 1000, 1.629008, 4592.3, (5000.0, 2500.0)),
+    ]
+}
+
+
+def env_spec(name: str) -> EnvSpec:
+    """Look up an environment by short name ("hopper") or dataset id ("hopper-medium-v2")."""
+    key = name.split("-")[0].lower()
+    if key not in ENVS:
+        known = ", ".join(sorted(ENVS))
+        raise KeyError(f"unknown environment {name!r}; known: {known}")
+    return ENVS[key]
