@@ -1,0 +1,18 @@
+"""Models: one SequencePolicy trunk, configured by ModelConfig (block kind, token layout, sizes)."""
+
+from dema.models.config import Activation, BlockKind, ModelConfig, TokenLayout
+from dema.models.policy import SequencePolicy
+from dema.models.presets import MODELS, PRESET_DATASETS, model_config
+
+
+def build_policy(cfg: ModelConfig, state_dim: int, act_dim: int, discrete: bool = False) -> SequencePolicy:
+    """The policy for a config; act_dim is the number of actions when discrete."""
+    return SequencePolicy(cfg, state_dim, act_dim, discrete)
+
+
+def count_parameters(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["Activation", "BlockKind", "ModelConfig", "TokenLayout", "SequencePolicy", "MODELS",
+           "PRESET_DATASETS", "model_config", "build_policy", "count_parameters"]

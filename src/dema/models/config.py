@@ -1,0 +1,107 @@
+"""Typed model configuration: which block, which token layout, and the sizes.
+
+Every model of the project is one `SequencePolicy` (see policy.py) configured by a `ModelConfig`.
+The enums below are the only switches; nothing is selected by strings inside `forward`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from dema.errors import ConfigError
+
+
+class BlockKind(enum.Enum):
+    """The residual block, i.e. the sequence mixer and how it is wrapped."""
+
+    MAMBA_PRE_UP = "mamba-pre-up"  # RMSNorm -> Mamba block (in_proj, conv, S6, gate, out_proj) -> +x
+    MAMBA_POST_UP = "mamba-post-up"  # GPT-2 block with attention replaced by a bare selective scan
+    ATTENTION = "attention"  # GPT-2 block: causal self-attention + MLP (Decision Transformer)
+    CONVFORMER = "convformer"  # MetaFormer block with DC's causal convolution mixer
+    MLP = "mlp"  # no sequence mixing at all: LayerNorm -> MLP -> +x (behaviour cloning floor)
+
+
+class TokenLayout(enum.Enum):
+    """How the per-step embeddings of (R_t, a_{t-1}, s_t) become tokens."""
+
+    B3LD = "b3ld"  # three tokens per step along time: (B, 3K, E)
+    BL3D = "bl3d"  # the three embeddings concatenated: one token per step, (B, K, 3E)
+    STATE_ONLY = "state"  # only s_t (no return-to-go, no action): (B, K, E)
+
+
+class Activation(enum.Enum):
+    GELU = "gelu"
+    RELU = "relu"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    block: BlockKind = BlockKind.MAMBA_PRE_UP
+    layout: TokenLayout = TokenLayout.B3LD
+    n_layer: int = 3
+    embed_dim: int = 128  # E: width of the per-modality embeddings
+    d_model: int = 64  # D: width of the residual stream (Linear(E, D) in between when they differ)
+    # Mamba
+    d_state: int = 64  # N
+    expand: int = 2  # Di = expand * D
+    d_conv: int = 4  # W, causal depthwise convolution width
+    dt_rank: int = 0  # R; 0 means ceil(D / 16) as in Mamba
+    # Attention / MLP / convolution
+    n_head: int = 1
+    mlp_ratio: int = 4
+    activation: Activation = Activation.GELU
+    dropout: float = 0.0
+    conv_window: int = 6  # Decision Convformer's token window
+    embed_norm: bool = False  # LayerNorm on the token embeddings (Decision Transformer has it)
+    # Positions and context
+    position_embedding: bool = False  # learned timestep embedding added to every token
+    max_ep_len: int = 1000
+    context_len: int = 20  # K, steps in the window (Transformer-like acting and training)
+    recurrent: bool = False  # RNN-like: train on whole trajectories, act with the recurrent cache
+
+    def __post_init__(self):
+        for name in ("n_layer", "embed_dim", "d_model", "d_state", "expand", "d_conv", "n_head",
+                     "mlp_ratio", "conv_window", "max_ep_len", "context_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.n_head:
+            raise ConfigError(f"model config: d_model {self.d_model} is not divisible by n_head {self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model config: dropout must be in [0, 1), got {self.dropout}")
+        if self.recurrent and self.block not in (BlockKind.MAMBA_PRE_UP, BlockKind.MAMBA_POST_UP):
+            raise ConfigError("model config: recurrent=True needs a Mamba block (mamba-pre-up or mamba-post-up)")
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def resolved_dt_rank(self) -> int:
+        return self.dt_rank or -(-self.d_model // 16)
+
+    def to_dict(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"model config: unknown keys {unknown}; known keys: {sorted(known)}")
+        kwargs = {}
+        for name, value in data.items():
+            default = known[name].default
+            if isinstance(default, enum.Enum):
+                try:
+                    value = type(default)(value)
+                except ValueError:
+                    choices = [m.value for m in type(default)]
+                    raise ConfigError(f"model config: {name}={value!r} is not one of {choices}") from None
+            kwargs[name] = value
+        return cls(**kwargs)
+
+
+def _plain(value):
+    return value.value if isinstance(value, enum.Enum) else value

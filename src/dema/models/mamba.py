@@ -1,0 +1,148 @@
+"""Mamba-1 in pure PyTorch: the selective SSM core and the full Mamba block.
+
+SelectiveSSM, the "bare selective scan" (used alone by the post up-projection block):
+
+    x (B, L, Di) -> causal depthwise conv1d (width W) -> SiLU -> u
+    u -> x_proj -> (dt (R), B (N), C (N));  delta = softplus(dt_proj(dt))   (bias inside softplus)
+    y = selective_scan(u, delta, A = -exp(A_log), B, C, D)                   (see dema.scan)
+
+MambaMixer, the Mamba block (the pre up-projection residual's mixer):
+
+    x (B, L, D) -> in_proj -> (x, z) each (B, L, Di);  y = SelectiveSSM(x) * SiLU(z);  out_proj -> D
+
+Initialisation follows mamba-ssm's `Mamba.__init__`: A_log = log(1..N) per channel (S4D-real),
+D = 1, dt_proj weight U(-R^-0.5, R^-0.5), dt bias = softplus^-1(dt) with dt log-uniform in
+[1e-3, 1e-1] (floored at 1e-4); those parameters are marked `_no_reinit` so the model-wide GPT-2
+initialisation leaves them alone.
+
+Padding: `mask` (B, L) is False at left-padded positions. The conv input and the scan input are
+zeroed there, so the conv sees exactly the zeros of its own causal padding and the SSM state stays
+exactly zero until the first real token: padded positions cannot leak into real ones.
+
+Recurrent decoding: `step(x_t, cache) -> (y_t, cache)` with an explicit `SSMCache` holding the last
+W-1 conv inputs and the SSM state h (B, Di, N); it equals the full forward token by token (tested).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dema.scan import selective_scan_fn
+
+
+@dataclass
+class SSMCache:
+    conv_state: torch.Tensor  # (B, Di, W-1): the last W-1 inputs of the causal conv
+    ssm_state: torch.Tensor  # (B, Di, N)
+
+
+@dataclass
+class ScanInputs:
+    """What one SelectiveSSM feeds its scan: enough to rebuild the hidden attention matrix."""
+
+    u: torch.Tensor  # (B, Di, L) post-conv, post-SiLU sequence
+    delta: torch.Tensor  # (B, Di, L) before bias and softplus
+    A: torch.Tensor  # (Di, N)
+    B: torch.Tensor  # (B, N, L)
+    C: torch.Tensor  # (B, N, L)
+    delta_bias: torch.Tensor  # (Di,)
+
+
+class SelectiveSSM(nn.Module):
+    """Causal conv + S6 over width Di. forward: (B, L, Di) -> (B, L, Di)."""
+
+    def __init__(self, d_inner: int, d_state: int, d_conv: int, dt_rank: int,
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, dt_floor: float = 1e-4):
+        super().__init__()
+        self.d_inner, self.d_state, self.d_conv, self.dt_rank = d_inner, d_state, d_conv, dt_rank
+        self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
+
+        dt_std = dt_rank**-0.5
+        nn.init.uniform_(self.dt_proj.weight, -dt_std, dt_std)
+        dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_floor)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)  # (Di, N) S4D-real
+        self.A_log = nn.Parameter(torch.log(A))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        for p in (self.dt_proj.weight, self.dt_proj.bias, self.A_log, self.D):
+            p._no_reinit = True
+
+    def scan_inputs(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ScanInputs:
+        """x (B, L, Di) -> the scan's inputs (the part of forward before the scan)."""
+        length = x.shape[1]
+        x = x.transpose(1, 2)  # (B, L, Di) -> (B, Di, L)
+        if mask is not None:
+            x = x * mask[:, None, :]
+        u = F.silu(self.conv1d(x)[..., :length])  # causal: drop the right overhang
+        if mask is not None:
+            u = u * mask[:, None, :]
+        x_dbl = self.x_proj(u.transpose(1, 2))  # (B, L, R + 2N)
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # (B, L, Di) -> (B, Di, L)
+        return ScanInputs(u=u, delta=delta, A=-torch.exp(self.A_log.float()),
+                          B=B.transpose(1, 2).contiguous(), C=C.transpose(1, 2).contiguous(),
+                          delta_bias=self.dt_proj.bias.float())
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, z: torch.Tensor | None = None):
+        """x (B, L, Di), optional gate z (B, L, Di) -> (B, L, Di)."""
+        s = self.scan_inputs(x, mask)
+        y = selective_scan_fn(s.u, s.delta, s.A, s.B, s.C, self.D.float(),
+                              z=None if z is None else z.transpose(1, 2),
+                              delta_bias=s.delta_bias, delta_softplus=True)
+        return y.transpose(1, 2)  # (B, Di, L) -> (B, L, Di)
+
+    def init_cache(self, batch_size: int, device=None, dtype=torch.float32) -> SSMCache:
+        return SSMCache(
+            conv_state=torch.zeros(batch_size, self.d_inner, self.d_conv - 1, device=device, dtype=dtype),
+            ssm_state=torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype),
+        )
+
+    def step(self, x_t: torch.Tensor, cache: SSMCache, z_t: torch.Tensor | None = None):
+        """One token: x_t (B, Di) -> (y_t (B, Di), new cache). O(Di * N) work, no sequence."""
+        window = torch.cat([cache.conv_state, x_t[:, :, None]], dim=-1)  # (B, Di, W)
+        u = F.silu((window * self.conv1d.weight[:, 0, :]).sum(-1) + self.conv1d.bias)  # (B, Di)
+        dt, B, C = torch.split(self.x_proj(u), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(dt))  # (B, Di)
+        A = -torch.exp(self.A_log.float())
+        h = torch.exp(delta[:, :, None] * A) * cache.ssm_state + (delta * u)[:, :, None] * B[:, None, :]
+        y = torch.einsum("bdn,bn->bd", h, C) + self.D * u
+        if z_t is not None:
+            y = y * F.silu(z_t)
+        return y, SSMCache(conv_state=window[:, :, 1:], ssm_state=h)
+
+
+class MambaMixer(nn.Module):
+    """The Mamba block: (B, L, D) -> (B, L, D)."""
+
+    def __init__(self, d_model: int, d_state: int, d_conv: int, expand: int, dt_rank: int):
+        super().__init__()
+        d_inner = expand * d_model
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.ssm = SelectiveSSM(d_inner, d_state, d_conv, dt_rank)
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+        self.out_proj._is_residual_projection = True
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x, z = self.in_proj(x).chunk(2, dim=-1)  # (B, L, 2Di) -> 2 x (B, L, Di)
+        return self.out_proj(self.ssm(x, mask, z=z))
+
+    def scan_inputs(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ScanInputs:
+        x, _ = self.in_proj(x).chunk(2, dim=-1)
+        return self.ssm.scan_inputs(x, mask)
+
+    def init_cache(self, batch_size: int, device=None, dtype=torch.float32) -> SSMCache:
+        return self.ssm.init_cache(batch_size, device, dtype)
+
+    def step(self, x_t: torch.Tensor, cache: SSMCache):
+        x_t, z_t = self.in_proj(x_t).chunk(2, dim=-1)  # (B, 2Di) -> 2 x (B, Di)
+        y, cache = self.ssm.step(x_t, cache, z_t=z_t)
+        return self.out_proj(y), cache

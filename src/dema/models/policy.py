@@ -1,0 +1,161 @@
+"""SequencePolicy: the one trunk shared by DeMa, Decision Transformer, Decision Convformer and BC.
+
+    per step t:   R_t -> Linear(1, E)     a_{t-1} -> Linear(A, E)     s_t -> Linear(S, E)
+                  (+ timestep embedding of t on each, when position_embedding)
+    token layout: B3LD  (R_t, a_{t-1}, s_t) as three tokens:     (B, K, 3, E) -> (B, 3K, E)
+                  BL3D  the three concatenated into one token:   (B, K, 3E)
+                  STATE_ONLY  s_t alone (behaviour cloning):     (B, K, E)
+    trunk:        Linear(width, D) (identity when equal) -> n_layer blocks -> final norm
+    head:         from the token of s_t: Linear(D, A) + tanh (continuous) or logits (discrete)
+
+Only `cfg.block` changes the sequence mixer (Mamba, bare S6, attention, convolution, none), so
+every comparison between models is between mixers on the same embeddings, head and loss.
+
+Acting: Transformer-like models re-read a K-step window (`predict_last`); models made of
+recurrent blocks can also act one step at a time (`init_cache`, `step`), equal to the full
+forward over the whole trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dema.data.batch import Batch
+from dema.errors import ConfigError
+from dema.models.blocks import build_block, is_recurrent
+from dema.models.config import BlockKind, ModelConfig, TokenLayout
+
+TOKENS_PER_STEP = {TokenLayout.B3LD: 3, TokenLayout.BL3D: 1, TokenLayout.STATE_ONLY: 1}
+
+
+class SequencePolicy(nn.Module):
+    def __init__(self, cfg: ModelConfig, state_dim: int, act_dim: int, discrete: bool = False):
+        """act_dim: action size (continuous) or number of actions (discrete)."""
+        super().__init__()
+        self.cfg, self.state_dim, self.act_dim, self.discrete = cfg, state_dim, act_dim, discrete
+        E, D = cfg.embed_dim, cfg.d_model
+        uses_return = cfg.layout is not TokenLayout.STATE_ONLY
+        self.embed_state = nn.Linear(state_dim, E)
+        self.embed_return = nn.Linear(1, E) if uses_return else None
+        if not uses_return:
+            self.embed_action = None
+        elif discrete:  # index act_dim is the reserved "no previous action" (a_{-1})
+            self.embed_action = nn.Sequential(nn.Embedding(act_dim + 1, E), nn.Tanh())
+        else:
+            self.embed_action = nn.Linear(act_dim, E)
+        self.embed_timestep = nn.Embedding(cfg.max_ep_len, E) if cfg.position_embedding else None
+        self.embed_norm = nn.LayerNorm(E) if cfg.embed_norm else nn.Identity()
+        token_width = 3 * E if cfg.layout is TokenLayout.BL3D else E
+        self.input_proj = nn.Linear(token_width, D) if token_width != D else nn.Identity()
+        self.embed_dropout = nn.Dropout(cfg.dropout)
+        n_types = TOKENS_PER_STEP[cfg.layout]
+        self.blocks = nn.ModuleList(build_block(cfg, n_types) for _ in range(cfg.n_layer))
+        self.final_norm = nn.RMSNorm(D, eps=1e-5) if cfg.block is BlockKind.MAMBA_PRE_UP else nn.LayerNorm(D)
+        self.action_head = nn.Linear(D, act_dim)
+        self.apply(self._init_weights)
+
+    # ---------------------------------------------------------------- initialisation
+    def _init_weights(self, module: nn.Module):
+        """GPT-2 initialisation; residual projections scaled down with depth; Mamba's own
+        dt/A/D initialisation is kept (those parameters are marked `_no_reinit`)."""
+        if isinstance(module, nn.Linear):
+            if not getattr(module.weight, "_no_reinit", False):
+                std = 0.02
+                if getattr(module, "_is_residual_projection", False):
+                    residuals_per_layer = 1 if self.cfg.block is BlockKind.MAMBA_PRE_UP else 2
+                    std /= math.sqrt(residuals_per_layer * self.cfg.n_layer)
+                nn.init.normal_(module.weight, 0.0, std)
+            if module.bias is not None and not getattr(module.bias, "_no_reinit", False):
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+
+    # ---------------------------------------------------------------- embeddings and tokens
+    def _embed_step(self, states, prev_actions, returns_to_go, timesteps) -> list[torch.Tensor]:
+        """Per-step embeddings in token order: [R_t, a_{t-1}, s_t] (or [s_t]); each (..., E)."""
+        parts = [self.embed_state(states)]
+        if self.embed_return is not None:
+            parts = [self.embed_return(returns_to_go), self.embed_action(prev_actions), parts[0]]
+        if self.embed_timestep is not None:
+            time = self.embed_timestep(timesteps.clamp(0, self.cfg.max_ep_len - 1))
+            parts = [p + time for p in parts]
+        return [self.embed_norm(p) for p in parts]
+
+    def _tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> tokens (B, T, width) and token mask (B, T)."""
+        parts = self._embed_step(batch.states, batch.prev_actions, batch.returns_to_go, batch.timesteps)
+        if self.cfg.layout is TokenLayout.B3LD:
+            # per step the tokens are (R_t, a_{t-1}, s_t)
+            tokens = torch.stack(parts, dim=2)  # (B, K, 3, E)
+            tokens = tokens.flatten(1, 2)  # (B, K, 3, E) -> (B, 3K, E)
+            mask = batch.mask.repeat_interleave(3, dim=1)  # (B, K) -> (B, 3K)
+        elif self.cfg.layout is TokenLayout.BL3D:
+            tokens, mask = torch.cat(parts, dim=-1), batch.mask  # (B, K, 3E)
+        else:
+            tokens, mask = parts[0], batch.mask  # (B, K, E)
+        return tokens, mask
+
+    # ---------------------------------------------------------------- full forward
+    def hidden_states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> final-normed hidden states (B, T, D) and the token mask (B, T)."""
+        tokens, mask = self._tokens(batch)
+        x = self.embed_dropout(self.input_proj(tokens))
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.final_norm(x), mask
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """-> action predictions (B, K, A): tanh-bounded actions, or logits when discrete."""
+        h, _ = self.hidden_states(batch)
+        if self.cfg.layout is TokenLayout.B3LD:
+            h = h.unflatten(1, (batch.length, 3))[:, :, 2]  # (B, 3K, D) -> (B, K, 3, D) -> s_t tokens
+        return self._head(h)
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.action_head(h)
+        return out if self.discrete else torch.tanh(out)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Masked MSE on actions (continuous) or cross-entropy (discrete), over real positions."""
+        preds = self(batch)
+        if self.discrete:
+            return F.cross_entropy(preds[batch.mask], batch.actions[batch.mask])
+        return (preds - batch.actions).square().mean(-1)[batch.mask].mean()
+
+    @torch.no_grad()
+    def predict_last(self, batch: Batch) -> torch.Tensor:
+        """(B, A): the prediction at the last position of each (left-padded) window."""
+        return self(batch)[:, -1]
+
+    # ---------------------------------------------------------------- recurrent acting
+    @property
+    def supports_step(self) -> bool:
+        return self.cfg.layout is not TokenLayout.STATE_ONLY and all(is_recurrent(b) for b in self.blocks)
+
+    def init_cache(self, batch_size: int, device=None) -> list:
+        if not self.supports_step:
+            raise ConfigError(f"{self.cfg.block.value} blocks cannot act step by step; use predict_last on a window")
+        return [block.init_cache(batch_size, device) for block in self.blocks]
+
+    def _step_token(self, token: torch.Tensor, cache: list) -> tuple[torch.Tensor, list]:
+        x = self.input_proj(token)
+        new_cache = []
+        for block, layer_cache in zip(self.blocks, cache):
+            x, layer_cache = block.step(x, layer_cache)
+            new_cache.append(layer_cache)
+        return x, new_cache
+
+    def step(self, state, prev_action, return_to_go, timestep, cache):
+        """One environment step: state (B, S), prev_action (B, A) (discrete: (B,) long),
+        return_to_go (B, 1) already scaled, timestep (B,) long -> (action (B, A), cache)."""
+        parts = self._embed_step(state, prev_action, return_to_go, timestep)
+        if self.cfg.layout is TokenLayout.B3LD:
+            for token in parts:  # R_t, then a_{t-1}, then s_t: the output of s_t is the decision
+                x, cache = self._step_token(token, cache)
+        else:
+            x, cache = self._step_token(torch.cat(parts, dim=-1), cache)
+        return self._head(self.final_norm(x)), cache
