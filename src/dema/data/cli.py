@@ -1,0 +1,102 @@
+"""`dema data PATH_OR_ID`: load, validate and summarise a dataset (`--json` for machines).
+
+    dema data hopper-medium-replay          # an id, found through the search path (dema.data.load)
+    dema data ../shared/data/d4rl-style/hopper-sac-replay.hdf5 --json
+
+A file that fails validation exits with code 2 and one line naming the file, the problem and the
+fix (a DataError, printed by the `dema` dispatcher). Tolerated quirks are printed as warnings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+import numpy as np
+
+from dema.data.dataset import OfflineDataset
+from dema.data.load import load_dataset
+from dema.data.validate import DataWarning, resolve_env
+
+
+def summary(dataset: OfflineDataset, env=None) -> dict:
+    """The numbers `dema data` prints, as a JSON-able dict."""
+    returns = dataset.episode_returns()
+    bounds = dataset.episode_bounds()
+    lengths = bounds[:, 1] - bounds[:, 0]
+    last = bounds[:, 1] - 1
+    out = {
+        "format": dataset.format,
+        "source": dataset.source,
+        "env": dataset.env_name,
+        "episodes": int(len(bounds)),
+        "transitions": int(len(dataset)),
+        "obs_dim": int(dataset.obs_dim),
+        "obs_shape": list(dataset.obs_shape),
+        "act_dim": int(dataset.act_dim),
+        "discrete": bool(dataset.discrete),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "length_mean": float(lengths.mean()),
+        "length_min": int(lengths.min()),
+        "length_max": int(lengths.max()),
+        "ends": {
+            "terminal": int(dataset.terminals[last].sum()),
+            "timeout": int((dataset.timeouts[last] & ~dataset.terminals[last]).sum()),
+        },
+    }
+    spec = resolve_env(dataset, env)
+    if spec is not None and not dataset.discrete:
+        out["normalized_return_mean"] = spec.normalize(out["return_mean"])
+    return out
+
+
+def _text(info: dict) -> str:
+    obs = "x".join(map(str, info["obs_shape"])) if len(info["obs_shape"]) > 1 else str(info["obs_dim"])
+    act = f"{info['act_dim']} discrete actions" if info["discrete"] else str(info["act_dim"])
+    lines = [
+        f"dataset      {info['source']}",
+        f"format       {info['format']}" + (f"   env {info['env']}" if info["env"] else ""),
+        f"episodes     {info['episodes']:,}   transitions {info['transitions']:,}",
+        f"length       mean {info['length_mean']:.1f}  min {info['length_min']}  max {info['length_max']}",
+        f"sizes        observation {obs}   action {act}",
+        f"return       mean {info['return_mean']:.2f}  std {info['return_std']:.2f}  "
+        f"min {info['return_min']:.2f}  max {info['return_max']:.2f}",
+        f"episode ends {info['ends']['terminal']:,} terminal, {info['ends']['timeout']:,} timeout",
+    ]
+    if "normalized_return_mean" in info:
+        lines.append(f"normalised   mean return = {info['normalized_return_mean']:.1f} (D4RL score)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dema data", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", help="a file, a folder, or a dataset id (see `dema.data.load`)")
+    parser.add_argument("--env", default=None, help="check sizes against this environment (hopper, walker2d, ...)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--strict", action="store_true", help="refuse an unfinished last episode instead of marking a timeout")
+    args = parser.parse_args(argv)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        dataset = load_dataset(args.dataset, env=args.env, strict=args.strict)
+    notes = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    info = summary(dataset, args.env)
+    if args.json:
+        info["warnings"] = notes
+        print(json.dumps(info, default=_json_default))
+    else:
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        print(_text(info))
+    return 0
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

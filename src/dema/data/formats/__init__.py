@@ -1,0 +1,9 @@
+"""One reader per on-disk format; each returns an unvalidated `OfflineDataset`.
+
+    d4rl        D4RL hdf5 (also what `dema collect` writes)
+    minari      Minari local datasets (hdf5 storage), read with h5py; minari itself not needed
+    dt_pickle   Decision Transformer's `*.pkl` (a list of episode dicts), restricted unpickler
+    dqn_replay  DQN-replay / dopamine Atari checkpoints (`$store$_*_ckpt.N.gz`)
+
+`dema.data.load.load_dataset` picks the reader and validates the result.
+"""

@@ -1,0 +1,129 @@
+"""`load_dataset(path_or_id)`: a file, a folder or a dataset id -> a validated `OfflineDataset`.
+
+Resolution, in order:
+1. an existing path: a file (`.hdf5`/`.h5`: D4RL, or Minari's `main_data.hdf5`; `.pkl`: DT pickle;
+   a `$store$_*_ckpt.N.gz`: that DQN-replay checkpoint) or a folder (a Minari dataset, its `data/`
+   folder, or a DQN-replay `replay_logs` folder);
+2. a dataset id such as `hopper-medium-v2`, `hopper-medium-replay` or `D4RL/pointmaze/umaze-v2`,
+   looked up in the search path (first hit wins):
+       $DEMA_DATA_PATH (colon-separated folders), ./datasets, ~/.dema/datasets,
+       the package's bundled folder (src/dema/bundled/)
+   In each folder: `<id>.hdf5`, `<id>.h5`, `<id>.pkl` or a folder `<id>/`; an id without a
+   version also matches `<id>-v<N>.*` (highest N), and a versioned id also matches the name without
+   its version (so `hopper-medium-replay-v2` finds `hopper-medium-replay.hdf5`).
+Formats are told apart by content where the name is not enough (HDF5 with `episode_*` groups is
+Minari). The result is always checked by `dema.data.validate.validate`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import dema
+from dema.data.dataset import OfflineDataset
+from dema.data.validate import fail, validate
+from dema.envs import ENVS, EnvSpec
+
+BUNDLED = Path(dema.__file__).resolve().parent / "bundled"
+_SUFFIXES = (".hdf5", ".h5", ".pkl", ".pickle")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def search_path() -> list[Path]:
+    """Folders searched for dataset ids, in order (see the module docstring)."""
+    folders = [Path(p).expanduser() for p in os.environ.get("DEMA_DATA_PATH", "").split(os.pathsep) if p]
+    return folders + [Path("datasets"), Path("~/.dema/datasets").expanduser(), BUNDLED]
+
+
+def load_dataset(path_or_id: str | os.PathLike, env: str | EnvSpec | None = None, strict: bool = False) -> OfflineDataset:
+    """Read and validate a dataset; `env` (a name like "hopper") adds the observation-size check."""
+    path = Path(path_or_id).expanduser()
+    if not path.exists():
+        path = resolve_id(str(path_or_id))
+        if env is None:  # an id like "hopper-medium-v2" names its environment
+            key = Path(str(path_or_id)).name.split("-")[0].lower()
+            env = ENVS.get(key)
+    return validate(read_any(path), env=env, strict=strict)
+
+
+def resolve_id(dataset_id: str) -> Path:
+    """The first file or folder in the search path that matches `dataset_id`."""
+    names = [dataset_id]
+    unversioned = re.sub(r"-v\d+$", "", dataset_id)
+    if unversioned != dataset_id:
+        names.append(unversioned)
+    searched = search_path()
+    for folder in searched:
+        for name in names:
+            for candidate in [folder / (name + s) for s in _SUFFIXES] + [folder / name]:
+                if candidate.exists():
+                    return candidate
+        if unversioned == dataset_id:  # no version given: take the highest one present
+            parent, stem = (folder / dataset_id).parent, Path(dataset_id).name
+            hits = [p for p in parent.glob(f"{stem}-v*") if re.fullmatch(rf"{re.escape(stem)}-v(\d+)({'|'.join(map(re.escape, _SUFFIXES))})?", p.name)]
+            if hits:
+                return max(hits, key=lambda p: int(re.search(r"-v(\d+)", p.name[len(stem):]).group(1)))
+    listed = ", ".join(str(f) for f in searched)
+    raise fail(
+        dataset_id,
+        f"no such file, and no dataset of that id in the search path ({listed})",
+        "give a path, put the file in one of those folders (DEMA_DATA_PATH=folder1:folder2 adds folders), or create it with `dema collect`",
+    )
+
+
+def read_any(path: Path) -> OfflineDataset:
+    """Pick the reader for an existing file or folder."""
+    if path.is_dir():
+        return _read_folder(path)
+    if path.name.startswith("$store$_") or path.name.startswith("add_count_ckpt"):
+        from dema.data.formats.dqn_replay import load_dqn_replay
+
+        match = re.search(r"_ckpt\.(\d+)\.gz$", path.name)
+        return load_dqn_replay(path.parent, checkpoints=[int(match.group(1))] if match else None)
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head == _HDF5_MAGIC or path.suffix in (".hdf5", ".h5"):
+        if _is_minari_file(path):
+            from dema.data.formats.minari import load_minari
+
+            return load_minari(path.parent)
+        from dema.data.formats.d4rl import load_d4rl
+
+        return load_d4rl(path)
+    if path.suffix in (".pkl", ".pickle") or head[:1] == b"\x80":
+        from dema.data.formats.dt_pickle import load_dt_pickle
+
+        return load_dt_pickle(path)
+    raise fail(str(path), "unknown dataset format (not HDF5, a pickle, or a DQN-replay checkpoint)", "give a D4RL .hdf5, a Minari dataset folder, a Decision-Transformer .pkl or a DQN-replay folder")
+
+
+def _read_folder(path: Path) -> OfflineDataset:
+    for data in (path / "data", path):
+        if (data / "main_data.hdf5").exists():
+            from dema.data.formats.minari import load_minari
+
+            return load_minari(data)
+    for logs in (path / "replay_logs", path):
+        if any(logs.glob("$store$_observation_ckpt.*.gz")):
+            from dema.data.formats.dqn_replay import load_dqn_replay
+
+            return load_dqn_replay(logs)
+    found = sorted(p.name for p in path.iterdir())[:10]
+    raise fail(
+        str(path),
+        f"a folder that is neither a Minari dataset (data/main_data.hdf5) nor DQN-replay checkpoints ($store$_*_ckpt.N.gz); it holds: {', '.join(found) or 'nothing'}",
+        "name the dataset file itself, or the dataset's own folder",
+    )
+
+
+def _is_minari_file(path: Path) -> bool:
+    """Minari's hdf5 holds one `episode_<i>` group per episode; D4RL's holds flat arrays."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            return "observations" not in file and any(key.startswith("episode_") for key in file.keys())
+    except OSError:
+        return False  # the D4RL reader reports the corrupt file with its own message
