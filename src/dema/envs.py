@@ -45,3 +45,18 @@ def env_spec(name: str) -> EnvSpec:
         known = ", ".join(sorted(ENVS))
         raise KeyError(f"unknown environment {name!r}; known: {known}")
     return ENVS[key]
+
+
+# Atari games of the paper (DQN-replay, dopamine): size of each game's minimal action set, which
+# is what dopamine's agents act in and what the replay's `action` indices count. The DQN-replay
+# files do not store it; the loader reads it from here by the game's folder name.
+ATARI_ACTIONS: dict[str, int] = {
+    "Breakout": 4,
+    "Qbert": 6,
+    "Pong": 6,
+    "Seaquest": 18,
+    "Asterix": 9,
+    "Frostbite": 18,
+    "Assault": 7,
+    "Gopher": 8,
+}
