@@ -34,7 +34,7 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 def search_path() -> list[Path]:
     """Folders searched for dataset ids, in order (see the module docstring)."""
     folders = [Path(p).expanduser() for p in os.environ.get("DEMA_DATA_PATH", "").split(os.pathsep) if p]
-    return folders + [Path("datasets"), Path("~/.dema/datasets").expanduser(), BUNDLED]
+    return folders + [Path.cwd() / "datasets", Path("~/.dema/datasets").expanduser(), BUNDLED]
 
 
 def load_dataset(path_or_id: str | os.PathLike, env: str | EnvSpec | None = None, strict: bool = False) -> OfflineDataset:

@@ -1,0 +1,158 @@
+"""DQN-replay (Agarwal et al. 2020) / dopamine replay checkpoints for Atari.
+
+A run's `replay_logs/` folder holds, per checkpoint N, gzip-compressed `.npy` files written by
+dopamine's `OutOfGraphReplayBuffer.save`:
+
+    $store$_observation_ckpt.N.gz   (capacity, 84, 84) uint8, ONE frame per row
+    $store$_action_ckpt.N.gz        (capacity,) int32 index into the game's minimal action set
+    $store$_reward_ckpt.N.gz        (capacity,) float32, as the agent stored it
+    $store$_terminal_ckpt.N.gz      (capacity,) uint8, 1 on the last step of an episode
+    add_count_ckpt.N.gz             () int: transitions ever added; the buffer is circular
+    invalid_range_ckpt.N.gz         (k,) rows around the write cursor that are mid-overwrite
+
+The buffer is read in time order: rows [0, add_count) while it is not full, else starting at the
+cursor `add_count % capacity` (the oldest row) and wrapping around. Rows listed in invalid_range
+are dropped (they sit at the two ends of that order). Each checkpoint's last row ends its
+episode with a timeout, and its first episode may start mid-game (its beginning was
+overwritten). Frames are kept as single uint8 frames; stacking is done by `TrajectoryDataset`
+(`frame_stack=4`). `max_transitions` reads only what it needs, streaming rows out of the gzip,
+because one full checkpoint of frames is 7 GB: it keeps whole episodes up to the budget (the
+DT Atari code likewise samples complete trajectories from each buffer).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from dema.data.dataset import OfflineDataset
+from dema.data.validate import DataWarning, fail
+from dema.envs import ATARI_ACTIONS
+
+_STORES = ("observation", "action", "reward", "terminal")
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error)
+
+
+def checkpoints_in(folder: Path) -> list[int]:
+    found = (re.fullmatch(r"\$store\$_observation_ckpt\.(\d+)\.gz", p.name) for p in folder.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def load_dqn_replay(
+    folder: str | Path,
+    checkpoints: list[int] | None = None,
+    max_transitions: int | None = None,
+    n_actions: int | None = None,
+) -> OfflineDataset:
+    folder = Path(folder)
+    checkpoints = checkpoints_in(folder) if checkpoints is None else list(checkpoints)
+    if not checkpoints:
+        raise fail(str(folder), "no DQN-replay checkpoints ($store$_observation_ckpt.N.gz)", "name a run's replay_logs folder")
+    parts = []
+    budget = max_transitions
+    for ckpt in checkpoints:
+        if budget is not None and budget <= 0:
+            break
+        part = _read_checkpoint(folder, ckpt, budget)
+        parts.append(part)
+        if part.pop("cut"):
+            break  # the budget ended inside this checkpoint
+        budget = None if budget is None else budget - len(part["reward"])
+
+    game = next((p for p in reversed(folder.resolve().parts) if p in ATARI_ACTIONS), None)
+    metadata = {"game": game or "", "checkpoints": checkpoints[: len(parts)], "frame_stack_hint": 4}
+    actions = np.concatenate([p["action"] for p in parts]).astype(np.int64)
+    if n_actions is None and game:
+        n_actions = ATARI_ACTIONS[game]
+    if n_actions is None:
+        n_actions = int(actions.max()) + 1 if len(actions) else 0
+        warnings.warn(f"{folder}: unknown game, so the number of actions is taken as max index + 1 = {n_actions}; pass n_actions to be exact", DataWarning, stacklevel=2)
+    if len(actions) and actions.max() >= n_actions:
+        raise fail(str(folder), f"action index {int(actions.max())} but the game has {n_actions} actions", "pass the right n_actions (dopamine uses the minimal action set)")
+    metadata["n_actions"] = int(n_actions)
+    return OfflineDataset(
+        observations=np.concatenate([p["observation"] for p in parts]),
+        actions=actions,
+        rewards=np.concatenate([p["reward"] for p in parts]).astype(np.float32),
+        terminals=np.concatenate([p["terminal"] for p in parts]) != 0,
+        timeouts=np.concatenate([p["timeout"] for p in parts]),
+        metadata=metadata,
+        format="dqn-replay",
+        source=str(folder),
+    )
+
+
+def _read_checkpoint(folder: Path, ckpt: int, budget: int | None) -> dict[str, np.ndarray]:
+    def path(name: str) -> Path:
+        p = folder / f"{name}_ckpt.{ckpt}.gz"
+        if not p.exists():
+            raise fail(str(p), "missing: a DQN-replay checkpoint needs all of $store$_{observation,action,reward,terminal} and add_count", "copy the whole replay_logs folder")
+        return p
+
+    add_count = int(_load_small(path("add_count")))
+    small = {name: _load_small(path(f"$store$_{name}")) for name in _STORES[1:]}
+    capacity = len(small["action"])
+    invalid_path = folder / f"invalid_range_ckpt.{ckpt}.gz"
+    invalid = _load_small(invalid_path).astype(np.int64).reshape(-1) if invalid_path.exists() else np.zeros(0, np.int64)
+
+    # Rows in time order: the oldest first (at the cursor once the circular buffer has wrapped).
+    if add_count <= capacity:
+        order = np.arange(add_count)
+    else:
+        order = (np.arange(capacity) + add_count % capacity) % capacity
+    order = order[~np.isin(order, invalid)]
+    terminal = small["terminal"][order] != 0
+    cut = budget is not None and budget < len(order)
+    if cut:
+        ends = np.flatnonzero(terminal[:budget]) + 1
+        keep = int(ends[-1]) if len(ends) else budget  # whole episodes when at least one fits
+        order, terminal = order[:keep], terminal[:keep]
+    if len(order) == 0:
+        raise fail(str(path("$store$_observation")), "the checkpoint holds no valid transitions (add_count 0)", "use another checkpoint")
+
+    timeout = np.zeros(len(order), bool)
+    timeout[-1] = not terminal[-1]  # the data stop here; the episode did not
+    return {
+        "observation": _read_rows(path("$store$_observation"), order),
+        "action": small["action"][order],
+        "reward": small["reward"][order],
+        "terminal": terminal,
+        "timeout": timeout,
+        "cut": cut,
+    }
+
+
+def _load_small(path: Path) -> np.ndarray:
+    try:
+        with gzip.open(path, "rb") as handle:
+            return np.load(handle, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise fail(str(path), f"cannot be read as a gzip'd .npy ({type(exc).__name__}: {exc}): truncated or corrupt", "copy the checkpoint again") from None
+
+
+def _read_rows(path: Path, order: np.ndarray) -> np.ndarray:
+    """Rows `order` of a gzip'd .npy, reading contiguous runs by streaming (no full load)."""
+    runs = np.split(order, np.flatnonzero(np.diff(order) != 1) + 1)  # contiguous pieces, in order
+    try:
+        pieces = []
+        for run in runs:
+            with gzip.open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(handle)
+                if fortran or len(shape) < 2:
+                    raise ValueError(f"unexpected array layout {shape}, fortran={fortran}")
+                row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+                handle.seek(handle.tell() + int(run[0]) * row_bytes)
+                data = handle.read(len(run) * row_bytes)
+                if len(data) != len(run) * row_bytes:
+                    raise EOFError(f"{len(data)} of {len(run) * row_bytes} bytes")
+                pieces.append(np.frombuffer(data, dtype=dtype).reshape((len(run), *shape[1:])))
+    except _READ_ERRORS as exc:
+        raise fail(str(path), f"cannot be read as a gzip'd .npy ({type(exc).__name__}: {exc}): truncated or corrupt", "copy the checkpoint again") from None
+    return np.concatenate(pieces)

@@ -1,0 +1,127 @@
+"""Minari local datasets (hdf5 storage), read with h5py alone.
+
+On disk (Minari 0.4+, `MINARI_DATASETS_PATH`, default `~/.minari/datasets`):
+
+    <root>/<namespace>/<name>-v<N>/data/main_data.hdf5
+    <root>/<namespace>/<name>-v<N>/data/metadata.json   (older versions: one folder up)
+
+`main_data.hdf5` holds one group per episode, `episode_<i>`, with `observations` (T+1 rows: the
+final observation is included), `actions` (T), `rewards`, `terminations`, `truncations` (T) and
+optional `infos`. Dict observations are groups of arrays: they are flattened by concatenating
+the keys in sorted order, which is the order `gymnasium.spaces.flatten` uses for a Dict space
+(recorded as `obs_keys` in the metadata). An episode whose last step is neither terminated nor
+truncated (collection stopped) ends with a timeout. Datasets in Minari's arrow format are refused
+with a pointer to converting them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from dema.data.dataset import OfflineDataset
+from dema.data.validate import fail, require_keys
+
+
+def load_minari(data_dir: str | Path) -> OfflineDataset:
+    """Read the Minari dataset whose `data/` folder (holding main_data.hdf5) is `data_dir`."""
+    data_dir = Path(data_dir)
+    metadata = _metadata(data_dir)
+    fmt = metadata.get("data_format", "hdf5")
+    main = data_dir / "main_data.hdf5"
+    src = str(main)
+    if fmt != "hdf5" or not main.exists():
+        raise fail(str(data_dir), f"a Minari dataset in the `{fmt}` format, which this reader does not support", "convert it to hdf5 storage with minari, or export D4RL-style arrays")
+    try:
+        with h5py.File(main, "r") as file:
+            names = sorted((k for k in file.keys() if re.fullmatch(r"episode_\d+", k)), key=lambda k: int(k.split("_")[1]))
+            if not names:
+                raise fail(src, "the dataset is empty (no episode_<i> groups)", "collect or download it again; the file holds no data")
+            episodes = [_episode(file[name], f"{src}:{name}") for name in names]
+            obs_keys = _obs_keys(file[names[0]]["observations"])
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise fail(src, f"cannot be read as HDF5 ({first}): the file is truncated or corrupt", "download or collect it again") from None
+
+    def cat(key):
+        return np.concatenate([e[key] for e in episodes])
+
+    try:
+        observations, actions = cat("observations"), cat("actions")
+        next_observations = cat("next_observations")
+    except ValueError as exc:
+        raise fail(src, f"episodes disagree on array shapes ({exc})", "every episode needs the same observation and action sizes") from None
+    if observations.dtype != np.uint8:
+        observations, next_observations = observations.astype(np.float32), next_observations.astype(np.float32)
+    actions = actions.astype(np.float32) if actions.dtype.kind == "f" else actions.astype(np.int64)
+    if actions.ndim == 2 and actions.dtype == np.int64 and actions.shape[1] == 1:
+        actions = actions[:, 0]  # Discrete actions stored as (T, 1)
+    if obs_keys:
+        metadata["obs_keys"] = obs_keys
+    env_spec = metadata.get("env_spec")
+    if isinstance(env_spec, str):
+        try:
+            metadata.setdefault("env_id", json.loads(env_spec).get("id"))
+        except (ValueError, AttributeError):
+            pass
+    return OfflineDataset(
+        observations=observations,
+        actions=actions,
+        rewards=cat("rewards"),
+        terminals=cat("terminals"),
+        timeouts=cat("timeouts"),
+        metadata={k: v for k, v in metadata.items() if k not in ("observation_space", "action_space")},
+        format="minari",
+        source=src,
+        next_observations=next_observations,
+    )
+
+
+def _metadata(data_dir: Path) -> dict:
+    for candidate in (data_dir / "metadata.json", data_dir.parent / "metadata.json"):
+        if candidate.exists():
+            try:
+                return json.loads(candidate.read_text())
+            except ValueError as exc:
+                raise fail(str(candidate), f"is not valid JSON ({exc})", "restore the dataset's metadata.json") from None
+    return {}
+
+
+def _episode(group: h5py.Group, src: str) -> dict[str, np.ndarray]:
+    require_keys(src, list(group.keys()), ("observations", "actions", "rewards", "terminations", "truncations"))
+    rewards = np.asarray(group["rewards"][()], dtype=np.float32).reshape(-1)
+    steps = len(rewards)
+    obs = _flatten(group["observations"])  # (T+1, S)
+    if len(obs) != steps + 1:
+        raise fail(src, f"{len(obs)} observations for {steps} steps (Minari stores T+1)", "the episode is cut short; collect or download it again")
+    terminals = np.asarray(group["terminations"][()]).reshape(-1) != 0
+    timeouts = np.asarray(group["truncations"][()]).reshape(-1) != 0
+    if steps and not (terminals[-1] or timeouts[-1]):
+        timeouts = timeouts.copy()
+        timeouts[-1] = True  # collection stopped mid-episode
+    return {
+        "observations": obs[:-1],
+        "next_observations": obs[1:],
+        "actions": _flatten(group["actions"]),
+        "rewards": rewards,
+        "terminals": terminals,
+        "timeouts": timeouts,
+    }
+
+
+def _flatten(item) -> np.ndarray:
+    """A dataset, or a (nested) Dict-space group -> (T, features), keys in sorted order."""
+    if isinstance(item, h5py.Dataset):
+        return item[()]
+    parts = [_flatten(item[key]) for key in sorted(item.keys())]
+    return np.concatenate([p.reshape(len(p), -1).astype(np.float32) for p in parts], axis=1)
+
+
+def _obs_keys(item) -> list[str]:
+    if isinstance(item, h5py.Dataset):
+        return []
+    return [f"{k}/{sub}" if sub else k for k in sorted(item.keys()) for sub in (_obs_keys(item[k]) or [""])]
