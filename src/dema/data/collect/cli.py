@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a .npz or SB3 .zip policy replacing the medium/expert recipe's own")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-next-observations", action="store_true",
+                   help="leave out next_observations (optional in D4RL; halves the file)")
     p.add_argument("--sac-budget", type=int, default=3_000_000,
                    help="sac-replay: most SAC environment steps before giving up on the medium level")
     p.add_argument("--work-dir", type=Path, default=None,
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
             path, meta = collect(spec, args.recipe, out, args.steps, args.seed, args.num_envs,
                                  args.policy_dir or default_policy_dir(), args.policy, args.vector_mode,
-                                 args.overwrite, not args.no_progress, command)
+                                 args.overwrite, not args.no_progress, command,
+                                 next_observations=not args.no_next_observations)
     norm = meta.get("normalized_return_mean")
     print(
         f"wrote {path}: {meta['transitions']} transitions, {meta['episodes']} episodes, return "

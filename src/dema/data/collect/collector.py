@@ -44,6 +44,7 @@ def collect(
     overwrite: bool = False,
     progress: bool = True,
     command: str = "",
+    next_observations: bool = True,
 ) -> tuple[Path, dict]:
     """Run the recipe's stages one after another and write the result; returns (path, metadata)."""
     check_writable(out, overwrite)  # fail before the work, not after it
@@ -86,5 +87,5 @@ def collect(
     }
     if recipe == "medium-replay":
         meta["approximation"] = APPROXIMATION_NOTE
-    write_hdf5(out, data, meta, overwrite=overwrite)
+    write_hdf5(out, data, meta, overwrite=overwrite, next_observations=next_observations)
     return out, meta

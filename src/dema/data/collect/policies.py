@@ -22,6 +22,7 @@ MuJoCo locomotion tasks, whose bounds are [-1, 1]). `RandomPolicy` draws uniform
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -141,6 +142,12 @@ class RandomPolicy:
 # Readers
 
 
+def describe_source(path: Path) -> str:
+    """File name and content hash: identifies the policy without recording a local folder."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"{path.name} (sha256 {digest})"
+
+
 def load_npz(path: str | Path) -> MlpPolicy:
     """Read a policy in the behaviour-policies `.npz` format."""
     path = Path(path)
@@ -175,7 +182,7 @@ def load_npz(path: str | Path) -> MlpPolicy:
         clip_obs=float(z.get("clip_obs", 10.0)),
         epsilon=float(z.get("epsilon", 1e-8)),
         time_feature=bool(z.get("time_feature", False)),
-        source=str(path),
+        source=describe_source(path),
     )
 
 
@@ -271,7 +278,7 @@ def load_sb3_zip(path: str | Path) -> MlpPolicy:
         b_mu=b_mu,
         act_low=low,
         act_high=high,
-        source=str(path),
+        source=describe_source(path),
         extra={"algorithm": algo},
         **extra,
     )

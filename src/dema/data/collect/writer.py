@@ -45,15 +45,24 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise DataError(f"{path} is a folder; --out must name a file such as {path / 'dataset.hdf5'}")
 
 
-def write_hdf5(path: str | Path, data: dict[str, np.ndarray], meta: dict, overwrite: bool = False) -> Path:
-    """Write data (the D4RL keys) and meta to path via a temporary file and an atomic rename."""
+def write_hdf5(
+    path: str | Path,
+    data: dict[str, np.ndarray],
+    meta: dict,
+    overwrite: bool = False,
+    next_observations: bool = True,
+) -> Path:
+    """Write data (the D4RL keys) and meta to path via a temporary file and an atomic rename.
+
+    `next_observations=False` leaves that (optional, derivable) key out, which halves a small file.
+    """
     path = Path(path)
     check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
-            for key in KEYS:
+            for key in KEYS if next_observations else KEYS[:-1]:
                 arr = np.asarray(data[key])
                 arr = arr.astype(bool) if key in ("terminals", "timeouts") else arr.astype(np.float32)
                 f.create_dataset(key, data=arr, compression="gzip", compression_opts=4, shuffle=True)
