@@ -1,6 +1,7 @@
 """SequencePolicy: the one trunk shared by DeMa, Decision Transformer, Decision Convformer and BC.
 
     per step t:   R_t -> Linear(1, E)     a_{t-1} -> Linear(A, E)     s_t -> Linear(S, E)
+                  (discrete actions: Embedding + tanh; Atari frames: Nature CNN + tanh)
                   (+ timestep embedding of t on each, when position_embedding)
     token layout: B3LD  (R_t, a_{t-1}, s_t) as three tokens:     (B, K, 3, E) -> (B, 3K, E)
                   BL3D  the three concatenated into one token:   (B, K, 3E)
@@ -28,18 +29,20 @@ from dema.data.batch import Batch
 from dema.errors import ConfigError
 from dema.models.blocks import build_block, is_recurrent
 from dema.models.config import BlockKind, ModelConfig, TokenLayout
+from dema.models.encoders import state_encoder
 
 TOKENS_PER_STEP = {TokenLayout.B3LD: 3, TokenLayout.BL3D: 1, TokenLayout.STATE_ONLY: 1}
 
 
 class SequencePolicy(nn.Module):
-    def __init__(self, cfg: ModelConfig, state_dim: int, act_dim: int, discrete: bool = False):
-        """act_dim: action size (continuous) or number of actions (discrete)."""
+    def __init__(self, cfg: ModelConfig, state_dim: int | tuple[int, ...], act_dim: int, discrete: bool = False):
+        """state_dim: S, or (C, H, W) for frames (Nature CNN encoder);
+        act_dim: action size (continuous) or number of actions (discrete)."""
         super().__init__()
         self.cfg, self.state_dim, self.act_dim, self.discrete = cfg, state_dim, act_dim, discrete
         E, D = cfg.embed_dim, cfg.d_model
         uses_return = cfg.layout is not TokenLayout.STATE_ONLY
-        self.embed_state = nn.Linear(state_dim, E)
+        self.embed_state = state_encoder(state_dim, E)
         self.embed_return = nn.Linear(1, E) if uses_return else None
         if not uses_return:
             self.embed_action = None
