@@ -9,6 +9,7 @@ from conftest import make_arrays
 
 from dema.data.dataset import OfflineDataset
 from dema.data.trajectories import TrajectoryDataset
+from dema.errors import DataError
 
 LENGTHS = (5, 9, 1, 13, 3)
 
@@ -140,6 +141,14 @@ def test_discrete_actions_previous_action_reserved_index():
             expected_act = [0] * pad + [int(ep["a"][t]) for t in steps]
             assert batch.prev_actions[0].tolist() == expected_prev
             assert batch.actions[0].tolist() == expected_act
+
+
+def test_discrete_action_index_outside_n_actions_is_refused():
+    a = make_arrays(LENGTHS)
+    actions = np.full(len(a["rewards"]), 6)
+    ds = OfflineDataset(a["observations"], actions, a["rewards"], a["terminals"], a["timeouts"], metadata={"n_actions": 6}, source="x.pkl")
+    with pytest.raises(DataError, match="x.pkl: action indices span 6..6 but n_actions is 6"):
+        TrajectoryDataset(ds, context_len=4)
 
 
 def test_whole_trajectory_batches_cover_every_episode_once_right_aligned():

@@ -19,7 +19,7 @@ from conftest import make_arrays, write_d4rl, write_dqn_replay, write_dt_pickle,
 from dema.cli import main as dema_main
 from dema.data.load import load_dataset
 from dema.data.validate import DataWarning
-from dema.errors import DataError
+from dema.errors import ConfigError, DataError
 
 
 def expect_error(path, *words, **kwargs) -> str:
@@ -134,6 +134,18 @@ def test_maze2d_timeout_quirk_warns(tmp_path):
     path = write_d4rl(tmp_path / "maze2d-umaze-v1.hdf5", make_arrays(obs_dim=4, act_dim=2))
     with pytest.warns(DataWarning, match="maze2d timeouts mark goal resets"):
         load_dataset(path)
+
+
+def test_maze2d_quirk_not_warned_for_gymnasium_pointmaze(tmp_path):
+    path = write_d4rl(tmp_path / "maze2d-umaze-dema.hdf5", make_arrays(obs_dim=4, act_dim=2), attrs={"env_id": "PointMaze_UMaze-v3"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        load_dataset(path)
+
+
+def test_unknown_environment_name_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown environment 'antmaze'"):
+        load_dataset(write_d4rl(tmp_path / "x.hdf5", make_arrays()), env="antmaze")
 
 
 def test_terminal_and_timeout_on_one_step_warns_and_keeps_terminal(tmp_path):

@@ -49,6 +49,7 @@ def summary(dataset: OfflineDataset, env=None) -> dict:
             "timeout": int((dataset.timeouts[last] & ~dataset.terminals[last]).sum()),
         },
     }
+    out["metadata"] = dataset.metadata
     spec = resolve_env(dataset, env)
     if spec is not None and not dataset.discrete:
         out["normalized_return_mean"] = spec.normalize(out["return_mean"])
@@ -70,6 +71,9 @@ def _text(info: dict) -> str:
     ]
     if "normalized_return_mean" in info:
         lines.append(f"normalised   mean return = {info['normalized_return_mean']:.1f} (D4RL score)")
+    for key, value in info["metadata"].items():
+        text = str(value)
+        lines.append(f"metadata     {key} = {text if len(text) <= 70 else text[:67] + '...'}")
     return "\n".join(lines)
 
 

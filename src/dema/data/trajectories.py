@@ -116,6 +116,11 @@ class TrajectoryDataset:
         # Actions and the previous action a_{t-1}, with a_{-1} = 0 (discrete: n_actions).
         if self.discrete:
             self.n_actions = dataset.n_actions
+            if dataset.actions.min() < 0 or dataset.actions.max() >= self.n_actions:
+                raise DataError(
+                    f"{dataset.source or 'dataset'}: action indices span {dataset.actions.min()}..{dataset.actions.max()} "
+                    f"but n_actions is {self.n_actions}. Fix: record the game's action count as metadata n_actions"
+                )
             self._actions = dataset.actions.astype(np.int64)
             first_prev = self.n_actions
         else:

@@ -25,7 +25,7 @@ import numpy as np
 
 from dema.data.dataset import OfflineDataset
 from dema.envs import EnvSpec, env_spec
-from dema.errors import DataError
+from dema.errors import ConfigError, DataError
 
 
 class DataWarning(UserWarning):
@@ -62,9 +62,9 @@ def resolve_env(dataset: OfflineDataset, env: str | EnvSpec | None) -> EnvSpec |
         return None
     try:
         return env_spec(name)
-    except KeyError:
+    except KeyError as exc:
         if env:  # the caller named it explicitly: an unknown name is their error
-            raise
+            raise ConfigError(str(exc).strip("'\"")) from None
         return None
 
 
@@ -129,7 +129,9 @@ def validate(
         warn(src, f"{int(both.sum())} step(s) flagged both terminal and timeout; kept as terminal")
         dataset.timeouts = dataset.timeouts & ~dataset.terminals
 
-    if "maze2d" in (dataset.env_name or "").lower() + src.lower() and dataset.timeouts.any():
+    # D4RL's own maze2d files name their env "maze2d-*" (or nothing: then the file name says it);
+    # datasets collected in Gymnasium's PointMaze record "PointMaze_*" and have real resets.
+    if "maze2d" in (dataset.env_name or src).lower() and dataset.timeouts.any():
         warn(src, "maze2d timeouts mark goal resets inside one long controller run, not environment resets (a D4RL quirk); episodes split there start mid-motion")
 
     last = n - 1
