@@ -7,7 +7,7 @@ import torch.nn as nn
 
 
 class NatureCNN(nn.Module):
-    """(..., C, 84, 84) frames in [0, 255] -> (..., E), as in Decision Transformer's Atari code:
+    """(..., C, 84, 84) frames scaled to [0, 1] (TrajectoryDataset divides by 255) -> (..., E), as in DT's Atari code:
     three convolutions (32x8/4, 64x4/2, 64x3/1) with ReLU, flatten, Linear, Tanh."""
 
     def __init__(self, in_channels: int, embed_dim: int, frame_size: int = 84):
@@ -24,7 +24,7 @@ class NatureCNN(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         lead = frames.shape[:-3]
-        x = frames.reshape(-1, *frames.shape[-3:]).float() / 255.0  # (..., C, H, W) -> (M, C, H, W)
+        x = frames.reshape(-1, *frames.shape[-3:]).float()  # (..., C, H, W) -> (M, C, H, W)
         return self.proj(self.convs(x)).reshape(*lead, -1)  # (M, E) -> (..., E)
 
 
