@@ -133,3 +133,16 @@ def test_presets_follow_the_paper():
     assert model_config("dt", "hopper-medium").position_embedding is True
     with pytest.raises(Exception, match="unknown model"):
         model_config("gpt", "hopper-medium")
+
+
+def test_atari_frames_go_through_the_nature_cnn():
+    torch.manual_seed(0)
+    cfg = tiny_config("dema", context_len=3)
+    policy = build_policy(cfg, (4, 84, 84), 6, discrete=True)
+    batch = random_batch(batch_size=2, length=3, dtype=torch.float32)
+    batch.states = torch.rand(2, 3, 4, 84, 84)  # frames scaled to [0, 1]
+    batch.actions = torch.randint(0, 6, (2, 3))
+    batch.prev_actions = torch.randint(0, 7, (2, 3))
+    assert policy(batch).shape == (2, 3, 6)
+    policy.loss(batch).backward()
+    assert policy.embed_state.convs[0].weight.grad.abs().sum() > 0
