@@ -133,7 +133,7 @@ def write_dqn_replay(folder: Path, n_steps: int, capacity: int, ckpt: int = 0, s
     _save_gz(folder / f"add_count_ckpt.{ckpt}.gz", np.int64(n_steps))
     # dopamine: invalid_range(cursor, capacity, stack_size=4, update_horizon=1)
     cursor = n_steps % capacity
-    _save_gz(folder / f"invalid_range_ckpt.{ckpt}.gz", np.array([(cursor - 1 + i) % capacity for i in range(5)]))
+    _save_gz(folder / f"invalid_range_ckpt.{ckpt}.gz", np.array([(cursor - 1 + i) % capacity for i in range(5)], dtype=np.float64))  # float, as dopamine
     return {"observation": frames, "action": actions, "reward": rewards, "terminal": terminal, "cursor": cursor}
 
 

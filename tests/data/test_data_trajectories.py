@@ -166,6 +166,15 @@ def test_whole_trajectory_batches_cover_every_episode_once_right_aligned():
             check_window(batch, row, naive_window(eps[e], 0, width, data.state_mean, data.state_std, 3.0))
             seen.append(e)
     assert sorted(seen) == list(range(len(LENGTHS)))
+    # the order is drawn at the call: the generator state right before it fixes the whole epoch
+    data.set_rng_state(np.random.default_rng(3).bit_generator.state)
+    epoch = data.trajectory_batches(2)
+    after_call = data.rng_state()
+    data.set_rng_state(np.random.default_rng(3).bit_generator.state)
+    replay = data.trajectory_batches(2)
+    assert data.rng_state() == after_call
+    for a, b in zip(epoch, replay):
+        assert torch.equal(a.states, b.states)
 
 
 def test_whole_trajectory_chunks_continue_timesteps_and_returns():

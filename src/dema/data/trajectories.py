@@ -11,9 +11,10 @@ API (what the trainer uses):
     batch = data.sample(64, generator=rng)   # or with your own np.random.Generator / torch.Generator
     state = data.rng_state(); data.set_rng_state(state)   # resume exactly (JSON-able for numpy)
     for batch in data.trajectory_batches(8, max_len=None):  # whole episodes, one epoch, RNN-like
-        ...
+        ...                                  # (the epoch's order is drawn when called)
     data.state_mean, data.state_std          # (S,) float32, saved with the checkpoint for acting
     data.episodes                            # list[Episode(start, length, return_)]
+    data.max_length, data.state_dim, data.act_dim
     data.n_actions                           # discrete (Atari) datasets only; a_{-1} = n_actions
 
 Alignment and padding follow `dema.data.batch` exactly: per step t the tokens are
@@ -131,6 +132,8 @@ class TrajectoryDataset:
         self.act_dim = self.n_actions if self.discrete else self._actions.shape[1]
         self.state_dim = int(np.prod(dataset.obs_shape))
 
+        self.max_length = int(self._ep_lengths.max())  # longest episode (timestep embedding size)
+
         # Sampling weights: episode ~ length, as DT's `p_sample = traj_lens / sum(traj_lens)`.
         self._weights = self._ep_lengths / self._ep_lengths.sum()
 
@@ -177,7 +180,9 @@ class TrajectoryDataset:
         Each batch is right-aligned and left-padded to its longest member (so the last real step
         sits at the last position). With `max_len`, episodes are first cut into consecutive chunks
         of at most `max_len` steps (timesteps and returns-to-go continue across chunks; a model
-        that should carry its state across chunks must do so itself).
+        that should carry its state across chunks must do so itself). The epoch's order is drawn
+        from the generator when this is CALLED (not lazily at the first batch), so the sampler's
+        state before the call determines the whole epoch.
         """
         generator = self.generator if generator is None else generator
         items = []  # (global start, length)
@@ -189,10 +194,13 @@ class TrajectoryDataset:
             order = torch.randperm(len(items), generator=generator).numpy()
         else:
             order = generator.permutation(len(items))
-        for i in range(0, len(order), batch_size):
-            chosen = items[order[i : i + batch_size]]
+        return self._epoch(items[order], batch_size, drop_last)
+
+    def _epoch(self, items: np.ndarray, batch_size: int, drop_last: bool) -> Iterator[Batch]:
+        for i in range(0, len(items), batch_size):
+            chosen = items[i : i + batch_size]
             if drop_last and len(chosen) < batch_size:
-                break
+                return
             yield self._gather(chosen[:, 0], chosen[:, 1], int(chosen[:, 1].max()))
 
     # ----------------------------------------------------------------- RNG state (training resume)
