@@ -123,3 +123,36 @@ def test_id_resolution_search_path_and_versions(tmp_path, monkeypatch):
     (tmp_path / "datasets").mkdir()
     write_d4rl(tmp_path / "datasets" / "halfcheetah-medium.hdf5", make_arrays(obs_dim=17, act_dim=6))
     assert resolve_id("halfcheetah-medium-v2") == tmp_path / "datasets" / "halfcheetah-medium.hdf5"
+
+
+def test_reads_what_the_real_minari_package_writes(tmp_path, monkeypatch):
+    """Fidelity check of the on-disk layout; runs where `minari` is installed (not a dependency)."""
+    minari = pytest.importorskip("minari", reason="minari not installed (optional: only this check uses it)")
+    import gymnasium as gym
+    from minari.data_collector import EpisodeBuffer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    env = gym.make("Hopper-v5", max_episode_steps=15)
+    env.action_space.seed(0)
+    episodes = []
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        ep = {"observations": [obs], "actions": [], "rewards": [], "terminations": [], "truncations": []}
+        done = False
+        while not done:
+            action = env.action_space.sample()
+            obs, reward, term, trunc, _ = env.step(action)
+            for key, value in zip(("observations", "actions", "rewards", "terminations", "truncations"), (obs, action, reward, term, trunc)):
+                ep[key].append(value)
+            done = term or trunc
+        episodes.append({k: np.array(v) for k, v in ep.items()})
+    with pytest.warns(UserWarning):  # minari nags about missing author/description
+        minari.create_dataset_from_buffers("test/hopper-random-v0", [EpisodeBuffer(**e) for e in episodes], env=env, algorithm_name="random", data_format="hdf5")
+
+    ds = load_dataset(tmp_path / "test" / "hopper-random-v0")
+    assert ds.format == "minari" and ds.metadata["env_id"] == "Hopper-v5"
+    np.testing.assert_array_equal(ds.observations, np.concatenate([e["observations"][:-1] for e in episodes]).astype(np.float32))
+    np.testing.assert_array_equal(ds.next_observations, np.concatenate([e["observations"][1:] for e in episodes]).astype(np.float32))
+    np.testing.assert_allclose(ds.rewards, np.concatenate([e["rewards"] for e in episodes]), rtol=1e-6)
+    np.testing.assert_array_equal(ds.terminals, np.concatenate([e["terminations"] for e in episodes]))
+    np.testing.assert_array_equal(ds.timeouts, np.concatenate([e["truncations"] for e in episodes]))
