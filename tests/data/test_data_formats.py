@@ -156,3 +156,25 @@ def test_reads_what_the_real_minari_package_writes(tmp_path, monkeypatch):
     np.testing.assert_allclose(ds.rewards, np.concatenate([e["rewards"] for e in episodes]), rtol=1e-6)
     np.testing.assert_array_equal(ds.terminals, np.concatenate([e["terminations"] for e in episodes]))
     np.testing.assert_array_equal(ds.timeouts, np.concatenate([e["truncations"] for e in episodes]))
+
+
+def test_max_transitions_keeps_whole_episodes(tmp_path):
+    arrays = make_arrays()  # episodes of 5, 7, 4
+    path = write_d4rl(tmp_path / "x.hdf5", arrays)
+    ds = load_dataset(path, max_transitions=14)
+    assert len(ds) == 12 and ds.metadata["max_transitions"] == 14
+    np.testing.assert_array_equal(ds.next_observations, arrays["next_observations"][:12])
+    ds = load_dataset(path, max_transitions=3)  # not even one episode fits: cut, ended by a timeout
+    assert len(ds) == 3 and ds.timeouts[-1]
+
+
+def test_dqn_replay_refuses_a_read_that_cannot_fit(tmp_path, monkeypatch):
+    import dema.data.formats.dqn_replay as dqn
+    from dema.errors import DataError
+
+    folder = tmp_path / "Pong" / "replay_logs"
+    write_dqn_replay(folder, n_steps=30, capacity=40)
+    monkeypatch.setattr(dqn, "MAX_BYTES", 100)  # 30 frames of 30 bytes
+    with pytest.raises(DataError, match="needs 0.0 GiB of frames.*Fix: pass max_transitions"):
+        load_dataset(folder)
+    assert len(load_dataset(folder, max_transitions=14)) == 14  # two whole episodes of 7

@@ -82,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", help="a file, a folder, or a dataset id (see `dema.data.load`)")
     parser.add_argument("--env", default=None, help="check sizes against this environment (hopper, walker2d, ...)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--max-transitions", type=int, default=None, help="read only the first episodes that fit in this many transitions (DQN-replay: streamed from disk)")
     parser.add_argument("--strict", action="store_true", help="refuse an unfinished last episode instead of marking a timeout")
     args = parser.parse_args(argv)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        dataset = load_dataset(args.dataset, env=args.env, strict=args.strict)
+        dataset = load_dataset(args.dataset, env=args.env, strict=args.strict, max_transitions=args.max_transitions)
     notes = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     info = summary(dataset, args.env)
     if args.json:

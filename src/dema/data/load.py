@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 import dema
 from dema.data.dataset import OfflineDataset
@@ -37,15 +40,45 @@ def search_path() -> list[Path]:
     return folders + [Path.cwd() / "datasets", Path("~/.dema/datasets").expanduser(), BUNDLED]
 
 
-def load_dataset(path_or_id: str | os.PathLike, env: str | EnvSpec | None = None, strict: bool = False) -> OfflineDataset:
-    """Read and validate a dataset; `env` (a name like "hopper") adds the observation-size check."""
+def load_dataset(
+    path_or_id: str | os.PathLike,
+    env: str | EnvSpec | None = None,
+    strict: bool = False,
+    max_transitions: int | None = None,
+) -> OfflineDataset:
+    """Read and validate a dataset.
+
+    `env` (a name like "hopper") adds the size checks; `strict` refuses an unfinished last
+    episode; `max_transitions` keeps only the first episodes that fit in that many transitions
+    (DQN-replay reads only those from disk).
+    """
     path = Path(path_or_id).expanduser()
     if not path.exists():
         path = resolve_id(str(path_or_id))
         if env is None:  # an id like "hopper-medium-v2" names its environment
             key = Path(str(path_or_id)).name.split("-")[0].lower()
             env = ENVS.get(key)
-    return validate(read_any(path), env=env, strict=strict)
+    dataset = read_any(path, max_transitions)
+    if max_transitions is not None and len(dataset) > max_transitions:
+        dataset = head(dataset, max_transitions)
+    return validate(dataset, env=env, strict=strict)
+
+
+def head(dataset: OfflineDataset, max_transitions: int) -> OfflineDataset:
+    """The whole episodes that fit in `max_transitions` (a cut episode if not even one fits)."""
+    ends = np.flatnonzero((dataset.terminals | dataset.timeouts)[:max_transitions]) + 1
+    n = int(ends[-1]) if len(ends) else max_transitions
+    cut = {f: getattr(dataset, f)[:n] for f in ("observations", "actions", "rewards", "terminals", "timeouts")}
+    if not len(ends):
+        cut["timeouts"] = cut["timeouts"].copy()
+        cut["timeouts"][-1] = True  # the kept part of the episode ends where the data stop
+    return replace(
+        dataset,
+        **cut,
+        next_observations=None if dataset.next_observations is None else dataset.next_observations[:n],
+        infos={k: v[:n] for k, v in dataset.infos.items()},
+        metadata={**dataset.metadata, "max_transitions": max_transitions},
+    )
 
 
 def resolve_id(dataset_id: str) -> Path:
@@ -73,15 +106,15 @@ def resolve_id(dataset_id: str) -> Path:
     )
 
 
-def read_any(path: Path) -> OfflineDataset:
+def read_any(path: Path, max_transitions: int | None = None) -> OfflineDataset:
     """Pick the reader for an existing file or folder."""
     if path.is_dir():
-        return _read_folder(path)
+        return _read_folder(path, max_transitions)
     if path.name.startswith("$store$_") or path.name.startswith("add_count_ckpt"):
         from dema.data.formats.dqn_replay import load_dqn_replay
 
         match = re.search(r"_ckpt\.(\d+)\.gz$", path.name)
-        return load_dqn_replay(path.parent, checkpoints=[int(match.group(1))] if match else None)
+        return load_dqn_replay(path.parent, checkpoints=[int(match.group(1))] if match else None, max_transitions=max_transitions)
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head == _HDF5_MAGIC or path.suffix in (".hdf5", ".h5"):
@@ -99,7 +132,7 @@ def read_any(path: Path) -> OfflineDataset:
     raise fail(str(path), "unknown dataset format (not HDF5, a pickle, or a DQN-replay checkpoint)", "give a D4RL .hdf5, a Minari dataset folder, a Decision-Transformer .pkl or a DQN-replay folder")
 
 
-def _read_folder(path: Path) -> OfflineDataset:
+def _read_folder(path: Path, max_transitions: int | None) -> OfflineDataset:
     for data in (path / "data", path):
         if (data / "main_data.hdf5").exists():
             from dema.data.formats.minari import load_minari
@@ -109,7 +142,7 @@ def _read_folder(path: Path) -> OfflineDataset:
         if any(logs.glob("$store$_observation_ckpt.*.gz")):
             from dema.data.formats.dqn_replay import load_dqn_replay
 
-            return load_dqn_replay(logs)
+            return load_dqn_replay(logs, max_transitions=max_transitions)
     found = sorted(p.name for p in path.iterdir())[:10]
     raise fail(
         str(path),

@@ -36,6 +36,7 @@ from dema.envs import ATARI_ACTIONS
 
 _STORES = ("observation", "action", "reward", "terminal")
 _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error)
+MAX_BYTES = 16 * 2**30  # frames read without an explicit max_transitions
 
 
 def checkpoints_in(folder: Path) -> list[int]:
@@ -53,6 +54,8 @@ def load_dqn_replay(
     checkpoints = checkpoints_in(folder) if checkpoints is None else list(checkpoints)
     if not checkpoints:
         raise fail(str(folder), "no DQN-replay checkpoints ($store$_observation_ckpt.N.gz)", "name a run's replay_logs folder")
+    if max_transitions is None:
+        _check_memory(folder, checkpoints)
     parts = []
     budget = max_transitions
     for ckpt in checkpoints:
@@ -85,6 +88,33 @@ def load_dqn_replay(
         format="dqn-replay",
         source=str(folder),
     )
+
+
+def _check_memory(folder: Path, checkpoints: list[int]) -> None:
+    """Refuse a full read that cannot fit (50 checkpoints of 1M frames are ~350 GB)."""
+    total = 0
+    for ckpt in checkpoints:
+        rows = int(_load_small(folder / f"add_count_ckpt.{ckpt}.gz")) if (folder / f"add_count_ckpt.{ckpt}.gz").exists() else 0
+        path = folder / f"$store$_observation_ckpt.{ckpt}.gz"
+        try:
+            with gzip.open(path, "rb") as handle:
+                shape, _, dtype = _read_header(handle)
+        except _READ_ERRORS as exc:
+            raise fail(str(path), f"cannot be read as a gzip'd .npy ({type(exc).__name__}: {exc}): truncated or corrupt", "copy the checkpoint again") from None
+        total += min(rows, shape[0]) * int(np.prod(shape[1:])) * dtype.itemsize
+    if total > MAX_BYTES:
+        raise fail(
+            str(folder),
+            f"reading all {len(checkpoints)} checkpoint(s) needs {total / 2**30:.1f} GiB of frames (limit {MAX_BYTES / 2**30:.0f} GiB)",
+            "pass max_transitions (`dema data --max-transitions`; DT used 500,000 = 1%), or name one $store$_observation_ckpt.N.gz file",
+        )
+
+
+def _read_header(handle) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(handle)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(handle)
+    return shape, fortran, dtype
 
 
 def _read_checkpoint(folder: Path, ckpt: int, budget: int | None) -> dict[str, np.ndarray]:
@@ -142,9 +172,7 @@ def _read_rows(path: Path, order: np.ndarray) -> np.ndarray:
         pieces = []
         for run in runs:
             with gzip.open(path, "rb") as handle:
-                version = np.lib.format.read_magic(handle)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read_header(handle)
+                shape, fortran, dtype = _read_header(handle)
                 if fortran or len(shape) < 2:
                     raise ValueError(f"unexpected array layout {shape}, fortran={fortran}")
                 row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
