@@ -69,6 +69,28 @@ def test_truncated_hdf5(tmp_path):
     expect_error(path, "truncated or corrupt")
 
 
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_corruption_anywhere_gives_a_data_error_or_a_valid_load(tmp_path, compression):
+    """Overwrite 256 bytes at every 512-byte offset: only DataError (or, by luck, a clean load)."""
+    clean = tmp_path / "clean.hdf5"
+    with h5py.File(clean, "w") as file:
+        for key, value in make_arrays(lengths=(100, 100)).items():
+            file.create_dataset(key, data=value, compression=compression)
+    data = clean.read_bytes()
+    path = tmp_path / "x.hdf5"
+    errors = 0
+    for offset in range(0, len(data), 512):
+        path.write_bytes(data[:offset] + b"\xff" * 256 + data[offset + 256 :])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataWarning)
+                load_dataset(path)
+        except DataError as exc:
+            assert "x.hdf5" in str(exc) and "Fix:" in str(exc)
+            errors += 1
+    assert errors > 0
+
+
 def test_not_hdf5_at_all(tmp_path):
     path = tmp_path / "x.hdf5"
     path.write_bytes(b"this is not an hdf5 file" * 10)

@@ -158,5 +158,5 @@ def _is_minari_file(path: Path) -> bool:
     try:
         with h5py.File(path, "r") as file:
             return "observations" not in file and any(key.startswith("episode_") for key in file.keys())
-    except OSError:
+    except (OSError, KeyError, RuntimeError):
         return False  # the D4RL reader reports the corrupt file with its own message

@@ -29,7 +29,7 @@ def load_d4rl(path: str | Path, infos: bool = True) -> OfflineDataset:
     try:
         with h5py.File(path, "r") as file:
             return _read(file, src, infos)
-    except OSError as exc:  # h5py's way of saying: not HDF5, truncated, or corrupt
+    except (OSError, KeyError, RuntimeError) as exc:  # h5py: not HDF5, truncated, or a corrupt object header
         raise fail(src, f"cannot be read as HDF5 ({_first_line(exc)}): the file is truncated or corrupt", "download or collect it again") from None
 
 

@@ -43,7 +43,7 @@ def load_minari(data_dir: str | Path) -> OfflineDataset:
                 raise fail(src, "the dataset is empty (no episode_<i> groups)", "collect or download it again; the file holds no data")
             episodes = [_episode(file[name], f"{src}:{name}") for name in names]
             obs_keys = _obs_keys(file[names[0]]["observations"])
-    except OSError as exc:
+    except (OSError, KeyError, RuntimeError) as exc:  # h5py: truncated, or a corrupt object header
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise fail(src, f"cannot be read as HDF5 ({first}): the file is truncated or corrupt", "download or collect it again") from None
 
