@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-next-observations", action="store_true",
                    help="leave out next_observations (optional in D4RL; halves the file)")
+    p.add_argument("--ref-episodes", type=int, default=100,
+                   help="maze2d: episodes per reference score (random and controller)")
     p.add_argument("--sac-budget", type=int, default=3_000_000,
                    help="sac-replay: most SAC environment steps before giving up on the medium level")
     p.add_argument("--work-dir", type=Path, default=None,
@@ -51,7 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _single_threaded_blas() -> None:
+    """One BLAS thread, unless the user chose: the policy's matrices are tiny (16 x 256), and on 2
+    shared cores a second, spinning BLAS thread made collection 4x slower (docs/DATASETS.md).
+    Takes effect only when numpy is not imported yet, as when run from the `dema` command."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _single_threaded_blas()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     command = "dema collect " + shlex.join(argv)
@@ -62,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or Path("datasets") / f"{args.env}-{args.recipe}-v3.hdf5"
         path, meta = collect_maze(args.env, args.recipe, out, args.steps, args.seed, args.num_envs,
-                                  args.overwrite, not args.no_progress, command)
+                                  args.overwrite, not args.no_progress, command, args.ref_episodes)
     else:
         from dema.envs import env_spec
 

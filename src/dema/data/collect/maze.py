@@ -1,0 +1,241 @@
+"""maze2d: D4RL's recipe in gymnasium-robotics PointMaze (a waypoint controller plus noise).
+
+D4RL (scripts/generation/generate_maze2d_datasets.py) drove a point mass through a maze with a
+PD controller towards waypoints on the shortest cell path to the goal, added N(0, 0.5^2) noise to
+every action, and relabelled a sparse reward (1 within reach of the goal). Its reference scores
+are the mean returns of a random policy (min) and of the noiseless controller (max) in the
+evaluation environment. Here, in `PointMaze_{UMaze,Medium,Large}-v3` (gymnasium-robotics's port of
+maze2d, sparse reward: 1 when within 0.45 of the goal):
+
+- controller: breadth-first distances from the goal cell; in any other cell the waypoint is the
+  centre of the neighbouring cell one step closer, in the goal cell it is the goal itself; action
+  = clip(10 * (waypoint - xy) - 1 * velocity, -1, 1) (D4RL's gains p = 10, d = -1); noise std 0.5.
+- episodes: one per environment episode (random start and goal from the env's reset, the goal kept
+  when reached, 300 / 600 / 800 steps, then timeouts=1). D4RL instead chained goals in one endless
+  stream and marked each goal change as a timeout; resetting per episode makes the data have the
+  same episode structure as the evaluation, whose return counts the steps spent at the goal.
+- observations: (x, y, vx, vy, goal_x, goal_y). The goal is part of the observation because it
+  changes from episode to episode (D4RL's maze2d observations had no goal, its evaluation goal was
+  fixed).
+- sizes: D4RL's (umaze 1M, medium 2M, large 4M transitions).
+- reference scores: random and controller mean returns over 100 episodes (reset seeds 10000+),
+  stored in the file's metadata as `ref_min_score` / `ref_max_score`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dema.data.collect.rollout import episode_returns, make_vec_env
+from dema.data.collect.writer import check_writable, package_versions, write_hdf5
+from dema.errors import ConfigError
+
+P_GAIN, D_GAIN = 10.0, -1.0  # D4RL WaypointController defaults
+NOISE_STD = 0.5  # D4RL generate_maze2d_datasets.py --noisy
+REF_EPISODES, REF_SEED = 100, 10_000
+
+
+@dataclass(frozen=True)
+class MazeSpec:
+    name: str  # "maze2d-umaze"
+    gym_id: str
+    max_episode_steps: int
+    default_steps: int
+
+
+MAZES = {
+    m.name: m
+    for m in [
+        MazeSpec("maze2d-umaze", "PointMaze_UMaze-v3", 300, 1_000_000),
+        MazeSpec("maze2d-medium", "PointMaze_Medium-v3", 600, 2_000_000),
+        MazeSpec("maze2d-large", "PointMaze_Large-v3", 800, 4_000_000),
+    ]
+}
+
+
+def _register() -> None:
+    try:
+        import gymnasium_robotics
+    except ImportError as exc:
+        raise ConfigError("maze2d needs gymnasium-robotics: pip install 'dema[maze]'") from exc
+    import gymnasium as gym
+
+    gym.register_envs(gymnasium_robotics)
+
+
+class WaypointController:
+    """Shortest-cell-path PD controller for one maze (one instance serves all sub-envs)."""
+
+    def __init__(self, maze) -> None:
+        self.maze = maze  # gymnasium_robotics Maze: maze_map, cell_xy_to_rowcol, cell_rowcol_to_xy
+        grid = np.array([[1 if c == 1 else 0 for c in row] for row in maze.maze_map])
+        self.free = grid == 0
+        self._dist_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def _distances(self, goal_cell: tuple[int, int]) -> np.ndarray:
+        """Breadth-first step counts from goal_cell to every free cell (inf in walls)."""
+        if goal_cell not in self._dist_cache:
+            dist = np.full(self.free.shape, np.inf)
+            dist[goal_cell] = 0
+            queue = deque([goal_cell])
+            while queue:
+                r, c = queue.popleft()
+                for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                    if self.free[nr, nc] and dist[nr, nc] == np.inf:
+                        dist[nr, nc] = dist[r, c] + 1
+                        queue.append((nr, nc))
+            self._dist_cache[goal_cell] = dist
+        return self._dist_cache[goal_cell]
+
+    def waypoint(self, xy: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        cell = tuple(int(v) for v in self.maze.cell_xy_to_rowcol(xy))
+        goal_cell = tuple(int(v) for v in self.maze.cell_xy_to_rowcol(goal))
+        if cell == goal_cell or not self.free[cell]:
+            return goal
+        dist = self._distances(goal_cell)
+        r, c = cell
+        neighbours = [(r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)]
+        best = min(neighbours, key=lambda rc: dist[rc])
+        return self.maze.cell_rowcol_to_xy(np.array(best))
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """(N, 6) observations (x, y, vx, vy, gx, gy) -> (N, 2) actions in [-1, 1]."""
+        actions = np.empty((len(obs), 2))
+        for i, o in enumerate(obs):
+            target = self.waypoint(o[:2], o[4:6])
+            actions[i] = P_GAIN * (target - o[:2]) + D_GAIN * o[2:4]
+        return np.clip(actions, -1.0, 1.0)
+
+
+def _flat(obs: dict) -> np.ndarray:
+    """Dict observation -> (N, 6): (x, y, vx, vy) then the goal (gx, gy)."""
+    return np.concatenate([obs["observation"], obs["desired_goal"]], axis=-1)
+
+
+def maze_rollout(spec: MazeSpec, policy: str, steps: int, num_envs: int, seed: int, noise: float,
+                 progress: tqdm | None = None) -> dict[str, np.ndarray]:
+    """Like rollout.rollout, for the controller or random actions: streams per sub-env, concatenated."""
+    num_envs = max(1, min(num_envs, steps))
+    per_env = np.full(num_envs, steps // num_envs)
+    per_env[: steps % num_envs] += 1
+    length = int(per_env.max())
+    rng = np.random.default_rng(seed)
+    envs = make_vec_env(spec.gym_id, num_envs, "sync", continuing_task=True, reset_target=False)
+    controller = WaypointController(envs.envs[0].unwrapped.maze)
+    buf = {
+        "observations": np.zeros((num_envs, length, 6), np.float32),
+        "actions": np.zeros((num_envs, length, 2), np.float32),
+        "rewards": np.zeros((num_envs, length), np.float32),
+        "terminals": np.zeros((num_envs, length), bool),
+        "timeouts": np.zeros((num_envs, length), bool),
+        "next_observations": np.zeros((num_envs, length, 6), np.float32),
+    }
+    try:
+        obs = _flat(envs.reset(seed=seed)[0])
+        for j in range(length):
+            if policy == "random":
+                action = rng.uniform(-1.0, 1.0, size=(num_envs, 2))
+            else:
+                action = controller.act(obs)
+            if noise > 0:
+                action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
+            next_obs_d, reward, terminated, truncated, info = envs.step(action)
+            next_obs = _flat(next_obs_d)
+            real_next = next_obs.copy()
+            if "_final_obs" in info:
+                for i in np.flatnonzero(info["_final_obs"]):
+                    real_next[i] = _flat({k: v[None] for k, v in info["final_obs"][i].items()})[0]
+            buf["observations"][:, j] = obs
+            buf["actions"][:, j] = action
+            buf["rewards"][:, j] = reward
+            buf["terminals"][:, j] = terminated
+            buf["timeouts"][:, j] = truncated & ~terminated
+            buf["next_observations"][:, j] = real_next
+            obs = next_obs
+            if progress is not None:
+                progress.update(int((per_env > j).sum()))
+    finally:
+        envs.close()
+    streams = []
+    for i in range(num_envs):
+        stream = {k: v[i, : per_env[i]] for k, v in buf.items()}
+        if not (stream["terminals"][-1] or stream["timeouts"][-1]):
+            stream["timeouts"][-1] = True
+        streams.append(stream)
+    return {k: np.concatenate([s[k] for s in streams]) for k in buf}
+
+
+def reference_scores(spec: MazeSpec, episodes: int = REF_EPISODES, num_envs: int = 10) -> dict[str, float]:
+    """D4RL's way: mean return of random actions (min) and of the noiseless controller (max)."""
+    scores = {}
+    num_envs = min(num_envs, episodes)  # whole episodes per sub-env: episodes * max steps in all
+    for key, policy in (("ref_min_score", "random"), ("ref_max_score", "controller")):
+        data = maze_rollout(spec, policy, episodes * spec.max_episode_steps, num_envs, REF_SEED, 0.0)
+        returns = episode_returns(data["rewards"], data["terminals"], data["timeouts"])
+        scores[key] = float(returns.mean())
+        scores[key.replace("score", "episodes")] = int(len(returns))
+    return scores
+
+
+def collect_maze(name: str, recipe: str, out: Path, steps: int | None, seed: int, num_envs: int,
+                 overwrite: bool, progress: bool, command: str,
+                 ref_episodes: int = REF_EPISODES) -> tuple[Path, dict]:
+    """`dema collect maze2d-umaze controller|random`: collect, score, write."""
+    if name not in MAZES:
+        raise ConfigError(f"unknown maze {name!r}; choose one of {', '.join(MAZES)}")
+    if recipe not in ("controller", "random"):
+        raise ConfigError(f"unknown maze2d recipe {recipe!r}; choose controller (D4RL's) or random")
+    _register()
+    spec = MAZES[name]
+    out = Path(out)
+    check_writable(out, overwrite)
+    total = steps if steps is not None else spec.default_steps
+    if total <= 0:
+        raise ConfigError(f"--steps must be positive, got {total}")
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc=f"{name}-{recipe}", unit="step", disable=not progress, smoothing=0.05)
+    noise = NOISE_STD if recipe == "controller" else 0.0
+    data = maze_rollout(spec, recipe, total, num_envs, seed, noise, bar)
+    bar.close()
+    seconds = time.perf_counter() - start
+    refs = reference_scores(spec, ref_episodes)
+    returns = episode_returns(data["rewards"], data["terminals"], data["timeouts"])
+    stats = {
+        "episodes": int(len(returns)),
+        "transitions": int(total),
+        "terminal_episodes": int(data["terminals"].sum()),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+    }
+    stats["normalized_return_mean"] = 100 * (stats["return_mean"] - refs["ref_min_score"]) / (
+        refs["ref_max_score"] - refs["ref_min_score"])
+    meta = {
+        "env_id": spec.gym_id,
+        "env_name": name,
+        "recipe": f"maze2d {recipe}" + (f" (waypoint controller, action noise N(0, {NOISE_STD}^2))" if noise else ""),
+        "policy": "waypoint controller (p 10, d -1)" if recipe == "controller" else "uniform random actions",
+        "seed": seed,
+        "steps": int(total),
+        "num_envs": int(min(num_envs, total)),
+        "observation_layout": "x, y, vx, vy, goal_x, goal_y",
+        "reward": "sparse: 1 when within 0.45 of the goal",
+        "episode_stats": stats,
+        **stats,
+        **refs,
+        "ref_scores_protocol": f"mean return over {ref_episodes} episodes, reset seeds {REF_SEED}+, noiseless controller / uniform random",
+        "collect_seconds": round(seconds, 2),
+        "steps_per_second": round(total / seconds, 1),
+        "versions": package_versions(),
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_hdf5(out, data, meta, overwrite=overwrite)
+    return out, meta
