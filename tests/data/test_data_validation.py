@@ -219,6 +219,41 @@ def test_pickle_truncated(tmp_path):
     expect_error(path, "truncated or corrupt")
 
 
+def test_pickle_corruption_anywhere_gives_a_data_error_or_a_valid_load(tmp_path):
+    data = write_dt_pickle(tmp_path / "clean.pkl", make_arrays(lengths=(20, 20, 20))).read_bytes()
+    path = tmp_path / "x.pkl"
+    errors = 0
+    for offset in range(0, len(data), 13):
+        path.write_bytes(data[:offset] + b"\xff" * 3 + data[offset + 3 :])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataWarning)
+                load_dataset(path)
+        except DataError as exc:
+            assert "x.pkl" in str(exc) and "Fix:" in str(exc)
+            errors += 1
+    assert errors > 0
+
+
+def test_pickle_ragged_or_non_numeric_field(tmp_path):
+    episode = make_arrays(lengths=(4,))
+    episode["observations"] = [[1.0, 2.0], [3.0]]  # ragged
+    path = tmp_path / "ragged.pkl"
+    path.write_bytes(pickle.dumps([episode]))
+    expect_error(path, "episode 0", "`observations` is not a numeric array")
+    episode["observations"] = ["a", "b", "c", "d"]
+    path.write_bytes(pickle.dumps([episode]))
+    expect_error(path, "episode 0", "`observations` is not a numeric array")
+
+
+def test_pickle_episode_with_mismatched_lengths(tmp_path):
+    episodes = [make_arrays(lengths=(4,)), make_arrays(lengths=(4,))]
+    episodes[1]["actions"] = episodes[1]["actions"][:3]
+    path = tmp_path / "x.pkl"
+    path.write_bytes(pickle.dumps(episodes))
+    expect_error(path, "episode 1 has arrays of different lengths", "actions 3")
+
+
 def test_pickle_not_a_list_of_episodes(tmp_path):
     path = tmp_path / "x.pkl"
     path.write_bytes(pickle.dumps({"observations": np.zeros((3, 2))}))

@@ -59,7 +59,7 @@ def load_dt_pickle(path: str | Path) -> OfflineDataset:
             f"the pickle asks for `{exc}`, which could run code when loaded; refused",
             "only lists/dicts of numpy arrays are read: re-save the episodes as plain arrays, or convert to D4RL hdf5",
         ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, MemoryError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged stream raises, the file is the problem
         raise fail(src, f"cannot be unpickled ({type(exc).__name__}: {exc}): the file is truncated or corrupt", "download or write it again") from None
 
     if not isinstance(episodes, (list, tuple)) or not all(isinstance(e, dict) for e in episodes):
@@ -72,18 +72,23 @@ def load_dt_pickle(path: str | Path) -> OfflineDataset:
         require_keys(src, list(episode), ("observations", "actions", "rewards"), where=f" in episode {i}")
         done_key = "terminals" if "terminals" in episode else "dones"
         require_keys(src, list(episode), (done_key,), where=f" in episode {i} (`terminals` or `dones`)")
-        rewards = np.asarray(episode["rewards"], dtype=np.float32).reshape(-1)
-        terminals = np.asarray(episode[done_key]).reshape(-1) != 0
+        rewards = _array(episode, "rewards", i, src).astype(np.float32).reshape(-1)
+        terminals = _array(episode, done_key, i, src).reshape(-1) != 0
         timeouts = np.zeros_like(terminals)
         if len(terminals) and not terminals[-1]:
             timeouts[-1] = True  # cut by the time limit or the end of the data
-        parts["observations"].append(np.asarray(episode["observations"]))
-        parts["actions"].append(np.asarray(episode["actions"]))
+        observations, actions = _array(episode, "observations", i, src), _array(episode, "actions", i, src)
+        sizes = {"observations": len(observations), "actions": len(actions), "rewards": len(rewards), done_key: len(terminals)}
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{k} {v}" for k, v in sizes.items())
+            raise fail(src, f"episode {i} has arrays of different lengths ({listed})", "every field of an episode needs one row per step")
+        parts["observations"].append(observations)
+        parts["actions"].append(actions)
         parts["rewards"].append(rewards)
         parts["terminals"].append(terminals)
         parts["timeouts"].append(timeouts)
         if "next_observations" in episode:
-            parts["next_observations"].append(np.asarray(episode["next_observations"]))
+            parts["next_observations"].append(_array(episode, "next_observations", i, src))
 
     try:
         arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
@@ -108,3 +113,13 @@ def load_dt_pickle(path: str | Path) -> OfflineDataset:
         source=src,
         next_observations=None if next_observations is None else next_observations.astype(np.float32),
     )
+
+
+def _array(episode: dict, key: str, index: int, src: str) -> np.ndarray:
+    try:
+        value = np.asarray(episode[key])
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {value.dtype}")
+        return value
+    except (TypeError, ValueError) as exc:
+        raise fail(src, f"episode {index}: `{key}` is not a numeric array ({exc})", "store every episode field as a numpy array of numbers") from None
