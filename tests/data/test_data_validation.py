@@ -288,6 +288,15 @@ def test_minari_missing_key_and_short_observations(tmp_path):
     expect_error(folder, "Minari stores T+1")
 
 
+def test_minari_episode_with_mismatched_lengths(tmp_path):
+    folder = write_minari(tmp_path, make_arrays())
+    with h5py.File(folder / "data" / "main_data.hdf5", "a") as file:
+        actions = file["episode_2"]["actions"][:-1]
+        del file["episode_2"]["actions"]
+        file["episode_2"].create_dataset("actions", data=actions)
+    expect_error(folder, "episode_2", "different lengths", "actions 3")
+
+
 def test_minari_arrow_format_refused(tmp_path):
     folder = tmp_path / "ds-v0"
     (folder / "data").mkdir(parents=True)
@@ -313,6 +322,16 @@ def test_dqn_replay_missing_store(tmp_path):
     write_dqn_replay(folder, n_steps=30, capacity=40)
     (folder / "$store$_reward_ckpt.0.gz").unlink()
     with pytest.raises(DataError, match="reward_ckpt.0.gz: missing"):
+        load_dataset(folder)
+
+
+def test_dqn_replay_stores_of_different_sizes(tmp_path):
+    folder = tmp_path / "replay_logs"
+    write_dqn_replay(folder, n_steps=30, capacity=40)
+    write_dqn_replay(tmp_path / "other", n_steps=30, capacity=20)
+    (tmp_path / "other" / "$store$_reward_ckpt.0.gz").replace(folder / "$store$_reward_ckpt.0.gz")
+    with pytest.raises(DataError, match="stores of different sizes .action 40, reward 20"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
         load_dataset(folder)
 
 

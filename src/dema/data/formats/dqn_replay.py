@@ -127,6 +127,12 @@ def _read_checkpoint(folder: Path, ckpt: int, budget: int | None) -> dict[str, n
     add_count = int(_load_small(path("add_count")))
     small = {name: _load_small(path(f"$store$_{name}")) for name in _STORES[1:]}
     capacity = len(small["action"])
+    if len(small["reward"]) != capacity or len(small["terminal"]) != capacity:
+        raise fail(
+            str(folder),
+            f"checkpoint {ckpt} stores of different sizes (action {capacity}, reward {len(small['reward'])}, terminal {len(small['terminal'])})",
+            "the files come from different runs or were cut short; copy the whole replay_logs folder again",
+        )
     invalid_path = folder / f"invalid_range_ckpt.{ckpt}.gz"
     invalid = _load_small(invalid_path).astype(np.int64).reshape(-1) if invalid_path.exists() else np.zeros(0, np.int64)
 
@@ -173,7 +179,7 @@ def _read_rows(path: Path, order: np.ndarray) -> np.ndarray:
         for run in runs:
             with gzip.open(path, "rb") as handle:
                 shape, fortran, dtype = _read_header(handle)
-                if fortran or len(shape) < 2:
+                if fortran or len(shape) < 2 or int(order.max()) >= shape[0]:
                     raise ValueError(f"unexpected array layout {shape}, fortran={fortran}")
                 row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
                 handle.seek(handle.tell() + int(run[0]) * row_bytes)

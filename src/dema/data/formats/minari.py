@@ -100,13 +100,18 @@ def _episode(group: h5py.Group, src: str) -> dict[str, np.ndarray]:
         raise fail(src, f"{len(obs)} observations for {steps} steps (Minari stores T+1)", "the episode is cut short; collect or download it again")
     terminals = np.asarray(group["terminations"][()]).reshape(-1) != 0
     timeouts = np.asarray(group["truncations"][()]).reshape(-1) != 0
+    actions = _flatten(group["actions"])
+    sizes = {"actions": len(actions), "rewards": steps, "terminations": len(terminals), "truncations": len(timeouts)}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{k} {v}" for k, v in sizes.items())
+        raise fail(src, f"arrays of different lengths ({listed})", "every field of an episode needs one row per step; collect or download it again")
     if steps and not (terminals[-1] or timeouts[-1]):
         timeouts = timeouts.copy()
         timeouts[-1] = True  # collection stopped mid-episode
     return {
         "observations": obs[:-1],
         "next_observations": obs[1:],
-        "actions": _flatten(group["actions"]),
+        "actions": actions,
         "rewards": rewards,
         "terminals": terminals,
         "timeouts": timeouts,
