@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_arrays, write_d4rl, write_dqn_replay, write_dt_pickle, write_minari
+from data_factories import make_arrays, write_d4rl, write_dqn_replay, write_dt_pickle, write_minari
 
 from dema.data.formats.dqn_replay import load_dqn_replay
 from dema.data.load import load_dataset, resolve_id

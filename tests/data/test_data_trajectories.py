@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_arrays
+from data_factories import make_arrays
 
 from dema.data.dataset import OfflineDataset
 from dema.data.trajectories import TrajectoryDataset

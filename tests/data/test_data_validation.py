@@ -1,6 +1,6 @@
 """The bad-file corpus: every broken input gives one DataError naming the file, the problem, the fix.
 
-Files are generated in tmp_path by the writers in conftest.py; nothing binary is committed.
+Files are generated in tmp_path by the writers in data_factories.py; nothing binary is committed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import warnings
 import h5py
 import numpy as np
 import pytest
-from conftest import make_arrays, write_d4rl, write_dqn_replay, write_dt_pickle, write_minari
+from data_factories import make_arrays, write_d4rl, write_dqn_replay, write_dt_pickle, write_minari
 
 from dema.cli import main as dema_main
 from dema.data.load import load_dataset

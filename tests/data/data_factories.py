@@ -1,7 +1,8 @@
 """Writers for small synthetic datasets in every format, good and broken, generated in tmp_path.
 
 The bad-file corpus of tests/data/test_data_validation.py is built from these, so no binary test
-files are committed.
+files are committed. (A plain module, not conftest.py: several test folders have a conftest, and
+`from conftest import ...` would pick whichever was imported last.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 
 
 def make_arrays(lengths=(5, 7, 4), obs_dim=11, act_dim=3, last_terminal=True, seed=0) -> dict:
@@ -136,7 +136,3 @@ def write_dqn_replay(folder: Path, n_steps: int, capacity: int, ckpt: int = 0, s
     _save_gz(folder / f"invalid_range_ckpt.{ckpt}.gz", np.array([(cursor - 1 + i) % capacity for i in range(5)], dtype=np.float64))  # float, as dopamine
     return {"observation": frames, "action": actions, "reward": rewards, "terminal": terminal, "cursor": cursor}
 
-
-@pytest.fixture
-def d4rl_file(tmp_path) -> Path:
-    return write_d4rl(tmp_path / "hopper-test-v2.hdf5", make_arrays(), attrs={"env_id": "Hopper-v5", "recipe": "test"})
