@@ -1,0 +1,153 @@
+"""The acting policy: a trained `SequencePolicy` plus the per-episode state it conditions on.
+
+The model holds no per-episode state; this wrapper does, for a vector of N environments:
+
+- `WindowAgent` (Transformer-like models: DT, DC, BC and Transformer-like DeMa) keeps the last K
+  steps of every episode and calls `policy.predict_last` on them, left-padded exactly as in
+  training (`dema.data.batch`: zeros and mask False at padded positions).
+- `RecurrentAgent` (RNN-like DeMa) keeps the model's recurrent cache and calls `policy.step`, so
+  each decision costs O(1) work whatever the episode length.
+
+Both follow the batch contract's alignment: at step t the model sees (R_t, a_{t-1}, s_t), with
+a_{-1} = 0 and R_0 = target / scale. After the environment returns r_t, R_{t+1} = R_t - r_t / scale
+(the return-to-go includes the reward of its own step). In the delayed-reward setting the
+return-to-go is not decreased: the training data put the whole return on the last step, so R_t
+equals the target throughout (as DT's `--mode delayed`).
+
+    agent = make_agent(policy, stats, num_envs=10)
+    agent.reset(target_return=3600.0)
+    action = agent.act(obs)                      # first step: no reward yet
+    action = agent.act(obs, reward)              # then: the reward of the previous action
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class NormStats:
+    """What acting needs from the dataset: saved as normalization.json next to the weights."""
+
+    state_mean: np.ndarray  # (S,)
+    state_std: np.ndarray  # (S,)
+    reward_scale: float
+    delayed: bool
+
+    def to_dict(self) -> dict:
+        return {"state_mean": [float(x) for x in self.state_mean], "state_std": [float(x) for x in self.state_std],
+                "reward_scale": self.reward_scale, "delayed": self.delayed}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NormStats":
+        return cls(np.asarray(data["state_mean"], np.float32), np.asarray(data["state_std"], np.float32),
+                   float(data["reward_scale"]), bool(data["delayed"]))
+
+
+class _Agent:
+    def __init__(self, policy, stats: NormStats, num_envs: int, act_dim: int, device: str | torch.device = "cpu"):
+        self.policy = policy
+        self.act_dim = act_dim
+        self.stats = stats
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self._mean = torch.as_tensor(stats.state_mean, dtype=torch.float32, device=self.device)
+        self._std = torch.as_tensor(stats.state_std, dtype=torch.float32, device=self.device)
+        self.state_dim = int(self._mean.numel())
+        self._started = False
+
+    def reset(self, target_return: float) -> None:
+        """Start a new episode in every environment, conditioned on a raw return target."""
+        n = self.num_envs
+        self.rtg = torch.full((n, 1), target_return / self.stats.reward_scale, device=self.device)
+        self.t = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.prev_action: torch.Tensor | None = None  # a_{t-1}; None means a_{-1} = 0
+        self._started = False
+        self._reset_state()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, reward: np.ndarray | None = None) -> np.ndarray:
+        """(N, S) raw observations (and the (N,) rewards of the previous actions) -> (N, A) actions."""
+        state = (torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(self.num_envs, -1)
+                 - self._mean) / self._std
+        if self._started:
+            if reward is None:
+                raise ValueError("act() after the first step needs the reward of the previous action")
+            if not self.stats.delayed:
+                r = torch.as_tensor(reward, dtype=torch.float32, device=self.device).reshape(-1, 1)
+                self.rtg = self.rtg - r / self.stats.reward_scale
+            self.t = self.t + 1
+        self._started = True
+        action = self._decide(state)
+        self.prev_action = action
+        return action.cpu().numpy()
+
+    def _prev_action(self) -> torch.Tensor:
+        if self.prev_action is not None:
+            return self.prev_action
+        return torch.zeros(self.num_envs, self.act_dim, device=self.device)  # a_{-1} = 0
+
+    def _reset_state(self) -> None:
+        raise NotImplementedError
+
+    def _decide(self, state: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class WindowAgent(_Agent):
+    """Transformer-like acting: the last K steps, left-padded, re-read at every decision."""
+
+    def __init__(self, policy, stats: NormStats, num_envs: int, context_len: int, act_dim: int, device="cpu"):
+        super().__init__(policy, stats, num_envs, act_dim, device)
+        self.context_len = context_len
+
+    def _reset_state(self) -> None:
+        n, k, s, a = self.num_envs, self.context_len, self.state_dim, self.act_dim
+        zeros = dict(device=self.device)
+        self.states = torch.zeros(n, k, s, **zeros)  # (N, K, S), newest step last
+        self.prev_actions = torch.zeros(n, k, a, **zeros)
+        self.returns_to_go = torch.zeros(n, k, 1, **zeros)
+        self.timesteps = torch.zeros(n, k, dtype=torch.long, **zeros)
+        self.mask = torch.zeros(n, k, dtype=torch.bool, **zeros)
+
+    def _decide(self, state: torch.Tensor) -> torch.Tensor:
+        from dema.data.batch import Batch
+
+        # Shift the window one step left and write step t at the last position; positions that
+        # have not been filled yet stay zero with mask False, i.e. left padding.
+        def push(buffer: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+            return torch.cat([buffer[:, 1:], value.unsqueeze(1).to(buffer.dtype)], dim=1)
+
+        self.states = push(self.states, state)
+        self.prev_actions = push(self.prev_actions, self._prev_action())
+        self.returns_to_go = push(self.returns_to_go, self.rtg)
+        self.timesteps = push(self.timesteps, self.t)
+        self.mask = push(self.mask, torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+        batch = Batch(states=self.states, actions=torch.zeros_like(self.prev_actions), prev_actions=self.prev_actions,
+                      returns_to_go=self.returns_to_go, timesteps=self.timesteps, mask=self.mask)
+        return self.policy.predict_last(batch)  # (N, A)
+
+
+class RecurrentAgent(_Agent):
+    """RNN-like acting: one `policy.step` per decision on the carried cache."""
+
+    def __init__(self, policy, stats: NormStats, num_envs: int, act_dim: int, device="cpu"):
+        super().__init__(policy, stats, num_envs, act_dim, device)
+
+    def _reset_state(self) -> None:
+        self.cache = self.policy.init_cache(self.num_envs, self.device)
+
+    def _decide(self, state: torch.Tensor) -> torch.Tensor:
+        action, self.cache = self.policy.step(state, self._prev_action(), self.rtg, self.t, self.cache)
+        return action
+
+
+def make_agent(policy, stats: NormStats, num_envs: int, context_len: int, act_dim: int,
+               recurrent: bool, device="cpu") -> _Agent:
+    """The agent that acts the way the model was trained: recurrent cache or K-step window."""
+    if recurrent:
+        return RecurrentAgent(policy, stats, num_envs, act_dim, device)
+    return WindowAgent(policy, stats, num_envs, context_len, act_dim, device)

@@ -1,0 +1,76 @@
+"""Episodes in Gymnasium MuJoCo v5 with vectorised environments, without a bias to short episodes.
+
+`run_episodes` runs exactly `n` episodes, each to its end (termination or the time limit), in
+rounds of at most `max_envs` environments stepped together. Every environment plays ONE episode:
+an environment that has finished keeps being stepped by the vector (its next-step autoreset) but
+its results are ignored. Counting "the first n episodes to finish" over auto-resetting environments
+instead would over-sample short episodes (falls), a bias this design excludes.
+
+Seeding: environment i of a round is reset with seed `seed + i` (gymnasium's vector reset), and
+rounds continue the numbering, so episode j always gets seed `seed + j`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Episodes:
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    act_seconds: float = 0.0  # time spent inside agent.act
+    act_calls: int = 0  # agent.act calls (each decides for every environment of its round)
+    env_steps: int = 0  # environment steps that counted (the sum of episode lengths)
+
+
+def make_vector_env(gym_id: str, num_envs: int, max_episode_steps: int = 0):
+    import gymnasium as gym
+
+    kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
+    return gym.vector.SyncVectorEnv(
+        [lambda: gym.make(gym_id, **kwargs) for _ in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+    )
+
+
+def run_episodes(agent_factory, gym_id: str, n: int, seed: int, target_return: float,
+                 max_envs: int = 50, max_episode_steps: int = 0) -> Episodes:
+    """Play `n` episodes with agents from `agent_factory(num_envs)`, conditioned on `target_return`."""
+    out = Episodes()
+    done_so_far = 0
+    while done_so_far < n:
+        num_envs = min(max_envs, n - done_so_far)
+        envs = make_vector_env(gym_id, num_envs, max_episode_steps)
+        try:
+            _one_round(agent_factory(num_envs), envs, seed + done_so_far, target_return, out)
+        finally:
+            envs.close()
+        done_so_far += num_envs
+    return out
+
+
+def _one_round(agent, envs, seed: int, target_return: float, out: Episodes) -> None:
+    n = envs.num_envs
+    low, high = envs.single_action_space.low, envs.single_action_space.high
+    obs, _ = envs.reset(seed=seed)
+    agent.reset(target_return)
+    returns = np.zeros(n)
+    lengths = np.zeros(n, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    reward = None
+    while active.any():
+        start = time.perf_counter()
+        action = agent.act(obs, reward)
+        out.act_seconds += time.perf_counter() - start
+        out.act_calls += 1
+        obs, reward, terminated, truncated, _ = envs.step(np.clip(action, low, high))
+        returns += np.where(active, reward, 0.0)
+        lengths += active
+        active &= ~(terminated | truncated)
+    out.returns += returns.tolist()
+    out.lengths += lengths.tolist()
+    out.env_steps += int(lengths.sum())

@@ -1,0 +1,109 @@
+"""`dema train`: train a model on an offline dataset, or resume a run.
+
+    dema train --model dema --dataset hopper-medium                       # the paper's protocol
+    dema train --model dt --dataset hopper-medium --protocol cpu-short    # shorter, for CPUs
+    dema train --model dema --dataset hopper-medium --optim.lr 3e-4 --model.n-layer 2
+    dema train --resume runs/hopper-medium_dema_paper_s0                  # continue exactly
+
+`--model`, `--dataset` and `--protocol` choose the defaults (preset + protocol, see
+dema.train.config); every other field of TrainConfig is an option on top (`--help` lists them).
+Booleans take an explicit value (`--overwrite True`, `--data.delayed False`); unknown options are
+an error. On resume the saved config is used; only the schedule, the evaluation and the output
+options may change (anything else would break the exact continuation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from dema.errors import ConfigError, DemaError
+from dema.train.config import TrainConfig, available_protocols, preset_config
+
+_HEAD = """usage: dema train --model MODEL --dataset DATASET [--protocol PROTOCOL] [OPTIONS]
+       dema train --resume RUN_DIR [OPTIONS]
+
+  --model     dema, dema-bl3d, dema-post, dema-rnn, dt, dc, bc (default: dema)
+  --dataset   a dataset id (datasets/, bundled) or a file (default: hopper-medium)
+  --protocol  {protocols} (default: paper; cpu-short = fewer updates and episodes)
+  --preset    the preset to use when the dataset's name matches none (e.g. hopper-medium-replay)
+  --resume    continue the run in RUN_DIR exactly where its last checkpoint stopped
+
+Every field below is an option over the preset; booleans take True/False.
+"""
+
+# Fields that may change when resuming: they do not affect the weights' trajectory.
+_RESUMABLE_CHANGES = {"schedule", "eval", "progress", "threads", "tensorboard"}
+
+
+def parse(argv: list[str]) -> tuple[TrainConfig, bool]:
+    """(config, resume) from the command line."""
+    import tyro
+
+    head = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    head.add_argument("--model", default="dema")
+    head.add_argument("--dataset", default="hopper-medium")
+    head.add_argument("--protocol", default="paper")
+    head.add_argument("--preset", default=None)
+    head.add_argument("--resume", default=None)
+    known, rest = head.parse_known_args(argv)
+    help_ = "-h" in rest or "--help" in rest
+
+    if known.resume:
+        run_dir = Path(known.resume)
+        if not (run_dir / "config.json").is_file():
+            raise DemaError(f"--resume {run_dir}: no config.json there; is it a run directory made by `dema train`?")
+        saved = TrainConfig.load(run_dir / "config.json")
+        # The run lives where it is, whatever runs_dir/run_name said when it was made.
+        saved = dataclasses.replace(saved, runs_dir=str(run_dir.parent), run_name=run_dir.name)
+        default = saved
+    else:
+        default = preset_config(known.model, known.dataset, known.protocol, known.preset)
+    if help_:
+        print(_HEAD.format(protocols=", ".join(available_protocols())))
+    config = tyro.cli(TrainConfig, default=default, args=rest, prog="dema train",
+                      config=(tyro.conf.FlagConversionOff,))
+    if known.resume:
+        _check_resume_changes(default, config)
+    return config, bool(known.resume)
+
+
+def _check_resume_changes(saved: TrainConfig, new: TrainConfig) -> None:
+    before, after = saved.to_dict(), new.to_dict()
+    changed = sorted(k for k in before if before[k] != after[k] and k not in _RESUMABLE_CHANGES)
+    if changed:
+        raise ConfigError(f"--resume: {changed} cannot change when resuming (the continuation would not be exact); "
+                          "start a new run instead")
+
+
+def main(argv: list[str]) -> int:
+    from dema.evaluation.evaluate import evaluate_run, write_eval
+    from dema.train.loop import train
+
+    config, resume = parse(argv)
+    result = train(config, resume=resume)
+    if resume:
+        config.save(result.run_dir / "config.json")  # schedule/eval changes, recorded
+    if config.eval.at_end and result.step == config.schedule.updates:
+        report = evaluate_run(result.run_dir)
+        path = write_eval(result.run_dir, report)
+        print(summary_line(report) + f" -> {path}")
+    return 0
+
+
+def summary_line(report: dict) -> str:
+    line = (f"final: normalised {report['normalized_mean']:.1f} +- {report['normalized_std']:.1f} "
+            f"(return {report['return_mean']:.1f} +- {report['return_std']:.1f}, {report['episodes']} episodes, "
+            f"target {report['targets'][0]:g})")
+    best = report.get("best_during_training")
+    if best:
+        line += f"; best during training {best['normalized_mean']:.1f} at step {best['step']}"
+    return line
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

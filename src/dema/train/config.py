@@ -1,0 +1,294 @@
+"""The training configuration: typed dataclasses, per-dataset presets, named protocols.
+
+A run is described by ONE `TrainConfig` (model, data, optimiser, schedule, evaluation), resolved
+in three layers, each recorded in the saved config.json:
+
+1. the preset of the dataset: `dema.models.model_config(model, dataset)` for the model (the
+   paper's sizes) and `presets/<dataset>.json` for everything else (the paper's optimiser and
+   schedule: AdamW, weight decay 1e-4, linear warm-up 10k, grad-norm clip 0.25, batch 64,
+   100k updates, 100 evaluation episodes; lr 1e-4 or 1e-3 per dataset);
+2. a named protocol (`presets/protocol-<name>.json`): "paper" changes nothing and is the default;
+   "cpu-short" is the paper's preset with fewer updates, a proportionally shorter warm-up and fewer
+   evaluation episodes, for machines without a GPU. A protocol is never applied silently: its name
+   is part of the run name and of config.json;
+3. command-line overrides of any field (`--optim.lr 3e-4`, `--model.n-layer 2`).
+
+The context length K lives in ONE place, `model.context_len`: the sampler's windows and the
+acting window both read it (the model needs it anyway for acting), so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import tyro
+
+from dema.errors import ConfigError
+from dema.models import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    """What to train on."""
+
+    dataset: str = "hopper-medium"
+    """dataset id (collected under datasets/ or bundled) or a path to a dataset file"""
+    reward_scale: float = 1000.0
+    """returns-to-go are divided by this (the paper: 1000 on MuJoCo)"""
+    delayed: bool = False
+    """sparse-reward setting: each episode's rewards summed onto its last step; when acting the
+    return-to-go stays at the target"""
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a linear warm-up, as the paper and Decision Transformer's gym code."""
+
+    lr: float = 1e-4
+    """peak learning rate"""
+    weight_decay: float = 1e-4
+    """AdamW weight decay (applied to every parameter, as in DT's gym code)"""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas"""
+    warmup_steps: int = 10_000
+    """linear warm-up from lr/warmup_steps to lr over this many updates, then constant"""
+    grad_clip: float = 0.25
+    """gradient-norm clip; 0 disables it"""
+    batch_size: int = 64
+    """windows per batch (RNN-like: whole trajectories per batch)"""
+    updates_per_batch: int = 1
+    """updates on each sampled batch (the paper's RNN-like DeMa takes several per trajectory batch)"""
+
+
+@dataclass
+class ScheduleConfig:
+    """How long to train and how often to log, evaluate and checkpoint."""
+
+    updates: int = 100_000
+    """total gradient updates"""
+    log_every: int = 100
+    """updates between log lines and metrics.csv rows"""
+    eval_every: int = 10_000
+    """updates between evaluations during training (they feed the "best" figure); 0 disables"""
+    checkpoint_every: int = 1_000
+    """updates between checkpoints (weights + full resume state)"""
+
+
+@dataclass
+class EvalConfig:
+    """Rollouts in the simulator, during training and by `dema eval`."""
+
+    episodes: int = 100
+    """episodes per target and seed for the final evaluation"""
+    train_episodes: int = 10
+    """episodes per target and seed for each evaluation during training"""
+    seeds: tuple[int, ...] = (0,)
+    """evaluation seeds: environment i of seed s is reset with seed s * 10000 + i"""
+    targets: tuple[float, ...] = ()
+    """raw return targets; empty means the environment table's (dema.envs); the first is the
+    headline figure"""
+    max_episode_steps: int = 0
+    """cut episodes at this many steps; 0 means the environment's own limit (1000 on MuJoCo)"""
+    max_envs: int = 50
+    """environments stepped together (episodes beyond this run in further rounds)"""
+    at_end: bool = True
+    """evaluate the final and the best checkpoint when training ends (writes eval.json)"""
+
+
+@dataclass
+class TrainConfig:
+    """One training run. `dema train --help` lists every field as an option."""
+
+    # Chosen with --model / --protocol / --dataset before the other options (they pick the
+    # defaults), so they are not options of their own.
+    model_name: Annotated[str, tyro.conf.Suppress] = "dema"
+    """the model (dema, dema-bl3d, dema-post, dema-rnn, dt, dc, bc)"""
+    protocol: Annotated[str, tyro.conf.Suppress] = "paper"
+    """named protocol applied over the preset (paper, cpu-short)"""
+    preset: Annotated[str, tyro.conf.Suppress] = ""
+    """the preset file the defaults came from"""
+    seed: int = 0
+    """seed of the weights, the sampler, dropout and the evaluation environments"""
+    device: str = "cpu"
+    """torch device"""
+    threads: int = 0
+    """torch CPU threads; 0 leaves torch's default"""
+    runs_dir: str = "runs"
+    """parent folder of run directories"""
+    run_name: str = ""
+    """run directory name; empty means <dataset>_<model>_<protocol>_s<seed>"""
+    overwrite: bool = False
+    """replace an existing run directory of the same name"""
+    tensorboard: bool = False
+    """also write TensorBoard events (needs the tensorboard package)"""
+    progress: bool = True
+    """show a tqdm progress bar"""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / (self.run_name or default_run_name(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["model"] = self.model.to_dict()
+        for name in ("data", "optim", "schedule", "eval"):
+            out[name] = dataclasses.asdict(getattr(self, name))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data)
+        sections = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "eval": EvalConfig}
+        kwargs: dict[str, Any] = {}
+        if "model" in data:
+            kwargs["model"] = ModelConfig.from_dict(data.pop("model"))
+        for name, klass in sections.items():
+            if name in data:
+                kwargs[name] = _build(klass, data.pop(name), name)
+        kwargs.update(_check_keys(cls, data, "train config", skip=set(sections) | {"model"}))
+        return cls(**kwargs)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read the run config {path}: {exc}") from None
+
+    def validate(self) -> None:
+        """Range checks the dataclasses cannot express; raises ConfigError naming the field."""
+        positive = {
+            "optim.lr": self.optim.lr, "optim.batch_size": self.optim.batch_size,
+            "optim.updates_per_batch": self.optim.updates_per_batch, "schedule.updates": self.schedule.updates,
+            "schedule.log_every": self.schedule.log_every, "schedule.checkpoint_every": self.schedule.checkpoint_every,
+            "data.reward_scale": self.data.reward_scale, "eval.episodes": self.eval.episodes,
+            "eval.train_episodes": self.eval.train_episodes, "eval.max_envs": self.eval.max_envs,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        for name, value in {"optim.warmup_steps": self.optim.warmup_steps, "optim.grad_clip": self.optim.grad_clip,
+                            "schedule.eval_every": self.schedule.eval_every, "threads": self.threads,
+                            "eval.max_episode_steps": self.eval.max_episode_steps}.items():
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}")
+        if not self.eval.seeds:
+            raise ConfigError("eval.seeds is empty; give at least one seed, e.g. --eval.seeds 0")
+
+
+def _build(klass, data: dict[str, Any], where: str):
+    kwargs = _check_keys(klass, data, where)
+    for f in dataclasses.fields(klass):  # JSON has lists where the dataclass has tuples
+        if f.name in kwargs and isinstance(kwargs[f.name], list):
+            kwargs[f.name] = tuple(kwargs[f.name])
+    return klass(**kwargs)
+
+
+def _check_keys(klass, data: dict[str, Any], where: str, skip: set[str] = frozenset()) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(klass)} - set(skip)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known keys: {sorted(known)}")
+    return dict(data)
+
+
+# ----------------------------------------------------------------------------- presets, protocols
+
+
+def dataset_name(dataset: str) -> str:
+    """Short name of a dataset id or path: ".../hopper-medium-v5.hdf5" -> "hopper-medium-v5"."""
+    name = Path(dataset).name
+    for suffix in (".hdf5", ".h5", ".pkl", ".npz"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _preset_files() -> dict[str, Any]:
+    folder = resources.files("dema") / "presets"
+    return {p.name[: -len(".json")]: p for p in folder.iterdir() if p.name.endswith(".json")}
+
+
+def available_presets() -> list[str]:
+    return sorted(n for n in _preset_files() if not n.startswith("protocol-"))
+
+
+def available_protocols() -> list[str]:
+    return sorted(n[len("protocol-"):] for n in _preset_files() if n.startswith("protocol-"))
+
+
+def find_preset(dataset: str) -> str:
+    """The preset for a dataset id or file: the longest preset name its short name starts with.
+
+    "hopper-medium-v5" -> "hopper-medium"; "hopper-medium-replay-small" -> "hopper-medium-replay".
+    """
+    name = dataset_name(dataset).lower()
+    name = re.sub(r"-v\d+$", "", name)
+    matches = [p for p in available_presets() if name == p or name.startswith(p + "-")]
+    if not matches:
+        raise ConfigError(
+            f"no preset for dataset {dataset!r}; presets exist for {available_presets()} "
+            "(name the file after one of them, e.g. hopper-medium-v5.hdf5, or pick one with --preset)"
+        )
+    return max(matches, key=len)
+
+
+def _read_json(name: str) -> dict[str, Any]:
+    return json.loads(_preset_files()[name].read_text())
+
+
+def _merge(config: TrainConfig, overrides: dict[str, Any], where: str) -> TrainConfig:
+    """Apply {"optim": {"lr": ...}, ...} over a config; unknown sections or keys are errors."""
+    data = config.to_dict()
+    for section, values in overrides.items():
+        if section.startswith("_"):  # "_comment" keys document the file
+            continue
+        if isinstance(values, dict):
+            if section not in data or not isinstance(data[section], dict):
+                raise ConfigError(f"{where}: unknown section {section!r}")
+            unknown = sorted(set(values) - set(data[section]))
+            if unknown:
+                raise ConfigError(f"{where}: unknown keys {unknown} in section {section!r}")
+            data[section].update(values)
+        else:
+            if section not in data:
+                raise ConfigError(f"{where}: unknown key {section!r}")
+            data[section] = values
+    return TrainConfig.from_dict(data)
+
+
+def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str | None = None) -> TrainConfig:
+    """The resolved defaults for (model, dataset, protocol) before command-line overrides.
+
+    `preset` names the preset explicitly (for a dataset whose name matches none, e.g. a file
+    "hopper-sac-replay.hdf5" trained with the hopper-medium-replay hyper-parameters).
+    """
+    from dema.models import model_config
+
+    if preset is None:
+        preset = find_preset(dataset)
+    elif preset not in available_presets():
+        raise ConfigError(f"unknown preset {preset!r}; known: {available_presets()}")
+    if protocol not in available_protocols():
+        raise ConfigError(f"unknown protocol {protocol!r}; known: {available_protocols()}")
+    config = TrainConfig(model_name=model, protocol=protocol, preset=preset, model=model_config(model, preset))
+    config = _merge(config, _read_json(preset), f"preset {preset}.json")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset=dataset))
+    return _merge(config, _read_json(f"protocol-{protocol}"), f"protocol-{protocol}.json")
+
+
+def default_run_name(config: TrainConfig) -> str:
+    return f"{dataset_name(config.data.dataset)}_{config.model_name}_{config.protocol}_s{config.seed}"
