@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="sac-replay: most SAC environment steps before giving up on the medium level")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="sac-replay: folder for checkpoints (default OUT with .work appended)")
+    p.add_argument("--sac-learning-starts", type=int, default=10_000, help="sac-replay: random steps before training")
+    p.add_argument("--sac-eval-every", type=int, default=10_000,
+                   help="sac-replay: steps between evaluations (and checkpoints)")
+    p.add_argument("--medium-return", type=float, default=None,
+                   help="sac-replay: stop at this evaluation return (default a third of D4RL's expert return)")
     return p
 
 
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             from dema.data.collect.sac_replay import collect_sac_replay
 
             path, meta = collect_sac_replay(spec, out, args.seed, args.sac_budget, args.work_dir,
-                                            args.overwrite, not args.no_progress, command)
+                                            args.overwrite, not args.no_progress, command, args.medium_return,
+                                            args.sac_learning_starts, args.sac_eval_every)
         else:
             from dema.data.collect.collector import collect
             from dema.data.collect.recipes import default_policy_dir
