@@ -78,8 +78,15 @@ def _text(info: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dema data", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", help="a file, a folder, or a dataset id (see `dema.data.load`)")
+    parser = argparse.ArgumentParser(
+        prog="dema data",
+        description=__doc__.splitlines()[0],
+        epilog="Dataset ids (hopper-medium-replay, hopper-medium-v2) are looked up as <id>.hdf5, "
+        "<id>.h5, <id>.pkl or <id>/ in: $DEMA_DATA_PATH (colon-separated), ./datasets, "
+        "~/.dema/datasets, then the datasets bundled with dema. Formats: D4RL hdf5, Minari, "
+        "Decision-Transformer .pkl, DQN-replay folders.",
+    )
+    parser.add_argument("dataset", help="a file, a folder, or a dataset id")
     parser.add_argument("--env", default=None, help="check sizes against this environment (hopper, walker2d, ...)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--max-transitions", type=int, default=None, help="read only the first episodes that fit in this many transitions (DQN-replay: streamed from disk)")
