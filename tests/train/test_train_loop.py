@@ -14,7 +14,7 @@ from dema.errors import ConfigError
 from dema.train import loop
 from dema.train.loop import TrainingDiverged, train
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 
 
 def _weights(run_dir, name="model.safetensors"):
