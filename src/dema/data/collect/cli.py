@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.env.startswith("maze2d"):
         from dema.data.collect.maze import collect_maze
 
-        out = args.out or Path("datasets") / f"{args.env}-{args.recipe}-v3.hdf5"
+        suffix = "" if args.recipe == "controller" else f"-{args.recipe}"  # D4RL's name for the controller data
+        out = args.out or Path("datasets") / f"{args.env}{suffix}-v3.hdf5"
         path, meta = collect_maze(args.env, args.recipe, out, args.steps, args.seed, args.num_envs,
                                   args.overwrite, not args.no_progress, command, args.ref_episodes)
     else:
