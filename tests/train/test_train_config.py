@@ -49,7 +49,7 @@ def test_cpu_short_protocol_is_named_and_recorded():
     assert short.protocol == "cpu-short" and "cpu-short" in short.run_dir().name
     assert short.schedule.updates < paper.schedule.updates and short.eval.episodes < paper.eval.episodes
     assert short.optim.lr == paper.optim.lr and short.model == paper.model  # the rest is the paper's
-    assert {"paper", "cpu-short"} <= set(available_protocols())
+    assert {"paper", "cpu-short", "demo"} <= set(available_protocols())
     with pytest.raises(ConfigError, match="unknown protocol"):
         preset_config("dt", "hopper-medium", "fast")
 
