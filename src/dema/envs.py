@@ -34,13 +34,27 @@ ENVS: dict[str, EnvSpec] = {
         EnvSpec("hopper", "Hopper-v5", 11, 3, 1000, -20.272305, 3234.3, (3600.0, 1800.0)),
         EnvSpec("halfcheetah", "HalfCheetah-v5", 17, 6, 1000, -280.178953, 12135.0, (12000.0, 6000.0)),
         EnvSpec("walker2d", "Walker2d-v5", 17, 6, 1000, 1.629008, 4592.3, (5000.0, 2500.0)),
+        # maze2d: gymnasium-robotics PointMaze with flat observations (x, y, vx, vy, goal_x, goal_y),
+        # registered by dema.data.collect.maze (needs the `maze` extra). Reference scores computed here
+        # as D4RL did (random / noiseless waypoint controller, 100 episodes, docs/DATASETS.md), not
+        # D4RL's numbers (other simulator version and controller). Targets: the controller's return and
+        # half of it; returns are a few hundred steps at the goal, hence the scale of 100.
+        EnvSpec("maze2d-umaze", "dema.data.collect.maze:dema/maze2d-umaze-v3", 6, 2, 300, 13.97, 249.45,
+                (250.0, 125.0), reward_scale=100.0),
+        EnvSpec("maze2d-medium", "dema.data.collect.maze:dema/maze2d-medium-v3", 6, 2, 600, 9.08, 506.22,
+                (500.0, 250.0), reward_scale=100.0),
+        EnvSpec("maze2d-large", "dema.data.collect.maze:dema/maze2d-large-v3", 6, 2, 800, 9.01, 667.46,
+                (670.0, 335.0), reward_scale=100.0),
     ]
 }
 
 
 def env_spec(name: str) -> EnvSpec:
-    """Look up an environment by short name ("hopper") or dataset id ("hopper-medium-v2")."""
-    key = name.split("-")[0].lower()
+    """Look up an environment by short name ("hopper") or dataset id ("hopper-medium-v2", "maze2d-umaze-v1")."""
+    lowered = name.lower()
+    # The longest known name that is the id itself or its first dash-separated parts.
+    matches = [k for k in ENVS if lowered == k or lowered.startswith(k + "-")]
+    key = max(matches, key=len) if matches else lowered.split("-")[0]
     if key not in ENVS:
         known = ", ".join(sorted(ENVS))
         raise KeyError(f"unknown environment {name!r}; known: {known}")
