@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
@@ -44,9 +45,14 @@ REF_EPISODES, REF_SEED = 100, 10_000
 @dataclass(frozen=True)
 class MazeSpec:
     name: str  # "maze2d-umaze"
-    gym_id: str
+    base_id: str  # gymnasium-robotics id: "PointMaze_UMaze-v3"
     max_episode_steps: int
     default_steps: int
+
+    @property
+    def gym_id(self) -> str:
+        """The flat-observation env registered below, importable by any `gym.make` caller."""
+        return f"{__name__}:dema/{self.name}-v3"
 
 
 MAZES = {
@@ -64,9 +70,32 @@ def _register() -> None:
         import gymnasium_robotics
     except ImportError as exc:
         raise ConfigError("maze2d needs gymnasium-robotics: pip install 'dema[maze]'") from exc
-    import gymnasium as gym
-
     gym.register_envs(gymnasium_robotics)
+
+
+class FlatGoalObservation(gym.ObservationWrapper):
+    """PointMaze's dict observation -> (x, y, vx, vy, goal_x, goal_y), a plain Box for sequence models."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(6,), dtype=np.float64)
+
+    def observation(self, obs: dict) -> np.ndarray:
+        return np.concatenate([obs["observation"], obs["desired_goal"]])
+
+
+def make_flat_maze(base_id: str, **kwargs) -> gym.Env:
+    """gymnasium-robotics PointMaze (its defaults: sparse reward, goal kept when reached) with flat observations."""
+    _register()
+    return FlatGoalObservation(gym.make(base_id, **kwargs))
+
+
+# `gym.make("dema.data.collect.maze:dema/maze2d-umaze-v3")` imports this module, which registers these;
+# the time limit comes from the PointMaze registration inside.
+for _spec in MAZES.values():
+    if f"dema/{_spec.name}-v3" not in gym.registry:
+        gym.register(f"dema/{_spec.name}-v3", entry_point=make_flat_maze, kwargs={"base_id": _spec.base_id},
+                     disable_env_checker=True)
 
 
 class WaypointController:
@@ -113,11 +142,6 @@ class WaypointController:
         return np.clip(actions, -1.0, 1.0)
 
 
-def _flat(obs: dict) -> np.ndarray:
-    """Dict observation -> (N, 6): (x, y, vx, vy) then the goal (gx, gy)."""
-    return np.concatenate([obs["observation"], obs["desired_goal"]], axis=-1)
-
-
 def maze_rollout(spec: MazeSpec, policy: str, steps: int, num_envs: int, seed: int, noise: float,
                  progress: tqdm | None = None) -> dict[str, np.ndarray]:
     """Like rollout.rollout, for the controller or random actions: streams per sub-env, concatenated."""
@@ -126,7 +150,7 @@ def maze_rollout(spec: MazeSpec, policy: str, steps: int, num_envs: int, seed: i
     per_env[: steps % num_envs] += 1
     length = int(per_env.max())
     rng = np.random.default_rng(seed)
-    envs = make_vec_env(spec.gym_id, num_envs, "sync", continuing_task=True, reset_target=False)
+    envs = make_vec_env(f"dema/{spec.name}-v3", num_envs, "sync")
     controller = WaypointController(envs.envs[0].unwrapped.maze)
     buf = {
         "observations": np.zeros((num_envs, length, 6), np.float32),
@@ -137,7 +161,7 @@ def maze_rollout(spec: MazeSpec, policy: str, steps: int, num_envs: int, seed: i
         "next_observations": np.zeros((num_envs, length, 6), np.float32),
     }
     try:
-        obs = _flat(envs.reset(seed=seed)[0])
+        obs, _ = envs.reset(seed=seed)
         for j in range(length):
             if policy == "random":
                 action = rng.uniform(-1.0, 1.0, size=(num_envs, 2))
@@ -145,12 +169,11 @@ def maze_rollout(spec: MazeSpec, policy: str, steps: int, num_envs: int, seed: i
                 action = controller.act(obs)
             if noise > 0:
                 action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
-            next_obs_d, reward, terminated, truncated, info = envs.step(action)
-            next_obs = _flat(next_obs_d)
+            next_obs, reward, terminated, truncated, info = envs.step(action)
             real_next = next_obs.copy()
             if "_final_obs" in info:
                 for i in np.flatnonzero(info["_final_obs"]):
-                    real_next[i] = _flat({k: v[None] for k, v in info["final_obs"][i].items()})[0]
+                    real_next[i] = info["final_obs"][i]
             buf["observations"][:, j] = obs
             buf["actions"][:, j] = action
             buf["rewards"][:, j] = reward
@@ -218,7 +241,8 @@ def collect_maze(name: str, recipe: str, out: Path, steps: int | None, seed: int
     stats["normalized_return_mean"] = 100 * (stats["return_mean"] - refs["ref_min_score"]) / (
         refs["ref_max_score"] - refs["ref_min_score"])
     meta = {
-        "env_id": spec.gym_id,
+        "env_id": spec.base_id,
+        "gym_id": spec.gym_id,
         "env_name": name,
         "recipe": f"maze2d {recipe}" + (f" (waypoint controller, action noise N(0, {NOISE_STD}^2))" if noise else ""),
         "policy": "waypoint controller (p 10, d -1)" if recipe == "controller" else "uniform random actions",
