@@ -149,7 +149,6 @@ def test_medium_expert_concatenates_medium_then_expert(tmp_path):
     assert "sha256" in stages[0]["source"]
 
 
-@needs_policies
 def test_sb3_zip_as_policy(tmp_path):
     """--policy with an SB3 zip replaces the medium policy."""
     sb3 = pytest.importorskip("stable_baselines3", reason="stable-baselines3 not installed")
