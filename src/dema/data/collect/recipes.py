@@ -22,6 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from dema.data.collect.policies import MlpPolicy, RandomPolicy, load_policy
 from dema.data.collect.rollout import Stage
 from dema.envs import EnvSpec
@@ -96,8 +98,6 @@ def default_policy_dir() -> Path:
 
 def resolve_policy(spec: EnvSpec, algo: str, policy_dir: Path) -> MlpPolicy | RandomPolicy:
     """`algo` ("sac") -> the policy `{policy_dir}/sac-Hopper.npz`; "random" -> uniform actions."""
-    import numpy as np
-
     if algo == "random":
         return RandomPolicy(-np.ones(spec.act_dim), np.ones(spec.act_dim))
     path = policy_dir / f"{algo}-{POLICY_ENV_NAMES[spec.name]}.npz"
