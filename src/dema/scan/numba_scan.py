@@ -1,0 +1,269 @@
+"""The fast CPU selective scan: one Numba kernel forward, one backward, no (B, Di, L, N) tensor.
+
+Design. Autograd through PyTorch ops has to materialise the discretised decay and drive
+(B, Di, L, N) (31.5M floats at the hopper preset, K 20, batch 64) and the states for the backward
+pass; on a small CPU that allocation and memory traffic dominate (see docs/PERFORMANCE.md). Here
+one (batch, channel) pair is one independent job, run in parallel over the CPU threads:
+
+forward   for l in 0..L-1:  a = exp(delta_l A),  h = a * h + delta_l u_l B_l,  y_l = <C_l, h>
+          (h lives in a length-N buffer; nothing of size L*N is kept)
+backward  recompute the forward for one sequence into two (L+1, N) scratch buffers (states and
+          decays; a few KB at K 20, kept per thread), then run the adjoint recurrence backwards:
+          G_l = dL/dh_l = C_l gy_l + a_{l+1} G_{l+1}        (G_{L-1} starts at dL/dh_last)
+          du_l = delta_l <G_l, B_l>
+          ddelta_l = u_l <G_l, B_l> + sum_n G_l h_{l-1} a_l A       (through a_l = exp(delta_l A))
+          dA += delta_l G_l h_{l-1} a_l,  dB_l += delta_l u_l G_l,  dC_l += gy_l h_l
+          The backward is parallel over the batch only, so that dB and dC (summed over channels)
+          have one writer each; dA is summed over the batch from per-batch partials (B, Di, N).
+
+Memory is O(B Di L + B L N + threads L N): linear in L, never the (B, Di, L, N) product.
+
+The exponential. LLVM without a vector math library calls libm's scalar exp once per element,
+which takes 90% of the time (51 ms against 5 ms at the preset). `_exp` below is a Cody-Waite
+range reduction plus a Taylor polynomial and an exponent bit-cast: plain arithmetic that LLVM
+vectorises (AVX-512 here). Relative error: 1e-7 in float32, ~1e-16 in float64, inputs clamped
+to the normal range (exp(-87) in float32 is 1.6e-38 instead of 0: harmless for a decay factor).
+
+The skip (D), the gate (z), delta_bias and softplus stay outside the kernel, in PyTorch (cheap
+(B, Di, L) elementwise ops that autograd handles). `return_last_state` returns h_{L-1}, and it is
+differentiable too (the adjoint starts from its gradient), unlike mamba-ssm's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+import torch
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core.extending import intrinsic, overload
+
+from dema.scan.reference import apply_skip_and_gate, discretize_delta
+
+# Numba's default OpenMP threading layer is a second OpenMP runtime beside PyTorch's; with both in
+# one process, PyTorch's elementwise ops ran 10-100x slower after the first kernel launch (measured:
+# a (64, 128, 60) multiply went from 0.07 ms to 8 ms; docs/PERFORMANCE.md). Numba's own simple
+# thread pool ("workqueue") has no such interaction. It must be chosen before the first launch.
+# Its limit: one parallel kernel at a time per process (concurrent calls from Python threads abort).
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+# fastmath lets LLVM reassociate the y = <C, h> reduction so that it vectorises.
+_JIT = dict(fastmath=True, cache=True, nogil=True)
+
+
+# --- a vectorisable exp ---------------------------------------------------------------------
+
+
+@intrinsic
+def _bits_to_f32(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _bits_to_f64(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+
+
+@njit(inline="always", fastmath=True)
+def _exp_f32(x):
+    x = min(max(x, np.float32(-87.0)), np.float32(88.0))
+    k = np.floor(x * np.float32(_LOG2E) + np.float32(0.5))  # x = k ln2 + r, |r| <= ln2 / 2
+    r = x - k * np.float32(0.693145751953125) - k * np.float32(1.428606820309417232e-06)
+    p = np.float32(1.0 / 5040.0)  # Taylor to r^7: truncation error < 1e-8
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    return p * _bits_to_f32((np.int32(k) + np.int32(127)) << np.int32(23))  # p * 2^k
+
+
+@njit(inline="always", fastmath=True)
+def _exp_f64(x):
+    x = min(max(x, -708.0), 709.0)
+    k = np.floor(x * _LOG2E + 0.5)
+    r = x - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10  # fdlibm's ln2 split
+    p = 1.0 / 6227020800.0  # Taylor to r^13: truncation error < 1e-17
+    for i in range(12, 0, -1):
+        p = p * r + _INV_FACT[i]
+    p = p * r + 1.0
+    return p * _bits_to_f64((np.int64(k) + np.int64(1023)) << np.int64(52))
+
+
+_INV_FACT = np.array([1.0 / float(np.prod(np.arange(1, i + 1))) for i in range(14)])
+
+
+def _exp(x):
+    """Dispatched by Numba on the scalar type; never called from Python."""
+    raise NotImplementedError
+
+
+@overload(_exp, inline="always")
+def _exp_overload(x):
+    if x == types.float32:
+        return lambda x: _exp_f32(x)
+    if x == types.float64:
+        return lambda x: _exp_f64(x)
+    return None
+
+
+# --- kernels ---------------------------------------------------------------------------------
+
+
+@njit(parallel=True, **_JIT)
+def _forward_kernel(u, delta, A, Bt, Ct, out, last):
+    """u, delta (B, Di, L); A (Di, N); Bt, Ct (B, L, N). Writes out (B, Di, L), last (B, Di, N)."""
+    batch, d_inner, length = u.shape
+    n_state = A.shape[1]
+    for job in prange(batch * d_inner):
+        b, d = job // d_inner, job % d_inner
+        a_row = A[d]
+        h = np.zeros(n_state, dtype=u.dtype)
+        for l in range(length):
+            dl = delta[b, d, l]
+            du = dl * u[b, d, l]
+            b_row, c_row = Bt[b, l], Ct[b, l]
+            y = a_row[0] * np.float32(0.0)  # a zero of the input dtype
+            for n in range(n_state):
+                hn = _exp(dl * a_row[n]) * h[n] + du * b_row[n]
+                h[n] = hn
+                y += c_row[n] * hn
+            out[b, d, l] = y
+        last[b, d] = h
+
+
+@njit(parallel=True, **_JIT)
+def _backward_kernel(u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt):
+    """Adjoint of `_forward_kernel`. grad_y (B, Di, L), grad_last (B, Di, N) in; writes du_out,
+    ddelta_out (B, Di, L), dA_part (B, Di, N) (summed over B by the caller), dBt, dCt (B, L, N)."""
+    for b in prange(u.shape[0]):
+        # The body is a separate (serial) function: inlined into Numba's parallel-loop lowering,
+        # the same loops vectorised worse and ran 2x slower per thread (measured).
+        _backward_one(b, u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt)
+
+
+@njit(**_JIT)
+def _backward_one(b, u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt):
+    """The backward for batch element b, every channel."""
+    _, d_inner, length = u.shape
+    n_state = A.shape[1]
+    states = np.zeros((length + 1, n_state), dtype=u.dtype)  # states[l + 1] = h_l, states[0] = 0
+    decays = np.empty((length, n_state), dtype=u.dtype)
+    carry = np.empty(n_state, dtype=u.dtype)  # a_{l+1} G_{l+1}
+    G = np.empty(n_state, dtype=u.dtype)
+    dBt[b] = 0.0
+    dCt[b] = 0.0
+    for d in range(d_inner):
+        a_row = A[d]
+        for l in range(length):  # recompute the forward
+            dl = delta[b, d, l]
+            du = dl * u[b, d, l]
+            a_l, h_prev, h_cur, b_row = decays[l], states[l], states[l + 1], Bt[b, l]
+            for n in range(n_state):
+                a_l[n] = _exp(dl * a_row[n])
+            for n in range(n_state):
+                h_cur[n] = a_l[n] * h_prev[n] + du * b_row[n]
+        carry[:] = grad_last[b, d]
+        dA_row = dA_part[b, d]
+        dA_row[:] = 0.0
+        for l in range(length - 1, -1, -1):  # the adjoint, backwards in time
+            # Several short loops over n rather than one: each touches few arrays, so that
+            # LLVM vectorises them without giving up on runtime alias checks.
+            g = grad_y[b, d, l]
+            dl = delta[b, d, l]
+            ul = u[b, d, l]
+            du = dl * ul
+            a_l, h_prev, h_cur = decays[l], states[l], states[l + 1]
+            b_row, c_row, dB_row, dC_row = Bt[b, l], Ct[b, l], dBt[b, l], dCt[b, l]
+            for n in range(n_state):
+                G[n] = carry[n] + c_row[n] * g
+            for n in range(n_state):
+                dC_row[n] += g * h_cur[n]
+            for n in range(n_state):
+                dB_row[n] += du * G[n]
+            g_dot_b = a_row[0] * np.float32(0.0)
+            for n in range(n_state):
+                g_dot_b += G[n] * b_row[n]
+            g_log_a = a_row[0] * np.float32(0.0)
+            for n in range(n_state):
+                t = G[n] * h_prev[n] * a_l[n]  # dL/d(delta_l A[n]) through a_l
+                dA_row[n] += dl * t
+                g_log_a += t * a_row[n]
+            for n in range(n_state):
+                carry[n] = a_l[n] * G[n]
+            du_out[b, d, l] = g_dot_b * dl
+            ddelta_out[b, d, l] = g_dot_b * ul + g_log_a
+
+
+# --- autograd wrapper ------------------------------------------------------------------------
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def _sync_threads() -> None:
+    """Use as many threads as torch does (torch.set_num_threads is the one knob for both)."""
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+class _NumbaScan(torch.autograd.Function):
+    """(u, delta, A, B, C) -> (y, last state); y_l = <C_l, h_l> without skip, gate or bias."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C):
+        _sync_threads()
+        Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (B, N, L) -> (B, L, N)
+        y = torch.empty_like(u, memory_format=torch.contiguous_format)
+        last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
+        _forward_kernel(_np(u), _np(delta), _np(A), Bt.numpy(), Ct.numpy(), y.numpy(), last.numpy())
+        ctx.save_for_backward(u, delta, A, Bt, Ct)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_last):
+        u, delta, A, Bt, Ct = ctx.saved_tensors
+        _sync_threads()
+        if grad_y is None:
+            grad_y = torch.zeros_like(u)
+        if grad_last is None:
+            grad_last = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+        du, ddelta = torch.empty_like(u), torch.empty_like(u)
+        dA_part = u.new_empty(u.shape[0], *A.shape)  # (B, Di, N)
+        dBt, dCt = torch.empty_like(Bt), torch.empty_like(Ct)
+        _backward_kernel(
+            _np(u), _np(delta), _np(A), Bt.numpy(), Ct.numpy(), _np(grad_y), _np(grad_last),
+            du.numpy(), ddelta.numpy(), dA_part.numpy(), dBt.numpy(), dCt.numpy(),
+        )  # fmt: skip
+        return du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2)
+
+
+def supports(u: torch.Tensor) -> bool:
+    """The kernel handles contiguous-or-not float32/float64 CPU tensors; others use the fallback."""
+    return u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64)
+
+
+def selective_scan_numba(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
+    """Same signature and results as `selective_scan_ref`; see the module docstring."""
+    delta = discretize_delta(delta, delta_bias, delta_softplus)
+    dtype = torch.promote_types(u.dtype, delta.dtype)
+    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
+    y, last = _NumbaScan.apply(u, delta, A, B, C)
+    out = apply_skip_and_gate(y, u, D, z)
+    return (out, last) if return_last_state else out
