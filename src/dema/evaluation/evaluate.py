@@ -13,6 +13,7 @@ model.safetensors (final weights) and best.safetensors (best evaluation during t
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -121,12 +122,13 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
     unknown = [c for c in checkpoints if c not in CHECKPOINTS]
     if unknown:
         raise ConfigError(f"unknown checkpoint {unknown}; choose from {sorted(CHECKPOINTS)}")
-    results = {}
+    results, params = {}, None
     for name in checkpoints:
         weights = run_dir / CHECKPOINTS[name]
         if name == "best" and not weights.is_file():
             continue  # no evaluation happened during training
         policy = load_policy(run, weights, device)
+        params = sum(p.numel() for p in policy.parameters())
         torch.manual_seed(0)  # acting is deterministic; this only pins anything stochastic
         results[name] = {"checkpoint": weights.name, **_meta_step(run_dir, name),
                          **evaluate(policy, run.config.model, run.stats, run.spec, choices["episodes"],
@@ -137,8 +139,9 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
     report = dict(results["final"])
     report["best_checkpoint"] = results.get("best")
     report["best_during_training"] = _best_during_training(run_dir)
+    report["training"] = _training_time(run_dir)
     report.update({
-        "run_dir": str(run_dir), "dataset": run.config.data.dataset, "model": run.config.model_name,
+        "run_dir": str(run_dir), "dataset": run.config.data.dataset, "model": run.config.model_name, "params": params,
         "protocol": run.config.protocol, "train_seed": run.config.seed, "updates": run.config.schedule.updates,
         "env": run.spec.gym_id, "max_episode_steps": choices["max_episode_steps"] or run.spec.max_episode_steps,
         "delayed": run.stats.delayed, "reward_scale": run.stats.reward_scale, "versions": versions(),
@@ -164,6 +167,14 @@ def _meta_step(run_dir: Path, name: str) -> dict:
     return {"checkpoint_step": int(meta["step"])} if "step" in meta else {}
 
 
+def _training_time(run_dir: Path) -> dict | None:
+    path = run_dir / "train_state.pt"
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {"step": state["step"], "train_seconds": state["train_seconds"], "wall_seconds": state.get("wall_seconds")}
+
+
 def _best_during_training(run_dir: Path) -> dict | None:
     """The best evaluation during training (from evals.csv): the figure the paper's code reports."""
     import csv
@@ -182,10 +193,22 @@ def _best_during_training(run_dir: Path) -> dict | None:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    """Package versions and the machine, recorded next to every score."""
+    out = {"python": platform.python_version(), "platform": platform.platform(), "cpu": _cpu_model(),
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     for package in ("dema", "torch", "gymnasium", "mujoco", "numpy"):
         try:
             out[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             out[package] = None
     return out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -20,7 +20,8 @@ Run directory (`runs/<dataset>_<model>_<protocol>_s<seed>/`):
     model.safetensors    weights at the last checkpoint (metadata: step)
     best.safetensors     weights at the best evaluation during training
     train_state.pt       the full resume state: weights, optimiser, scheduler, RNG states (torch,
-                         the sampler's numpy generator, the batch stream), step, best, wall time
+                         the sampler's numpy generator, the batch stream), step, best, and the
+                         time spent (train_seconds: updates only; wall_seconds: with evaluations)
     metrics.csv          one row per log interval; evals.csv one row per evaluation
     eval.json            written by `dema eval` (and at the end of training)
 
@@ -267,7 +268,7 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
     stream_class = TrajectoryStream if config.model.recurrent else WindowStream
     stream = stream_class(data, config.optim.batch_size, config.optim.updates_per_batch)
 
-    step, train_seconds, best = 0, 0.0, None
+    step, train_seconds, best, wall_before = 0, 0.0, None, 0.0
     if resume:
         state = torch.load(run_dir / "train_state.pt", map_location=device, weights_only=True)
         policy.load_state_dict(state["model"])
@@ -278,6 +279,7 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
         np.random.set_state(_np_state_in(state["rng"]["numpy"]))
         random.setstate(_py_state_in(state["rng"]["python"]))
         step, train_seconds, best = state["step"], state["train_seconds"], state["best"]
+        wall_before = state.get("wall_seconds", 0.0)
         log(f"resumed at step {step}")
     _truncate_csv(run_dir / "metrics.csv", METRIC_FIELDS, step)
     _truncate_csv(run_dir / "evals.csv", EVAL_FIELDS, step)
@@ -285,9 +287,13 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
     log(f"{config.model_name}: {params:,} parameters; {len(dataset):,} transitions in {len(data):,} episodes; "
         f"env {spec.gym_id}")
 
+    session_start = time.perf_counter()
+
     def checkpoint() -> None:
         save_weights(policy, run_dir / "model.safetensors", step)
-        state = {"step": step, "train_seconds": train_seconds, "best": best, "model": policy.state_dict(),
+        wall_seconds = wall_before + time.perf_counter() - session_start  # updates + evaluations + checkpoints
+        state = {"step": step, "train_seconds": train_seconds, "wall_seconds": wall_seconds, "best": best,
+                 "model": policy.state_dict(),
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "stream": stream.state_dict(), "rng": {"torch": torch.get_rng_state(),
                                                         "numpy": _np_state_out(np.random.get_state()),
