@@ -3,7 +3,7 @@
 Design. Autograd through PyTorch ops has to materialise the discretised decay and drive
 (B, Di, L, N) (31.5M floats at the hopper preset, K 20, batch 64) and the states for the backward
 pass; on a small CPU that allocation and memory traffic dominate (see docs/PERFORMANCE.md). Here
-one (batch, channel) pair is one independent job, run in parallel over the CPU threads:
+each (batch, channel) sequence is scanned on its own, with its state in a length-N buffer:
 
 forward   for l in 0..L-1:  a = exp(delta_l A),  h = a * h + delta_l u_l B_l,  y_l = <C_l, h>
           (h lives in a length-N buffer; nothing of size L*N is kept)
@@ -13,8 +13,15 @@ backward  recompute the forward for one sequence into two (L+1, N) scratch buffe
           du_l = delta_l <G_l, B_l>
           ddelta_l = u_l <G_l, B_l> + sum_n G_l h_{l-1} a_l A       (through a_l = exp(delta_l A))
           dA += delta_l G_l h_{l-1} a_l,  dB_l += delta_l u_l G_l,  dC_l += gy_l h_l
-          The backward is parallel over the batch only, so that dB and dC (summed over channels)
-          have one writer each; dA is summed over the batch from per-batch partials (B, Di, N).
+          dA is summed over the batch from per-batch partials (B, Di, N).
+
+Threads: the batch is split into as many slices as torch has threads (torch.set_num_threads is
+the one knob), each scanned by a serial, GIL-free (nogil) kernel on a thread pool. Not Numba's
+`parallel=True`: its default OpenMP layer is a second OpenMP runtime beside PyTorch's, and with
+both in one process PyTorch's elementwise ops ran 10-100x slower after the first launch (a
+(64, 128, 60) multiply went from 0.07 ms to 8 ms); its parallel-loop lowering also vectorised the
+backward worse (2x slower per thread) and took 10 s more to compile. Slices own their rows of dB,
+dC and dA, so no two threads write the same memory.
 
 Memory is O(B Di L + B L N + threads L N): linear in L, never the (B, Di, L, N) product.
 
@@ -31,24 +38,16 @@ differentiable too (the adjoint starts from its gradient), unlike mamba-ssm's.
 
 from __future__ import annotations
 
-import os
+import concurrent.futures
+import functools
 
-import numba
 import numpy as np
 import torch
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core.extending import intrinsic, overload
 
 from dema.scan.reference import apply_skip_and_gate, discretize_delta
-
-# Numba's default OpenMP threading layer is a second OpenMP runtime beside PyTorch's; with both in
-# one process, PyTorch's elementwise ops ran 10-100x slower after the first kernel launch (measured:
-# a (64, 128, 60) multiply went from 0.07 ms to 8 ms; docs/PERFORMANCE.md). Numba's own simple
-# thread pool ("workqueue") has no such interaction. It must be chosen before the first launch.
-# Its limit: one parallel kernel at a time per process (concurrent calls from Python threads abort).
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
 
 # fastmath lets LLVM reassociate the y = <C, h> reduction so that it vectorises.
 _JIT = dict(fastmath=True, cache=True, nogil=True)
@@ -124,12 +123,12 @@ def _exp_overload(x):
 # --- kernels ---------------------------------------------------------------------------------
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _forward_kernel(u, delta, A, Bt, Ct, out, last):
     """u, delta (B, Di, L); A (Di, N); Bt, Ct (B, L, N). Writes out (B, Di, L), last (B, Di, N)."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
-    for job in prange(batch * d_inner):
+    for job in range(batch * d_inner):
         b, d = job // d_inner, job % d_inner
         a_row = A[d]
         h = np.zeros(n_state, dtype=u.dtype)
@@ -146,13 +145,11 @@ def _forward_kernel(u, delta, A, Bt, Ct, out, last):
         last[b, d] = h
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _backward_kernel(u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt):
     """Adjoint of `_forward_kernel`. grad_y (B, Di, L), grad_last (B, Di, N) in; writes du_out,
     ddelta_out (B, Di, L), dA_part (B, Di, N) (summed over B by the caller), dBt, dCt (B, L, N)."""
-    for b in prange(u.shape[0]):
-        # The body is a separate (serial) function: inlined into Numba's parallel-loop lowering,
-        # the same loops vectorised worse and ran 2x slower per thread (measured).
+    for b in range(u.shape[0]):
         _backward_one(b, u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt)
 
 
@@ -216,9 +213,33 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _sync_threads() -> None:
-    """Use as many threads as torch does (torch.set_num_threads is the one knob for both)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+@functools.cache
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="dema-scan")
+
+
+def _over_batch_slices(kernel, batched: list[np.ndarray], shared: list[np.ndarray], where: list[int]) -> None:
+    """Run `kernel` on slices of the batch, one per torch thread, in parallel.
+
+    batched: arrays whose first axis is the batch; shared: arrays given whole (A); `where` lists
+    the argument positions of the shared ones in the kernel's signature."""
+    batch = batched[0].shape[0]
+    threads = max(1, min(torch.get_num_threads(), batch))
+    bounds = np.linspace(0, batch, threads + 1).astype(int)
+
+    def run(lo, hi):
+        args = [a[lo:hi] for a in batched]  # views: C-contiguous slices of C-contiguous arrays
+        for position, array in zip(where, shared):
+            args.insert(position, array)
+        kernel(*args)
+
+    if threads == 1:
+        run(0, batch)
+        return
+    futures = [_pool(threads - 1).submit(run, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    run(bounds[0], bounds[1])  # this thread takes the first slice
+    for future in futures:
+        future.result()
 
 
 class _NumbaScan(torch.autograd.Function):
@@ -226,18 +247,17 @@ class _NumbaScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C):
-        _sync_threads()
         Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (B, N, L) -> (B, L, N)
         y = torch.empty_like(u, memory_format=torch.contiguous_format)
         last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
-        _forward_kernel(_np(u), _np(delta), _np(A), Bt.numpy(), Ct.numpy(), y.numpy(), last.numpy())
+        batched = [_np(u), _np(delta), Bt.numpy(), Ct.numpy(), y.numpy(), last.numpy()]
+        _over_batch_slices(_forward_kernel, batched, [_np(A)], where=[2])
         ctx.save_for_backward(u, delta, A, Bt, Ct)
         return y, last
 
     @staticmethod
     def backward(ctx, grad_y, grad_last):
         u, delta, A, Bt, Ct = ctx.saved_tensors
-        _sync_threads()
         if grad_y is None:
             grad_y = torch.zeros_like(u)
         if grad_last is None:
@@ -245,10 +265,9 @@ class _NumbaScan(torch.autograd.Function):
         du, ddelta = torch.empty_like(u), torch.empty_like(u)
         dA_part = u.new_empty(u.shape[0], *A.shape)  # (B, Di, N)
         dBt, dCt = torch.empty_like(Bt), torch.empty_like(Ct)
-        _backward_kernel(
-            _np(u), _np(delta), _np(A), Bt.numpy(), Ct.numpy(), _np(grad_y), _np(grad_last),
-            du.numpy(), ddelta.numpy(), dA_part.numpy(), dBt.numpy(), dCt.numpy(),
-        )  # fmt: skip
+        batched = [_np(u), _np(delta), Bt.numpy(), Ct.numpy(), _np(grad_y), _np(grad_last),
+                   du.numpy(), ddelta.numpy(), dA_part.numpy(), dBt.numpy(), dCt.numpy()]
+        _over_batch_slices(_backward_kernel, batched, [_np(A)], where=[2])
         return du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2)
 
 
