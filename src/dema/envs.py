@@ -43,7 +43,7 @@ ENVS: dict[str, EnvSpec] = {
                 (250.0, 125.0), reward_scale=100.0),
         EnvSpec("maze2d-medium", "dema.data.collect.maze:dema/maze2d-medium-v3", 6, 2, 600, 9.08, 506.22,
                 (500.0, 250.0), reward_scale=100.0),
-        EnvSpec("maze2d-large", "dema.data.collect.maze:dema/maze2d-large-v3", 6, 2, 800, 9.01, 667.46,
+        EnvSpec("maze2d-large", "dema.data.collect.maze:dema/maze2d-large-v3", 6, 2, 800, 9.02, 667.46,
                 (670.0, 335.0), reward_scale=100.0),
     ]
 }

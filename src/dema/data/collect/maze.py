@@ -33,7 +33,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from dema.data.collect.rollout import episode_returns, make_vec_env
+from dema.data.collect.policies import RandomPolicy
+from dema.data.collect.rollout import Stage, episode_returns, rollout
 from dema.data.collect.writer import check_writable, package_versions, write_hdf5
 from dema.errors import ConfigError
 
@@ -133,7 +134,10 @@ class WaypointController:
         best = min(neighbours, key=lambda rc: dist[rc])
         return self.maze.cell_rowcol_to_xy(np.array(best))
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    name = "waypoint-controller"
+    source = "dema.data.collect.maze.WaypointController (p 10, d -1)"
+
+    def act(self, obs: np.ndarray, t=None, rng=None, deterministic=True) -> np.ndarray:
         """(N, 6) observations (x, y, vx, vy, gx, gy) -> (N, 2) actions in [-1, 1]."""
         actions = np.empty((len(obs), 2))
         for i, o in enumerate(obs):
@@ -144,54 +148,17 @@ class WaypointController:
 
 def maze_rollout(spec: MazeSpec, policy: str, steps: int, num_envs: int, seed: int, noise: float,
                  progress: tqdm | None = None) -> dict[str, np.ndarray]:
-    """Like rollout.rollout, for the controller or random actions: streams per sub-env, concatenated."""
-    num_envs = max(1, min(num_envs, steps))
-    per_env = np.full(num_envs, steps // num_envs)
-    per_env[: steps % num_envs] += 1
-    length = int(per_env.max())
-    rng = np.random.default_rng(seed)
-    envs = make_vec_env(f"dema/{spec.name}-v3", num_envs, "sync")
-    controller = WaypointController(envs.envs[0].unwrapped.maze)
-    buf = {
-        "observations": np.zeros((num_envs, length, 6), np.float32),
-        "actions": np.zeros((num_envs, length, 2), np.float32),
-        "rewards": np.zeros((num_envs, length), np.float32),
-        "terminals": np.zeros((num_envs, length), bool),
-        "timeouts": np.zeros((num_envs, length), bool),
-        "next_observations": np.zeros((num_envs, length, 6), np.float32),
-    }
-    try:
-        obs, _ = envs.reset(seed=seed)
-        for j in range(length):
-            if policy == "random":
-                action = rng.uniform(-1.0, 1.0, size=(num_envs, 2))
-            else:
-                action = controller.act(obs)
-            if noise > 0:
-                action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
-            next_obs, reward, terminated, truncated, info = envs.step(action)
-            real_next = next_obs.copy()
-            if "_final_obs" in info:
-                for i in np.flatnonzero(info["_final_obs"]):
-                    real_next[i] = info["final_obs"][i]
-            buf["observations"][:, j] = obs
-            buf["actions"][:, j] = action
-            buf["rewards"][:, j] = reward
-            buf["terminals"][:, j] = terminated
-            buf["timeouts"][:, j] = truncated & ~terminated
-            buf["next_observations"][:, j] = real_next
-            obs = next_obs
-            if progress is not None:
-                progress.update(int((per_env > j).sum()))
-    finally:
-        envs.close()
-    streams = []
-    for i in range(num_envs):
-        stream = {k: v[i, : per_env[i]] for k, v in buf.items()}
-        if not (stream["terminals"][-1] or stream["timeouts"][-1]):
-            stream["timeouts"][-1] = True
-        streams.append(stream)
-    return {k: np.concatenate([s[k] for s in streams]) for k in buf}
+    """The controller or random actions through the generic `rollout` (streams per sub-env)."""
+    env_id = f"dema/{spec.name}-v3"
+    if policy == "random":
+        actor = RandomPolicy(-np.ones(2), np.ones(2))
+    else:
+        probe = gym.make(env_id)
+        actor = WaypointController(probe.unwrapped.maze)  # the layout is fixed: one probe env serves all
+        probe.close()
+    # The action range is [-1, 1], so the noise in half-ranges is D4RL's N(0, noise^2) itself.
+    stage = Stage(policy, actor, steps, deterministic=True, noise_std=noise)
+    return rollout(env_id, stage, num_envs, seed, "sync", progress)
 
 
 def reference_scores(spec: MazeSpec, episodes: int = REF_EPISODES, num_envs: int = 10) -> dict[str, float]:
