@@ -257,11 +257,11 @@ def load_sb3_zip(path: str | Path) -> MlpPolicy:
     algo = _sb3_algorithm(data, list(sd))
     kind = _SB3_KINDS[algo]
     if kind == "squashed_gaussian":
+        if "actor.log_std.weight" not in sd:
+            raise DataError(f"{path}: gSDE actors are not supported; re-train without use_sde")
         hidden = _linear_chain(sd, "actor.latent_pi")
         W_mu, b_mu = sd["actor.mu.weight"], sd["actor.mu.bias"]
         extra = dict(W_logstd=sd["actor.log_std.weight"], b_logstd=sd["actor.log_std.bias"])
-        if "actor.log_std.weight" not in sd:
-            raise DataError(f"{path}: gSDE actors are not supported; re-train without use_sde")
     else:
         hidden = _linear_chain(sd, "mlp_extractor.policy_net")
         W_mu, b_mu = sd["action_net.weight"], sd["action_net.bias"]
