@@ -1,0 +1,171 @@
+"""`dema bench`: compute-cost benchmarks. Every result records the machine, load and versions.
+
+    dema bench step [--json]     DeMa vs DT training step at hopper-medium, K 20, batch 64 (< 1 min)
+    dema bench scan [--json]     the selective scan variants (Numba, fused, reference, mambapy)
+    dema bench act  [--json]     one decision at batch 1: recurrent step vs K-step windows
+    dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
+    dema bench all               scan, step, act and cost, into bench_out/
+
+Tips for small shared machines (measured, see docs/PERFORMANCE.md): with other load on the cores,
+`--threads 1` is usually faster than two, and OMP_WAIT_POLICY=passive keeps PyTorch's idle OpenMP
+threads from spinning on cores that other work needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from dema.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dema bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+
+    def common(p, budget):
+        p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+        p.add_argument("--budget", type=float, default=budget, help="seconds of timing per measurement")
+        p.add_argument("--out", type=Path, default=None, help="also write the JSON (and plots) into this folder")
+
+    p = sub.add_parser("step", help="DeMa vs DT training step (the quick check)")
+    common(p, 40.0)
+    p.add_argument("--dataset", default="hopper-medium")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=30)
+    p = sub.add_parser("scan", help="selective scan variants against the floor")
+    common(p, 6.0)
+    p.add_argument("--shape", default="64,128,60,64", help="batch,d_inner,length,d_state")
+    p.add_argument("--ghz", type=float, default=2.6, help="clock assumed for the floor")
+    p = sub.add_parser("act", help="acting cost at batch 1")
+    common(p, 15.0)
+    p.add_argument("--dataset", default="hopper-medium")
+    p = sub.add_parser("cost", help="the paper's cost study (time, memory vs length; params, MACs)")
+    common(p, 10.0)
+    p.add_argument("--lengths", default="10,20,50,100,300,1000", help="sequence lengths in steps")
+    p.add_argument("--batch", type=int, default=8)
+    p = sub.add_parser("all", help="scan, step, act and cost into bench_out/")
+    common(p, 10.0)
+    return parser
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--{name} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"--{name} needs positive integers, got {text!r}")
+    return values
+
+
+def _emit(result: dict, args, name: str, table) -> None:
+    out = args.out
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(table(result))
+
+
+def _step_table(r: dict) -> str:
+    t = r["timings"]
+    return "\n".join([
+        f"training step, {r['dataset']} presets, batch {r['batch_size']}, K 20 "
+        f"({r['cpu']}, {r['cores']} cores, load {r['load_1min']}, torch {r['torch']}, {r['torch_threads']} threads)",
+        f"  dema  {r['dema_ms']:9.1f} ms  (cpu {t['dema']['cpu_ms']:.1f} ms, min {t['dema']['min_ms']:.1f}, "
+        f"{r['parameters']['dema']:,} parameters, scan: {r['scan']})",
+        f"  dt    {r['dt_ms']:9.1f} ms  (cpu {t['dt']['cpu_ms']:.1f} ms, min {t['dt']['min_ms']:.1f}, "
+        f"{r['parameters']['dt']:,} parameters)",
+        f"  ratio {r['ratio']:.3f} (goal <= 0.5); cpu-time ratio {r['cpu_ratio']:.3f}",
+    ])
+
+
+def _scan_table(r: dict) -> str:
+    s, f = r["shape"], r["floor_ms"]
+    lines = [f"selective scan B={s['batch']} Di={s['d_inner']} L={s['length']} N={s['d_state']} "
+             f"({r['elements'] / 1e6:.1f}M elements; {r['torch_threads']} threads, load {r['load_1min']})",
+             f"  floor at {f['assumed_ghz']} GHz: forward {f['fwd']} ms, forward+backward {f['fwd_bwd']} ms",
+             f"  {'variant':14s} {'fwd ms':>9s} {'cpu':>9s} {'fwd+bwd ms':>11s} {'cpu':>9s} {'peak MB':>8s}"]
+    for row in r["rows"]:
+        lines.append(f"  {row['variant']:14s} {row['fwd_ms']:9.1f} {row['fwd_cpu_ms']:9.1f} "
+                     f"{row['fwd_bwd_ms']:11.1f} {row['fwd_bwd_cpu_ms']:9.1f} {row['peak_mb']!s:>8s}")
+    return "\n".join(lines)
+
+
+def _act_table(r: dict) -> str:
+    ms = r["ms"]
+    return "\n".join([
+        f"one decision at batch 1 ({r['torch_threads']} threads, load {r['load_1min']})",
+        f"  dema-rnn step      {ms['dema-rnn_step']:8.3f} ms   ({r['rnn_step_over_dt_window']:.2f}x DT's window, goal <= 0.3)",
+        f"  dema window (K {r['context_len']['dema']}) {ms['dema_window']:8.3f} ms   "
+        f"({r['dema_window_over_dt_window']:.2f}x DT's window, goal <= 1)",
+        f"  dt window (K {r['context_len']['dt']})   {ms['dt_window']:8.3f} ms",
+    ])
+
+
+def _cost_table(r: dict) -> str:
+    lines = [f"{'dataset':22s} {'model':10s} {'K':>3s} {'parameters':>11s} {'MACs':>13s}"]
+    for p in r["presets"]:
+        lines.append(f"{p['dataset']:22s} {p['model']:10s} {p['context_len']:3d} {p['parameters']:11,d} {p['macs']:13,d}")
+    lines += ["", f"{'model':10s} {'steps':>6s} {'forward ms':>11s} {'train ms':>10s} {'peak MB':>8s}"]
+    for c in r["curves"]:
+        lines.append(f"{c['model']:10s} {c['steps']:6d} {c['forward_ms']:11.1f} {c['train_step_ms']:10.1f} "
+                     f"{c['train_peak_mb']!s:>8s}")
+    if r.get("plots"):
+        lines.append("plots: " + ", ".join(r["plots"]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    if args.what in ("scan", "all"):
+        from dema.bench.scan import run_scan_bench
+
+        shape = _ints(getattr(args, "shape", "64,128,60,64"), "shape")
+        if len(shape) != 4:
+            raise ConfigError(f"--shape is batch,d_inner,length,d_state; got {args.shape!r}")
+        result = run_scan_bench(*shape, budget_s=args.budget, ghz=getattr(args, "ghz", 2.6))
+        _emit(result, _with_out(args), "scan", _scan_table)
+    if args.what in ("step", "all"):
+        from dema.bench.step import run_step_bench
+
+        result = run_step_bench(getattr(args, "dataset", "hopper-medium"), getattr(args, "batch", 64),
+                                repeats=getattr(args, "repeats", 30), budget_s=min(args.budget, 40.0))
+        _emit(result, _with_out(args), "step", _step_table)
+    if args.what in ("act", "all"):
+        from dema.bench.act import run_act_bench
+
+        result = run_act_bench(getattr(args, "dataset", "hopper-medium"), budget_s=args.budget)
+        _emit(result, _with_out(args), "act", _act_table)
+    if args.what in ("cost", "all"):
+        from dema.bench.cost import run_cost_bench
+
+        out = args.out or Path("bench_out")
+        lengths = _ints(getattr(args, "lengths", "10,20,50,100,300,1000"), "lengths")
+        result = run_cost_bench(lengths, getattr(args, "batch", 8), args.budget, out, log=log)
+        _emit(result, args, "cost", _cost_table)
+    return 0
+
+
+def _with_out(args):
+    """`all` writes every part into bench_out/ unless --out says otherwise."""
+    if args.what == "all" and args.out is None:
+        args.out = Path("bench_out")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""What the benchmarks run: random batches of the right shapes and one training step.
+
+The training step is the one `dema train` runs (src/dema/train/loop.py): masked action loss,
+backward, grad-norm clip 0.25, AdamW (lr 1e-4, weight decay 1e-4). The data are random numbers of
+the dataset's shapes: speed does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from dema.data.batch import Batch
+from dema.envs import env_spec
+from dema.models import build_policy, model_config
+
+
+def random_batch(batch_size: int, steps: int, state_dim: int, act_dim: int, max_ep_len: int = 1000,
+                 device="cpu", seed: int = 0) -> Batch:
+    """A full (unpadded) batch of `steps`-step windows at random episode offsets."""
+    gen = torch.Generator().manual_seed(seed)
+    actions = torch.rand(batch_size, steps, act_dim, generator=gen) * 2 - 1
+    prev_actions = torch.cat([torch.zeros(batch_size, 1, act_dim), actions[:, :-1]], dim=1)
+    start = torch.randint(0, max(max_ep_len - steps, 1), (batch_size, 1), generator=gen)
+    return Batch(
+        states=torch.randn(batch_size, steps, state_dim, generator=gen),
+        actions=actions,
+        prev_actions=prev_actions,
+        returns_to_go=torch.rand(batch_size, steps, 1, generator=gen) * 3.6,
+        timesteps=start + torch.arange(steps),
+        mask=torch.ones(batch_size, steps, dtype=torch.bool),
+    ).to(device)
+
+
+def build(model: str, dataset: str = "hopper-medium", device="cpu", seed: int = 0, **overrides):
+    """(policy, state_dim, act_dim) for a model's paper preset on a dataset's environment."""
+    cfg = model_config(model, dataset)
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    spec = env_spec(dataset)
+    torch.manual_seed(seed)
+    policy = build_policy(cfg, state_dim=spec.obs_dim, act_dim=spec.act_dim).to(device)
+    return policy, spec.obs_dim, spec.act_dim
+
+
+class TrainStep:
+    """One optimiser update of `policy` on a fixed batch; call it to run one step."""
+
+    def __init__(self, policy: torch.nn.Module, batch: Batch, lr: float = 1e-4, grad_clip: float = 0.25):
+        self.policy, self.batch, self.grad_clip = policy.train(), batch, grad_clip
+        self.optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=1e-4)
+
+    def __call__(self) -> float:
+        loss = self.policy.loss(self.batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return loss.item()
+
+
+def forward_only(policy: torch.nn.Module, batch: Batch):
+    """An inference forward (no autograd graph), as when acting on a window."""
+
+    def run():
+        with torch.no_grad():
+            return policy(batch)
+
+    return run
