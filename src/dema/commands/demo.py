@@ -10,9 +10,13 @@ Writes learning curves (loss and evaluation score against updates) to a PNG.
     dema demo --json               # {"dema": {"normalized_mean", "params", "train_step_ms", "act_ms", ...}, "dt": {...}}
     dema demo --updates 50         # a shorter run (tests use --quick)
 
-Acting time is measured separately from the evaluation, for ONE environment (batch 1), as the
-wall time of `agent.act` per decision with the K-step window; that is the latency a controller
-would see. The evaluation itself steps its environments together.
+On 2 cores the two models train side by side, one process and one torch thread each (small
+models gain little from a second thread, and on a busy machine two threads per op lose badly);
+`--sequential --threads 2` trains them one after the other instead. Training time per update is
+measured inside each run (updates only, after the first log interval, which pays for compiling
+the Numba scan). Acting time is measured afterwards, one model at a time,
+for ONE environment (batch 1), as the wall time of `agent.act` per decision with the K-step
+window; that is the latency a controller would see. The evaluation steps its environments together.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import multiprocessing
 import sys
 import time
 from datetime import datetime, timezone
@@ -42,7 +47,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--episodes", type=int, default=None, help="final evaluation episodes (default: the protocol's)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 4 updates, 1 short episode (checks the pipeline, scores mean nothing)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads per model (default: 1; the two models train side by side)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="train the models one after the other instead of side by side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="output folder (default: runs/demo-<UTC time>)")
     parser.add_argument("--dataset", default=DATASET, help=f"dataset id or file (default: the bundled {DATASET})")
@@ -52,16 +60,31 @@ def main(argv: list[str]) -> int:
     # With --json, stdout carries only the JSON; progress goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     out = Path(args.out or f"runs/demo-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}")
-    rows = {}
-    for name, label in MODELS:
-        config = demo_config(name, args, out)
-        say(f"== {label}: {config.schedule.updates} updates on {config.data.dataset} "
-            f"({config.threads} threads, protocol {config.protocol}) ==")
-        rows[name] = run_one(config, label, say)
+    configs = {name: demo_config(name, args, out) for name, _ in MODELS}
+    any_config = configs["dema"]
+    mode = "one after the other" if args.sequential else "side by side, one process each"
+    say(f"training DeMa and DT, {any_config.schedule.updates} updates each on {any_config.data.dataset} "
+        f"({mode}, {args.threads} torch thread(s) per model, protocol demo)")
+    jobs = [(configs[name].to_dict(), label, args.json) for name, label in MODELS]
+    if args.sequential:
+        results = [_train_and_score(*job) for job in jobs]
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(len(jobs))
+        try:
+            results = pool.starmap(_train_and_score, jobs)
+        finally:
+            pool.close()  # let the workers exit on their own (terminate() leaks their semaphores)
+            pool.join()
+    rows = dict(zip([name for name, _ in MODELS], results))
+    for name, label in MODELS:  # acting latency: measured here, one model at a time, nothing else running
+        rows[name]["act_ms"] = acting_latency(Path(rows[name]["run_dir"]), args.threads,
+                                              steps=20 if configs[name].eval.max_episode_steps else 200)
+        say(f"{label}: {rows[name]['act_ms']:.2f} ms per decision (1 environment)")
     plot = write_plot(out, rows)
     summary = {name: {k: v for k, v in row.items() if k != "label"} for name, row in rows.items()}
     summary["setup"] = {"dataset": rows["dema"]["dataset"], "protocol": "demo", "seed": args.seed,
-                        "threads": args.threads, "plot": str(plot), "out": str(out)}
+                        "threads_per_model": args.threads, "side_by_side": not args.sequential,
+                        "plot": str(plot), "out": str(out)}
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -94,49 +117,65 @@ def demo_config(model: str, args, out: Path):
         optim = dataclasses.replace(optim, warmup_steps=max(1, args.updates // 10))
     if args.episodes:
         ev = dataclasses.replace(ev, episodes=args.episodes)
+    # no progress bars: two processes write to one terminal; one log line per interval instead
     return dataclasses.replace(config, seed=args.seed, threads=args.threads, runs_dir=str(out), run_name=model,
-                               progress=not args.json, schedule=schedule, optim=optim, eval=ev)
+                               progress=False, schedule=schedule, optim=optim, eval=ev)
 
 
-def run_one(config, label: str, say) -> dict:
-    from dema.evaluation.evaluate import evaluate_run, load_policy, load_run, write_eval
+def _train_and_score(config_dict: dict, label: str, quiet: bool) -> dict:
+    """Train one model and score its final checkpoint (runs in a worker process)."""
+    from dema.evaluation.evaluate import evaluate_run, write_eval
+    from dema.train.config import TrainConfig
     from dema.train.loop import train
 
-    result = train(config, log=lambda *_: None)  # the config is in the run dir; keep the demo's output short
-    say(f"{label}: {result.step} updates, {result.ms_per_step:.0f} ms/update; evaluating "
-        f"{config.eval.episodes} episodes...")
+    config = TrainConfig.from_dict(config_dict)
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if quiet else (lambda *a: print(*a, flush=True))
+    log = lambda line: None if line.startswith("config:") else say(f"[{label}] {line}")
+    result = train(config, log=log)
+    say(f"[{label}] evaluating {config.eval.episodes} episodes...")
     report = evaluate_run(result.run_dir, checkpoints=("final",))
     write_eval(result.run_dir, report)
-    run = load_run(result.run_dir)
-    act_ms = acting_latency(load_policy(run, result.run_dir / "model.safetensors"), run,
-                            steps=20 if config.eval.max_episode_steps else 200)
     best = report.get("best_during_training") or {}
-    say(f"{label}: normalised {report['normalized_mean']:.1f} +- {report['normalized_std']:.1f}, "
-        f"{act_ms:.1f} ms per decision")
+    say(f"[{label}] normalised {report['normalized_mean']:.1f} +- {report['normalized_std']:.1f}")
     return {"label": label, "normalized_mean": report["normalized_mean"], "normalized_std": report["normalized_std"],
             "return_mean": report["return_mean"], "episodes": report["episodes"],
             "best_normalized_mean": best.get("normalized_mean"), "best_step": best.get("step"),
-            "params": result.params, "train_step_ms": result.ms_per_step, "act_ms": act_ms,
-            "updates": result.step, "train_seconds": result.train_seconds, "run_dir": str(result.run_dir),
-            "dataset": config.data.dataset}
+            "params": result.params, "train_step_ms": _steady_ms_per_step(result.run_dir), "updates": result.step,
+            "train_seconds": result.train_seconds, "run_dir": str(result.run_dir), "dataset": config.data.dataset}
 
 
-def acting_latency(policy, run, steps: int = 200) -> float:
+def _steady_ms_per_step(run_dir: Path) -> float:
+    """ms per update after the first log interval (which pays for kernel compilation and warm-up)."""
+    rows = _read_csv(Path(run_dir) / "metrics.csv")
+    if len(rows) < 2:
+        return 1000.0 * float(rows[-1]["train_seconds"]) / int(rows[-1]["step"])
+    first, last = rows[0], rows[-1]
+    seconds = float(last["train_seconds"]) - float(first["train_seconds"])
+    return 1000.0 * seconds / (int(last["step"]) - int(first["step"]))
+
+
+def acting_latency(run_dir: Path, threads: int, steps: int = 200) -> float:
     """Mean ms per `agent.act` for one environment over `steps` decisions (episodes restart)."""
+    import torch
+
     from dema.evaluation.agent import make_agent
+    from dema.evaluation.evaluate import load_policy, load_run
     from dema.evaluation.rollout import make_vector_env
 
-    policy.eval()
+    torch.set_num_threads(threads)
+    run = load_run(run_dir)
+    policy = load_policy(run, run_dir / "model.safetensors").eval()
     agent = make_agent(policy, run.stats, 1, run.config.model.context_len, run.act_dim, run.config.model.recurrent)
     envs = make_vector_env(run.spec.gym_id, 1)
     try:
         obs, _ = envs.reset(seed=0)
         agent.reset(run.spec.return_targets[0])
         reward, seconds = None, 0.0
-        for _ in range(steps):
+        for i in range(steps + 3):
             start = time.perf_counter()
             action = agent.act(obs, reward)
-            seconds += time.perf_counter() - start
+            if i >= 3:  # the first decisions compile kernels (Numba) and warm caches: not timed
+                seconds += time.perf_counter() - start
             obs, reward, terminated, truncated, _ = envs.step(action)
             if terminated[0] or truncated[0]:
                 obs, _ = envs.reset()  # the vector's autoreset already began a new episode
