@@ -4,14 +4,16 @@
     .venv/bin/python scripts/results_table.py --protocol cpu-1k --out docs/RESULTS.md
 
 Reads, per run directory: config.json (protocol, updates, seed, model), eval.json (final
-checkpoint scores per target, the best evaluation during training, versions, machine) and
-train_state.pt through eval.json's "training" entry (time in updates, wall time with evaluations).
+checkpoint scores per target, the best evaluation during training, versions, machine),
+metrics.csv (time in updates) and eval.json's "training" entry (wall time with evaluations; for
+runs older than that entry, the time between config.json and eval.json being written).
 Nothing is typed in by hand; rerun the script after the runs change.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import sys
@@ -34,9 +36,11 @@ def load_runs(runs_dir: Path, protocol: str) -> list[dict]:
         wall = training.get("wall_seconds")
         if wall is None:  # runs older than the wall_seconds field: config.json written at start, eval.json at the end
             wall = eval_path.stat().st_mtime - (run_dir / "config.json").stat().st_mtime
+        with (run_dir / "metrics.csv").open() as f:
+            last = list(csv.DictReader(f))[-1]  # updates-only time, logged at the last step
         runs.append({"dir": run_dir, "report": report, "config": config, "dataset": _dataset_name(config),
                      "model": config["model_name"], "seed": config["seed"], "wall_seconds": wall,
-                     "train_seconds": training.get("train_seconds")})
+                     "train_seconds": float(last["train_seconds"]), "steps": int(last["step"])})
     return runs
 
 
@@ -56,8 +60,8 @@ def table(runs: list[dict]) -> list[str]:
     for run in runs:
         groups[(run["dataset"], run["model"])].append(run)
     lines = ["| dataset | model | seeds | updates | final score (target 1) | final score, all targets | "
-             "best during training | params | ms / update | wall time per run |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "best during training | best checkpoint, re-evaluated | params | ms / update | wall time per run |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     order = sorted(groups, key=lambda k: (k[0], MODEL_ORDER.index(k[1]) if k[1] in MODEL_ORDER else 99))
     for dataset, model in order:
         group = sorted(groups[(dataset, model)], key=lambda r: r["seed"])
@@ -75,12 +79,17 @@ def table(runs: list[dict]) -> list[str]:
         best = [rep["best_during_training"] for rep in reports if rep.get("best_during_training")]
         best_text = (f"{_mean_std([b['normalized_mean'] for b in best])} (at {', '.join(str(b['step']) for b in best)};"
                      f" {best[0]['episodes']} ep.)") if best else "-"
-        ms = [1000 * r["train_seconds"] / r["report"]["training"]["step"] for r in group if r["train_seconds"]]
+        rebest = [rep["best_checkpoint"] for rep in reports if rep.get("best_checkpoint")]
+        if len(rebest) == 1:
+            rebest_text = f"{rebest[0]['normalized_mean']:.1f} ± {rebest[0]['normalized_std']:.1f}"
+        else:
+            rebest_text = _mean_std([b["normalized_mean"] for b in rebest]) if rebest else "-"
+        ms = [1000 * r["train_seconds"] / r["steps"] for r in group]
         walls = [r["wall_seconds"] / 60 for r in group]
         params = reports[0].get("params") or _params(group[0]["config"], group[0]["dir"])
         lines.append(
             f"| {dataset} | {LABEL.get(model, model)} | {', '.join(map(str, seeds))} | {reports[0]['updates']:,} | "
-            f"{final} | {'; '.join(per_target)} | {best_text} | {params:,} | "
+            f"{final} | {'; '.join(per_target)} | {best_text} | {rebest_text} | {params:,} | "
             f"{(statistics.mean(ms) if ms else float('nan')):.0f} | {statistics.mean(walls):.0f} min |")
     return lines
 
@@ -97,18 +106,22 @@ def head_to_head(runs: list[dict]) -> list[str]:
     by = defaultdict(dict)
     for run in runs:
         by[run["dataset"]].setdefault(run["model"], []).append(run["report"])
-    lines = ["| dataset | DeMa final | DT final | DeMa − DT (final) | DeMa best | DT best |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| dataset | DeMa final | DT final | DeMa − DT (final) | DeMa best ckpt | DT best ckpt | "
+             "DeMa − DT (best ckpt) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for dataset in sorted(by):
         if not {"dema", "dt"} <= set(by[dataset]):
             continue
         final = {m: statistics.mean(r["normalized_mean"] for r in by[dataset][m]) for m in ("dema", "dt")}
-        best = {m: statistics.mean(r["best_during_training"]["normalized_mean"] for r in by[dataset][m]
-                                   if r.get("best_during_training")) if any(r.get("best_during_training") for r in by[dataset][m]) else float("nan")
-                for m in ("dema", "dt")}
+        best = {m: _mean_or_nan([r["best_checkpoint"]["normalized_mean"] for r in by[dataset][m]
+                                 if r.get("best_checkpoint")]) for m in ("dema", "dt")}
         lines.append(f"| {dataset} | {final['dema']:.1f} | {final['dt']:.1f} | {final['dema'] - final['dt']:+.1f} | "
-                     f"{best['dema']:.1f} | {best['dt']:.1f} |")
+                     f"{best['dema']:.1f} | {best['dt']:.1f} | {best['dema'] - best['dt']:+.1f} |")
     return lines
+
+
+def _mean_or_nan(values: list[float]) -> float:
+    return statistics.mean(values) if values else float("nan")
 
 
 def protocol_text(runs: list[dict]) -> list[str]:
@@ -180,7 +193,9 @@ def main(argv: list[str]) -> int:
         *table(runs),
         "",
         "Columns: final score = the last checkpoint on the first target (mean ± std); all targets = the same per",
-        "target; best during training = the maximum of the periodic evaluations (fewer episodes, so optimistic);",
+        "target; best during training = the maximum of the periodic evaluations (fewer episodes, so optimistic:",
+        "the paper's code reports this kind of figure); best checkpoint, re-evaluated = the weights of that",
+        "evaluation scored again with the final evaluation's episodes and seeds (first target; a fairer \"best\");",
         "ms / update = wall time of the updates alone; wall time = the whole run with its evaluations.",
     ]
     text = "\n".join(lines) + "\n"
