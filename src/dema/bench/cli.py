@@ -6,9 +6,12 @@
     dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
     dema bench all               scan, step, act and cost, into bench_out/
 
-Tips for small shared machines (measured, see docs/PERFORMANCE.md): with other load on the cores,
-`--threads 1` is usually faster than two, and OMP_WAIT_POLICY=passive keeps PyTorch's idle OpenMP
-threads from spinning on cores that other work needs.
+Threads: the benchmarks run on ONE torch thread unless --threads says otherwise (0: torch's
+default). Measured on a 2-core VM shared with other jobs (docs/PERFORMANCE.md): with two threads,
+every parallel PyTorch op waits for its second OpenMP thread to be scheduled, and small ops became
+10-100x slower (an RNN-like acting sweep: 13 ms on one thread, 66-5400 ms on two), which makes
+two-thread timings measure the neighbours rather than the code. OMP_WAIT_POLICY=passive (set
+before starting Python) removes most of that penalty when two threads are wanted.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(p, budget):
         p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-        p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+        p.add_argument("--threads", type=int, default=1,
+                       help="torch threads; 0 keeps torch's default (see the module docstring for why 1)")
         p.add_argument("--budget", type=float, default=budget, help="seconds of timing per measurement")
         p.add_argument("--out", type=Path, default=None, help="also write the JSON (and plots) into this folder")
 
@@ -126,9 +130,9 @@ def _cost_table(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.threads:
         torch.set_num_threads(args.threads)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     if args.what in ("scan", "all"):

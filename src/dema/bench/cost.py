@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dema.bench.timing import machine_info, measure, peak_memory_mb
+from dema.bench.timing import machine_info, measure_interleaved, peak_memory_mb
 from dema.bench.workloads import TrainStep, build, random_batch
 from dema.models import BlockKind
 
@@ -82,22 +83,30 @@ def preset_table() -> list[dict]:
 
 
 def cost_curves(lengths, batch: int, budget_s: float, models=COST_MODELS, log=print) -> list[dict]:
+    """Per length, the models are timed alternately (forward, then training step), so that load
+    from other work on a shared machine hits them alike and their ratios stay meaningful."""
     rows = []
-    for model in models:
-        for steps in lengths:
+    for steps in lengths:
+        forwards, train_steps = {}, {}
+        for model in models:
             policy, state_dim, act_dim = build(model, "hopper-medium", context_len=max(steps, 1))
             data = random_batch(batch, steps, state_dim, act_dim)
-            forward = _acting_sweep(policy, data) if model == "dema-rnn" else _window_forward(policy, data)
-            fwd = measure(forward, repeats=5, warmup=1, budget_s=budget_s / 2)
-            step = TrainStep(policy, data)
-            train = measure(step, repeats=5, warmup=1, budget_s=budget_s / 2)
+            forwards[model] = _acting_sweep(policy, data) if model == "dema-rnn" else _window_forward(policy, data)
+            train_steps[model] = TrainStep(policy, data)
+        fwd = measure_interleaved(forwards, repeats=5, warmup=1, budget_s=budget_s)
+        train = measure_interleaved(train_steps, repeats=5, warmup=1, budget_s=budget_s)
+        for model in models:
             row = {"model": model, "steps": steps, "tokens": 3 * steps, "batch": batch,
-                   "forward_ms": round(fwd["ms"], 2), "forward_cpu_ms": round(fwd["cpu_ms"], 2),
-                   "train_step_ms": round(train["ms"], 2), "train_step_cpu_ms": round(train["cpu_ms"], 2),
-                   "train_peak_mb": _round(peak_memory_mb(step))}
-            log(f"  {model:9s} L={steps:5d}  forward {row['forward_ms']:9.1f} ms  train step "
-                f"{row['train_step_ms']:9.1f} ms  peak {row['train_peak_mb']} MB")
+                   "forward_ms": round(fwd[model]["ms"], 2), "forward_cpu_ms": round(fwd[model]["cpu_ms"], 2),
+                   "train_step_ms": round(train[model]["ms"], 2),
+                   "train_step_cpu_ms": round(train[model]["cpu_ms"], 2),
+                   "train_peak_mb": _round(peak_memory_mb(train_steps[model])),
+                   "load_1min": round(os.getloadavg()[0], 2)}
+            log(f"  {model:9s} L={steps:5d}  forward {row['forward_ms']:9.1f} ms (cpu {row['forward_cpu_ms']:9.1f})"
+                f"  train step {row['train_step_ms']:9.1f} ms (cpu {row['train_step_cpu_ms']:9.1f})"
+                f"  peak {row['train_peak_mb']} MB  load {row['load_1min']}")
             rows.append(row)
+        del forwards, train_steps
     return rows
 
 
