@@ -3,8 +3,14 @@
 - `selective_scan_ref`: the sequential reference (ground truth, autograd through a Python loop).
 - `selective_scan_numba`: the fast CPU path (a Numba kernel, forward and analytic backward, memory
   linear in L; `numba_scan.py` explains it). Needs the `numba` package.
-- `selective_scan_fused`: the pure-PyTorch fallback (one autograd node, analytic backward), used
-  when Numba is not importable or for dtypes the kernel does not handle (half, bfloat16).
+- `selective_scan_fused`: pure PyTorch, one autograd node with an analytic backward over the
+  materialised (B, Di, L, N) decays and states. Exact, but measured slower than the reference on
+  the CPU (allocating and touching those tensors costs more than the reference's small per-step
+  ops: 2.4 s against 0.5 s of CPU for forward + backward at B 64, Di 128, L 60, N 64; see
+  docs/PERFORMANCE.md), so on the CPU it is used only when asked for (DEMA_SCAN=fused); it is
+  the CUDA path when mamba-ssm is missing.
+- Without Numba (or for dtypes the kernel does not handle: half, bfloat16) the CPU path is the
+  reference itself, the fastest pure-PyTorch scan we measured.
 - `selective_scan_fn`: what models call. mamba-ssm's CUDA kernel when mamba-ssm is importable and
   the tensors are on CUDA, otherwise the best available CPU path (see `scan_backend`).
 
@@ -80,7 +86,7 @@ def scan_backend(u=None) -> str:
     module = _numba_module()
     if module is not None and (u is None or module.supports(u)):
         return "numba"
-    return "fused"
+    return "ref"
 
 
 _CPU_SCANS = {"numba": selective_scan_numba, "fused": selective_scan_fused, "ref": selective_scan_ref}

@@ -1,0 +1,53 @@
+"""`dema bench` end to end on tiny sizes: it runs, prints what it promises, and rejects bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dema.bench.cli import main
+from dema.cli import main as dema_main
+from dema.errors import ConfigError
+
+
+def test_bench_scan_json_on_a_tiny_shape(capsys):
+    assert main(["scan", "--json", "--shape", "2,3,5,4", "--budget", "0.2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    variants = {row["variant"] for row in result["rows"]}
+    assert {"fused", "reference"} <= variants
+    assert result["elements"] == 2 * 3 * 5 * 4
+    assert result["count"]["fwd_exp"] == result["elements"]
+    assert all(row["fwd_bwd_ms"] > 0 for row in result["rows"])
+    assert result["torch_threads"] == 1 and result["cores"] >= 1
+
+
+def test_bench_act_table(capsys):
+    assert main(["act", "--budget", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "dema-rnn step" in out and "dt window (K 20)" in out
+
+
+def test_bench_cost_writes_json_and_plots(tmp_path, monkeypatch, capsys):
+    import dema.bench.cost as cost
+
+    monkeypatch.setattr(cost, "PRESET_DATASETS", ("hopper-medium",))  # keep the test short
+    monkeypatch.setattr(cost, "PRESET_MODELS", ("dema", "dt"))
+    assert main(["cost", "--json", "--lengths", "2,3", "--batch", "2", "--budget", "0.2", "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "cost.json").exists()
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["cost_forward_cpu_ms.png", "cost_train_peak_mb.png",
+                                                             "cost_train_step_cpu_ms.png"]
+    models = {(row["model"], row["steps"]) for row in result["curves"]}
+    assert models == {(m, s) for m in ("dema-rnn", "dema", "dt", "dc") for s in (2, 3)}
+    dema, dt = ({r["model"]: r for r in result["presets"]}[m] for m in ("dema", "dt"))
+    assert dema["parameters"] < dt["parameters"] and dema["macs"] < dt["macs"]
+
+
+def test_bench_rejects_bad_arguments(capsys):
+    with pytest.raises(ConfigError, match="--shape"):
+        main(["scan", "--shape", "2,3,5"])
+    with pytest.raises(ConfigError, match="--lengths"):
+        main(["cost", "--lengths", "ten"])
+    assert dema_main(["bench", "scan", "--shape", "0,1,1,1"]) == 2  # one-line error, exit code 2
+    assert "positive integers" in capsys.readouterr().err
