@@ -49,7 +49,7 @@ def _load(args):
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dema attention", description=__doc__.split("\n")[0])
     parser.add_argument("run", nargs="?", help="a run directory written by `dema train`")
-    parser.add_argument("--checkpoint", default="final.safetensors", help="weights file inside the run")
+    parser.add_argument("--checkpoint", default="model.safetensors", help="weights file inside the run")
     parser.add_argument("--model", help="untrained model name (without a run)")
     parser.add_argument("--dataset", help="dataset id or path (default: the run's)")
     parser.add_argument("--preset", help="preset for an untrained model (default: from --dataset)")
