@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     common(p, 6.0)
     p.add_argument("--shape", default="64,128,60,64", help="batch,d_inner,length,d_state")
     p.add_argument("--ghz", type=float, default=2.6, help="clock assumed for the floor")
+    p.add_argument("--variants", default="", help="comma-separated subset (numba,fused,mambapy-pscan,reference)")
     p = sub.add_parser("act", help="acting cost at batch 1")
     common(p, 15.0)
     p.add_argument("--dataset", default="hopper-medium")
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         shape = _ints(getattr(args, "shape", "64,128,60,64"), "shape")
         if len(shape) != 4:
             raise ConfigError(f"--shape is batch,d_inner,length,d_state; got {args.shape!r}")
-        result = run_scan_bench(*shape, budget_s=args.budget, ghz=getattr(args, "ghz", 2.6))
+        result = run_scan_bench(*shape, budget_s=args.budget, ghz=getattr(args, "ghz", 2.6),
+                                variants=_pick_variants(getattr(args, "variants", "")))
         _emit(result, _with_out(args), "scan", _scan_table)
     if args.what in ("step", "all"):
         from dema.bench.step import run_step_bench
@@ -162,6 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         result = run_cost_bench(lengths, getattr(args, "batch", 8), args.budget, out, log=log)
         _emit(result, args, "cost", _cost_table)
     return 0
+
+
+def _pick_variants(names: str):
+    from dema.bench.scan import scan_variants
+
+    available = scan_variants()
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        raise ConfigError(f"--variants: {', '.join(unknown)} not available here; choose from {', '.join(available)}")
+    return {n: available[n] for n in wanted} or None
 
 
 def _with_out(args):
