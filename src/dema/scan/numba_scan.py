@@ -31,9 +31,12 @@ range reduction plus a Taylor polynomial and an exponent bit-cast: plain arithme
 vectorises (AVX-512 here). Relative error: 1e-7 in float32, ~1e-16 in float64, inputs clamped
 to the normal range (exp(-87) in float32 is 1.6e-38 instead of 0: harmless for a decay factor).
 
-The skip (D), the gate (z), delta_bias and softplus stay outside the kernel, in PyTorch (cheap
-(B, Di, L) elementwise ops that autograd handles). `return_last_state` returns h_{L-1}, and it is
-differentiable too (the adjoint starts from its gradient), unlike mamba-ssm's.
+The whole of mamba-ssm's scan is one autograd node: delta + delta_bias and softplus before the
+recurrence, the D skip and the SiLU(z) gate after it, and all their gradients (in the backward,
+y_l is recomputed from the recomputed states). The softplus, sigmoid and SiLU values themselves
+are computed by PyTorch's vectorised kernels outside autograd and handed to the Numba kernels.
+`return_last_state` returns h_{L-1}, and it is differentiable too (the adjoint starts from its
+gradient), unlike mamba-ssm's.
 """
 
 from __future__ import annotations
@@ -43,11 +46,11 @@ import functools
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic, overload
 
-from dema.scan.reference import apply_skip_and_gate, discretize_delta
 
 # fastmath lets LLVM reassociate the y = <C, h> reduction so that it vectorises.
 _JIT = dict(fastmath=True, cache=True, nogil=True)
@@ -121,11 +124,13 @@ def _exp_overload(x):
 
 
 # --- kernels ---------------------------------------------------------------------------------
+# Argument order: the arrays shared by every batch slice (and flags) first, then the batched ones.
 
 
 @njit(**_JIT)
-def _forward_kernel(u, delta, A, Bt, Ct, out, last):
-    """u, delta (B, Di, L); A (Di, N); Bt, Ct (B, L, N). Writes out (B, Di, L), last (B, Di, N)."""
+def _forward_kernel(A, D, has_z, u, delta, gate, Bt, Ct, out, last):
+    """A (Di, N), D (Di,); u, delta (the step size), gate = silu(z) (B, Di, L); Bt, Ct (B, L, N).
+    Writes out = (<C, h> + D u) * gate (B, Di, L) and last = h_{L-1} (B, Di, N)."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     for job in range(batch * d_inner):
@@ -133,28 +138,38 @@ def _forward_kernel(u, delta, A, Bt, Ct, out, last):
         a_row = A[d]
         h = np.zeros(n_state, dtype=u.dtype)
         for l in range(length):
+            ul = u[b, d, l]
             dl = delta[b, d, l]
-            du = dl * u[b, d, l]
+            du = dl * ul
             b_row, c_row = Bt[b, l], Ct[b, l]
             y = a_row[0] * np.float32(0.0)  # a zero of the input dtype
             for n in range(n_state):
                 hn = _exp(dl * a_row[n]) * h[n] + du * b_row[n]
                 h[n] = hn
                 y += c_row[n] * hn
+            y += D[d] * ul
+            if has_z:
+                y *= gate[b, d, l]
             out[b, d, l] = y
         last[b, d] = h
 
 
 @njit(**_JIT)
-def _backward_kernel(u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt):
-    """Adjoint of `_forward_kernel`. grad_y (B, Di, L), grad_last (B, Di, N) in; writes du_out,
-    ddelta_out (B, Di, L), dA_part (B, Di, N) (summed over B by the caller), dBt, dCt (B, L, N)."""
+def _backward_kernel(A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+                     du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
+    """Adjoint of `_forward_kernel` and of the step size and gate around it. In: z, sig_z =
+    sigmoid(z), sig_raw = sigmoid(delta + bias) (softplus' derivative) (B, Di, L), grad_out
+    (B, Di, L), grad_last (B, Di, N). Writes du_out, ddelta_out (w.r.t. delta before bias and
+    softplus), dz_out (B, Di, L), dBt, dCt (B, L, N) and per-batch partials dA_part (B, Di, N),
+    dD_part, dbias_part (B, Di), which the caller sums over the batch."""
     for b in range(u.shape[0]):
-        _backward_one(b, u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt)
+        _backward_one(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+                      du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt)
 
 
 @njit(**_JIT)
-def _backward_one(b, u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out, dA_part, dBt, dCt):
+def _backward_one(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+                  du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
     """The backward for batch element b, every channel."""
     _, d_inner, length = u.shape
     n_state = A.shape[1]
@@ -177,19 +192,27 @@ def _backward_one(b, u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out,
         carry[:] = grad_last[b, d]
         dA_row = dA_part[b, d]
         dA_row[:] = 0.0
+        dD = a_row[0] * np.float32(0.0)
+        dbias = a_row[0] * np.float32(0.0)
         for l in range(length - 1, -1, -1):  # the adjoint, backwards in time
             # Several short loops over n rather than one: each touches few arrays, so that
             # LLVM vectorises them without giving up on runtime alias checks.
-            g = grad_y[b, d, l]
-            dl = delta[b, d, l]
             ul = u[b, d, l]
+            dl = delta[b, d, l]
             du = dl * ul
+            g = grad_out[b, d, l]  # becomes dL/dy_l, y_l = <C_l, h_l> + D u_l, through the gate
+            if has_z:
+                zl, sz = z[b, d, l], sig_z[b, d, l]
+                g_gate = g
+                g = g * zl * sz
             a_l, h_prev, h_cur = decays[l], states[l], states[l + 1]
             b_row, c_row, dB_row, dC_row = Bt[b, l], Ct[b, l], dBt[b, l], dCt[b, l]
             for n in range(n_state):
                 G[n] = carry[n] + c_row[n] * g
+            y = a_row[0] * np.float32(0.0)
             for n in range(n_state):
                 dC_row[n] += g * h_cur[n]
+                y += c_row[n] * h_cur[n]
             for n in range(n_state):
                 dB_row[n] += du * G[n]
             g_dot_b = a_row[0] * np.float32(0.0)
@@ -202,8 +225,17 @@ def _backward_one(b, u, delta, A, Bt, Ct, grad_y, grad_last, du_out, ddelta_out,
                 g_log_a += t * a_row[n]
             for n in range(n_state):
                 carry[n] = a_l[n] * G[n]
-            du_out[b, d, l] = g_dot_b * dl
-            ddelta_out[b, d, l] = g_dot_b * ul + g_log_a
+            if has_z:  # d silu(z)/dz = s (1 + z (1 - s))
+                dz_out[b, d, l] = g_gate * (y + D[d] * ul) * sz * (np.float32(1.0) + zl * (np.float32(1.0) - sz))
+            dD += g * ul
+            du_out[b, d, l] = g_dot_b * dl + g * D[d]
+            g_delta = g_dot_b * ul + g_log_a
+            if softplus:
+                g_delta *= sig_raw[b, d, l]
+            ddelta_out[b, d, l] = g_delta
+            dbias += g_delta
+        dD_part[b, d] = dD
+        dbias_part[b, d] = dbias
 
 
 # --- autograd wrapper ------------------------------------------------------------------------
@@ -218,20 +250,14 @@ def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="dema-scan")
 
 
-def _over_batch_slices(kernel, batched: list[np.ndarray], shared: list[np.ndarray], where: list[int]) -> None:
-    """Run `kernel` on slices of the batch, one per torch thread, in parallel.
-
-    batched: arrays whose first axis is the batch; shared: arrays given whole (A); `where` lists
-    the argument positions of the shared ones in the kernel's signature."""
+def _over_batch_slices(kernel, shared: list, batched: list[np.ndarray]) -> None:
+    """Run `kernel(*shared, *batched)` on slices of the batch, one per torch thread, in parallel."""
     batch = batched[0].shape[0]
     threads = max(1, min(torch.get_num_threads(), batch))
     bounds = np.linspace(0, batch, threads + 1).astype(int)
 
     def run(lo, hi):
-        args = [a[lo:hi] for a in batched]  # views: C-contiguous slices of C-contiguous arrays
-        for position, array in zip(where, shared):
-            args.insert(position, array)
-        kernel(*args)
+        kernel(*shared, *[a[lo:hi] for a in batched])  # views: C-contiguous slices of C-contiguous arrays
 
     if threads == 1:
         run(0, batch)
@@ -242,33 +268,56 @@ def _over_batch_slices(kernel, batched: list[np.ndarray], shared: list[np.ndarra
         future.result()
 
 
+def _step_size(delta, delta_bias, softplus):
+    """delta (+ bias) (-> softplus): in PyTorch (vectorised), outside autograd."""
+    raw = delta if delta_bias is None else delta + delta_bias[:, None]
+    return F.softplus(raw) if softplus else raw, raw
+
+
 class _NumbaScan(torch.autograd.Function):
-    """(u, delta, A, B, C) -> (y, last state); y_l = <C_l, h_l> without skip, gate or bias."""
+    """(u, delta, A, B, C, D, z, delta_bias) -> (out, last state), the whole of mamba-ssm's scan.
+
+    The step size softplus(delta + bias) and the gate silu(z) are evaluated by PyTorch's vectorised
+    kernels (no autograd nodes); the Numba kernels take them as inputs, because libm's scalar
+    exp/log1p per (b, d, l) inside the sequential loop cost more than the scan (measured)."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
         Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (B, N, L) -> (B, L, N)
-        y = torch.empty_like(u, memory_format=torch.contiguous_format)
+        step, _ = _step_size(delta, delta_bias, softplus)
+        D_ = u.new_zeros(u.shape[1]) if D is None else D
+        gate = u if z is None else F.silu(z)  # never read when there is no z
+        out = torch.empty_like(u, memory_format=torch.contiguous_format)
         last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
-        batched = [_np(u), _np(delta), Bt.numpy(), Ct.numpy(), y.numpy(), last.numpy()]
-        _over_batch_slices(_forward_kernel, batched, [_np(A)], where=[2])
-        ctx.save_for_backward(u, delta, A, Bt, Ct)
-        return y, last
+        _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None],
+                           [_np(u), _np(step), _np(gate), Bt.numpy(), Ct.numpy(), out.numpy(), last.numpy()])
+        ctx.save_for_backward(u, delta, A, Bt, Ct, D_, z, delta_bias)
+        ctx.flags = (D is not None, bool(softplus))
+        return out, last
 
     @staticmethod
-    def backward(ctx, grad_y, grad_last):
-        u, delta, A, Bt, Ct = ctx.saved_tensors
-        if grad_y is None:
-            grad_y = torch.zeros_like(u)
+    def backward(ctx, grad_out, grad_last):
+        u, delta, A, Bt, Ct, D_, z, delta_bias = ctx.saved_tensors
+        has_D, softplus = ctx.flags
+        has_z = z is not None
+        if grad_out is None:
+            grad_out = torch.zeros_like(u)
         if grad_last is None:
             grad_last = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
-        du, ddelta = torch.empty_like(u), torch.empty_like(u)
+        step, raw = _step_size(delta, delta_bias, softplus)
+        sig_raw = torch.sigmoid(raw) if softplus else u  # softplus' derivative; unused without softplus
+        z_, sig_z = (z, torch.sigmoid(z)) if has_z else (u, u)  # unused without z
+        du, ddelta, dz = torch.empty_like(u), torch.empty_like(u), torch.empty_like(u)
         dA_part = u.new_empty(u.shape[0], *A.shape)  # (B, Di, N)
+        dD_part, dbias_part = u.new_empty(u.shape[:2]), u.new_empty(u.shape[:2])  # (B, Di)
         dBt, dCt = torch.empty_like(Bt), torch.empty_like(Ct)
-        batched = [_np(u), _np(delta), Bt.numpy(), Ct.numpy(), _np(grad_y), _np(grad_last),
-                   du.numpy(), ddelta.numpy(), dA_part.numpy(), dBt.numpy(), dCt.numpy()]
-        _over_batch_slices(_backward_kernel, batched, [_np(A)], where=[2])
-        return du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2)
+        batched = [_np(u), _np(step), _np(z_), _np(sig_z), _np(sig_raw), Bt.numpy(), Ct.numpy(), _np(grad_out),
+                   _np(grad_last), du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), dD_part.numpy(),
+                   dbias_part.numpy(), dBt.numpy(), dCt.numpy()]
+        _over_batch_slices(_backward_kernel, [_np(A), _np(D_), has_z, softplus], batched)
+        return (du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2),
+                dD_part.sum(0) if has_D else None, dz if has_z else None,
+                dbias_part.sum(0) if delta_bias is not None else None, None)
 
 
 def supports(u: torch.Tensor) -> bool:
@@ -280,9 +329,8 @@ def selective_scan_numba(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
     """Same signature and results as `selective_scan_ref`; see the module docstring."""
-    delta = discretize_delta(delta, delta_bias, delta_softplus)
     dtype = torch.promote_types(u.dtype, delta.dtype)
     u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    y, last = _NumbaScan.apply(u, delta, A, B, C)
-    out = apply_skip_and_gate(y, u, D, z)
+    D, z, delta_bias = (None if t is None else t.to(dtype) for t in (D, z, delta_bias))
+    out, last = _NumbaScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (out, last) if return_last_state else out
