@@ -140,3 +140,15 @@ def test_every_parameter_changes_after_updates(tiny_dataset, tmp_path):
     trained = _weights(train(config, log=_quiet).run_dir)
     unchanged = [k for k in initial if torch.equal(initial[k], trained[k])]
     assert not unchanged, unchanged
+
+
+def test_tensorboard_is_opt_in(tiny_dataset, tmp_path):
+    config = dataclasses.replace(tiny_config(tiny_dataset, tmp_path, "bc", updates=2), tensorboard=True)
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="pip install tensorboard"):
+            train(config, log=_quiet)
+        return
+    run_dir = train(config, log=_quiet).run_dir
+    assert any((run_dir / "tb").iterdir())

@@ -28,11 +28,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--targets", type=float, nargs="+", help="raw return targets (default: the run's, else the env table's)")
     parser.add_argument("--max-episode-steps", type=int, help="cut episodes at this many steps (default: the env's limit)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default: 1; acting is a small batch per step, and extra threads "
+                             "mostly wait on each other on a busy machine)")
     parser.add_argument("--json", action="store_true", help="print eval.json to stdout")
     args = parser.parse_args(argv)
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
 
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     checkpoints = ("final", "best") if args.checkpoint == "both" else (args.checkpoint,)
     if args.checkpoint == "best":
         checkpoints = ("final", "best")  # the final one is the report's headline; it is cheap to include

@@ -216,7 +216,8 @@ def _tensorboard(run_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("--tensorboard True needs the tensorboard package: pip install tensorboard") from None
+        raise ConfigError("--tensorboard True needs the tensorboard package: "
+                          'pip install tensorboard (or the extra: pip install -e ".[tb]")') from None
     return SummaryWriter(str(run_dir / "tb"))
 
 
