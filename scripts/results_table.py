@@ -198,6 +198,11 @@ def main(argv: list[str]) -> int:
         "evaluation scored again with the final evaluation's episodes and seeds (first target; a fairer \"best\");",
         "ms / update = wall time of the updates alone; wall time = the whole run with its evaluations.",
     ]
+    unfinished = sorted(p.parent.name for p in Path(args.runs_dir).glob(f"*_{args.protocol}_s*/config.json")
+                        if not (p.parent / "eval.json").is_file())
+    if unfinished:
+        lines += ["", f"Not finished when this file was generated (no eval.json), so not in the tables: "
+                      f"{', '.join(unfinished)}."]
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)
