@@ -271,7 +271,8 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
 
     step, train_seconds, best, wall_before = 0, 0.0, None, 0.0
     if resume:
-        state = torch.load(run_dir / "train_state.pt", map_location=device, weights_only=True)
+        # loaded on the CPU: RNG states must stay there; load_state_dict moves the rest to the device
+        state = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)
         policy.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -279,6 +280,8 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(_np_state_in(state["rng"]["numpy"]))
         random.setstate(_py_state_in(state["rng"]["python"]))
+        if state["rng"].get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         step, train_seconds, best = state["step"], state["train_seconds"], state["best"]
         wall_before = state.get("wall_seconds", 0.0)
         log(f"resumed at step {step}")
@@ -298,7 +301,9 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "stream": stream.state_dict(), "rng": {"torch": torch.get_rng_state(),
                                                         "numpy": _np_state_out(np.random.get_state()),
-                                                        "python": _py_state_out(random.getstate())}}
+                                                        "python": _py_state_out(random.getstate()),
+                                                        "cuda": torch.cuda.get_rng_state_all()
+                                                        if torch.cuda.is_available() else None}}
         _atomic_write(run_dir / "train_state.pt", lambda p: torch.save(state, p))
 
     def evaluate_now() -> dict:
