@@ -9,7 +9,7 @@
 Threads: the benchmarks run on ONE torch thread unless --threads says otherwise (0: torch's
 default). Measured on a 2-core VM shared with other jobs (docs/PERFORMANCE.md): with two threads,
 every parallel PyTorch op waits for its second OpenMP thread to be scheduled, and small ops became
-10-100x slower (an RNN-like acting sweep: 13 ms on one thread, 66-5400 ms on two), which makes
+10-100x slower (an RNN-like acting sweep: 21-29 ms on one thread, 66-5400 ms on two), which makes
 two-thread timings measure the neighbours rather than the code. OMP_WAIT_POLICY=passive (set
 before starting Python) removes most of that penalty when two threads are wanted.
 """
