@@ -124,3 +124,14 @@ def test_eval_of_a_tiny_run(tiny_dataset, tmp_path):
     assert report["checkpoint_step"] == 4 and report["best_checkpoint"]["checkpoint"] == "best.safetensors"
     assert report["best_during_training"]["evaluations"] == 2
     assert report["versions"]["torch"] == metadata.version("torch")
+
+
+@pytest.mark.parametrize("model", ["dema", "dema-bl3d", "dema-post", "dema-rnn", "dt", "dc", "bc"])
+def test_every_model_trains_and_acts(tiny_dataset, tmp_path, model):
+    """The one loop and the one evaluation serve every model of the trunk."""
+    config = tiny_config(tiny_dataset, tmp_path, model, updates=2)
+    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch_size=2))
+    run_dir = train(config, log=lambda *_: None).run_dir
+    report = evaluate_run(run_dir, checkpoints=("final",), episodes=2, targets=(3600.0,), max_episode_steps=8)
+    assert report["episodes"] == 2 and np.isfinite(report["return_mean"])
+    assert max(report["per_target"][0]["lengths"]) <= 8
