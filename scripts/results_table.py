@@ -106,17 +106,25 @@ def head_to_head(runs: list[dict]) -> list[str]:
     by = defaultdict(dict)
     for run in runs:
         by[run["dataset"]].setdefault(run["model"], []).append(run["report"])
-    lines = ["| dataset | DeMa final | DT final | DeMa − DT (final) | DeMa best ckpt | DT best ckpt | "
+    lines = ["| dataset | seeds (DeMa / DT) | DeMa final | DT final | DeMa − DT (final) | DeMa best ckpt | DT best ckpt | "
              "DeMa − DT (best ckpt) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    wins = {"final": 0, "best": 0, "n": 0}
     for dataset in sorted(by):
         if not {"dema", "dt"} <= set(by[dataset]):
             continue
         final = {m: statistics.mean(r["normalized_mean"] for r in by[dataset][m]) for m in ("dema", "dt")}
         best = {m: _mean_or_nan([r["best_checkpoint"]["normalized_mean"] for r in by[dataset][m]
                                  if r.get("best_checkpoint")]) for m in ("dema", "dt")}
-        lines.append(f"| {dataset} | {final['dema']:.1f} | {final['dt']:.1f} | {final['dema'] - final['dt']:+.1f} | "
+        seeds = f"{len(by[dataset]['dema'])} / {len(by[dataset]['dt'])}"
+        lines.append(f"| {dataset} | {seeds} | {final['dema']:.1f} | {final['dt']:.1f} | {final['dema'] - final['dt']:+.1f} | "
                      f"{best['dema']:.1f} | {best['dt']:.1f} | {best['dema'] - best['dt']:+.1f} |")
+        wins["final"] += final["dema"] > final["dt"]
+        wins["best"] += best["dema"] > best["dt"]
+        wins["n"] += 1
+    if wins["n"]:
+        lines += ["", f"DeMa scores higher than DT on {wins['final']} of {wins['n']} datasets with the final weights "
+                      f"and on {wins['best']} of {wins['n']} with the best checkpoint (counted by the script)."]
     return lines
 
 
@@ -178,7 +186,8 @@ def main(argv: list[str]) -> int:
         "",
         "Scores are D4RL-normalised (100 × (R − random) / (expert − random), D4RL's reference returns) on datasets",
         "collected here by `dema collect` (docs/DATASETS.md), not D4RL's own files, so they are not comparable with",
-        "the paper's tables. With one seed, ± is the spread over evaluation episodes, not over training seeds.",
+        "the paper's tables. With one seed, ± is the spread over evaluation episodes, not over training seeds;",
+        "with several, the head-to-head table averages the seeds' scores and the run table gives mean ± std over seeds.",
         "",
         "## Setup",
         "",
