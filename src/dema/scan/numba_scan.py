@@ -128,15 +128,16 @@ def _exp_overload(x):
 
 
 @njit(**_JIT)
-def _forward_kernel(A, D, has_z, u, delta, gate, Bt, Ct, out, last):
-    """A (Di, N), D (Di,); u, delta (the step size), gate = silu(z) (B, Di, L); Bt, Ct (B, L, N).
+def _forward_kernel(A, D, has_z, has_h0, u, delta, gate, Bt, Ct, h0, out, last):
+    """A (Di, N), D (Di,); u, delta (the step size), gate = silu(z) (B, Di, L); Bt, Ct (B, L, N);
+    h0 (B, Di, N) the state before the first token (read only if has_h0, else zero).
     Writes out = (<C, h> + D u) * gate (B, Di, L) and last = h_{L-1} (B, Di, N)."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     for job in range(batch * d_inner):
         b, d = job // d_inner, job % d_inner
         a_row = A[d]
-        h = np.zeros(n_state, dtype=u.dtype)
+        h = h0[b, d].copy() if has_h0 else np.zeros(n_state, dtype=u.dtype)
         for l in range(length):
             ul = u[b, d, l]
             dl = delta[b, d, l]
@@ -289,8 +290,9 @@ class _NumbaScan(torch.autograd.Function):
         gate = u if z is None else F.silu(z)  # never read when there is no z
         out = torch.empty_like(u, memory_format=torch.contiguous_format)
         last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
-        _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None],
-                           [_np(u), _np(step), _np(gate), Bt.numpy(), Ct.numpy(), out.numpy(), last.numpy()])
+        _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, False],
+                           [_np(u), _np(step), _np(gate), Bt.numpy(), Ct.numpy(), last.numpy(), out.numpy(),
+                            last.numpy()])  # h0 unused: training scans start from zero
         ctx.save_for_backward(u, delta, A, Bt, Ct, D_, z, delta_bias)
         ctx.flags = (D is not None, bool(softplus))
         return out, last
@@ -334,3 +336,21 @@ def selective_scan_numba(
     D, z, delta_bias = (None if t is None else t.to(dtype) for t in (D, z, delta_bias))
     out, last = _NumbaScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (out, last) if return_last_state else out
+
+
+@torch.no_grad()
+def selective_scan_numba_from_state(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                                    initial_state=None):
+    """Inference only: the scan continued from `initial_state` (B, Di, N) -> (out, last state)."""
+    dtype = torch.promote_types(u.dtype, delta.dtype)
+    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
+    step, _ = _step_size(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
+    D_ = u.new_zeros(u.shape[1]) if D is None else D.to(dtype)
+    gate = u if z is None else F.silu(z.to(dtype))
+    Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (B, N, L) -> (B, L, N)
+    out = torch.empty_like(u, memory_format=torch.contiguous_format)
+    last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
+    h0 = last if initial_state is None else initial_state.to(dtype)
+    _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, initial_state is not None],
+                       [_np(u), _np(step), _np(gate), Bt.numpy(), Ct.numpy(), _np(h0), out.numpy(), last.numpy()])
+    return out, last
