@@ -127,3 +127,14 @@ def test_selective_scan_fn_uses_the_chosen_backend(monkeypatch, backend):
     inputs = make_inputs(2, 3, 5, 4, torch.float64, seed=5)
     want = run(selective_scan_ref, inputs, softplus=True, last_state=True)
     assert_close_to_reference(run(selective_scan_fn, inputs, softplus=True, last_state=True), want, 1e-10)
+
+
+@pytest.mark.parametrize("scan", VARIANTS.values(), ids=VARIANTS.keys())
+@pytest.mark.parametrize("name", ["u", "delta", "A", "B", "C"])
+def test_nan_inputs_give_nan_outputs(scan, name):
+    """A diverged model must show up as a non-finite loss: the fast-math kernel must not hide NaN."""
+    inputs = make_inputs(2, 3, 6, 4, torch.float32, seed=6)
+    inputs[name].view(-1)[0] = float("nan")
+    out = scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], inputs["D"], inputs["z"],
+               inputs["delta_bias"], True)
+    assert out.isnan().any()

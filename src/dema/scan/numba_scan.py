@@ -26,7 +26,7 @@ dC and dA, so no two threads write the same memory.
 Memory is O(B Di L + B L N + threads L N): linear in L, never the (B, Di, L, N) product.
 
 The exponential. LLVM without a vector math library calls libm's scalar exp once per element,
-which takes 90% of the time (51 ms against 5 ms at the preset). `_exp` below is a Cody-Waite
+which took 90% of the time (51 ms against 5 ms at the preset, forward, two idle cores). `_exp` below is a Cody-Waite
 range reduction plus a Taylor polynomial and an exponent bit-cast: plain arithmetic that LLVM
 vectorises (AVX-512 here). Relative error: 1e-7 in float32, ~1e-16 in float64, inputs clamped
 to the normal range (exp(-87) in float32 is 1.6e-38 instead of 0: harmless for a decay factor).
@@ -36,7 +36,11 @@ recurrence, the D skip and the SiLU(z) gate after it, and all their gradients (i
 y_l is recomputed from the recomputed states). The softplus, sigmoid and SiLU values themselves
 are computed by PyTorch's vectorised kernels outside autograd and handed to the Numba kernels.
 `return_last_state` returns h_{L-1}, and it is differentiable too (the adjoint starts from its
-gradient), unlike mamba-ssm's.
+gradient), unlike mamba-ssm's. `selective_scan_numba_from_state` (inference) starts the forward
+kernel from a given state instead of zero (dema.scan.stateful).
+
+fastmath is on (reductions must be reassociated to vectorise); NaN inputs still give NaN outputs
+(tested), so a diverged model still shows up as a non-finite loss.
 """
 
 from __future__ import annotations
