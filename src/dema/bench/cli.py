@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     def common(p, budget):
         p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
         p.add_argument("--threads", type=int, default=1,
-                       help="torch threads; 0 keeps torch's default (see the module docstring for why 1)")
+                       help="torch threads (default 1: on a busy machine two threads mostly measure the other "
+                            "jobs, see docs/PERFORMANCE.md); 0 keeps torch's default")
         p.add_argument("--budget", type=float, default=budget, help="seconds of timing per measurement")
         p.add_argument("--out", type=Path, default=None, help="also write the JSON (and plots) into this folder")
 
