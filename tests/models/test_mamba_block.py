@@ -46,3 +46,16 @@ def test_official_initialisation():
     dt = torch.nn.functional.softplus(ssm.dt_proj.bias)
     assert (dt >= 1e-4 - 1e-9).all() and (dt <= 0.1 + 1e-6).all()
     assert torch.equal(ssm.D.detach(), torch.ones(16))
+
+
+def test_chunked_step_equals_single_token_steps_and_forward():
+    torch.manual_seed(0)
+    mixer = MambaMixer(d_model=6, d_state=5, d_conv=4, expand=2, dt_rank=2).double()
+    x = torch.randn(2, 9, 6, dtype=torch.float64)
+    cache = mixer.init_cache(2, dtype=x.dtype)
+    outs = []
+    for chunk in x.split([3, 1, 3, 2], dim=1):  # chunks shorter and longer than W - 1
+        y, cache = mixer.step_chunk(chunk, cache)
+        outs.append(y)
+    torch.testing.assert_close(torch.cat(outs, dim=1), mixer(x), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(torch.cat(outs, dim=1), _run_steps(mixer, x), rtol=1e-10, atol=1e-12)

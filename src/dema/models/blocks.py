@@ -5,7 +5,8 @@
                  x + Mixer(LN(x)), then + MLP(LN(.))
     MLPBlock     (behaviour cloning floor, no sequence mixing): x + MLP(LN(x))
 
-Blocks whose mixer is recurrent (Mamba, bare S6) also have `init_cache` and `step`.
+Blocks whose mixer is recurrent (Mamba, bare S6) also have `init_cache`, `step` (one token) and
+`step_chunk` (a few tokens continuing from the cache).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class MambaBlock(nn.Module):
         y, cache = self.mixer.step(self.norm(x_t), cache)
         return x_t + y, cache
 
+    def step_chunk(self, x, cache):
+        y, cache = self.mixer.step_chunk(self.norm(x), cache)
+        return x + y, cache
+
 
 class GPT2Block(nn.Module):
     def __init__(self, cfg: ModelConfig, mixer: nn.Module):
@@ -57,6 +62,11 @@ class GPT2Block(nn.Module):
         y, cache = self.mixer.step(self.ln_1(x_t), cache)
         x_t = x_t + y
         return x_t + self.mlp(self.ln_2(x_t)), cache
+
+    def step_chunk(self, x, cache):
+        y, cache = self.mixer.step_chunk(self.ln_1(x), cache)
+        x = x + y
+        return x + self.mlp(self.ln_2(x)), cache
 
 
 class MLPBlock(nn.Module):

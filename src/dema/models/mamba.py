@@ -21,6 +21,11 @@ exactly zero until the first real token: padded positions cannot leak into real 
 
 Recurrent decoding: `step(x_t, cache) -> (y_t, cache)` with an explicit `SSMCache` holding the last
 W-1 conv inputs and the SSM state h (B, Di, N); it equals the full forward token by token (tested).
+`step_chunk(x, cache)` continues the same recurrence over a few tokens at once (the three tokens of
+one environment step when acting): at batch 1 the cost is the number of PyTorch calls, not the
+arithmetic, so one chunk pass per layer instead of three single-token passes is what makes
+RNN-like acting cheap (docs/PERFORMANCE.md). `step` stays as the plain reference it is tested
+against; `step_chunk` is inference only (its scan carries no gradient).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dema.scan import selective_scan_fn
+from dema.scan.stateful import selective_scan_with_state
 
 
 @dataclass
@@ -119,6 +125,21 @@ class SelectiveSSM(nn.Module):
             y = y * F.silu(z_t)
         return y, SSMCache(conv_state=window[:, :, 1:], ssm_state=h)
 
+    def step_chunk(self, x: torch.Tensor, cache: SSMCache, z: torch.Tensor | None = None):
+        """A few tokens: x (B, T, Di) -> (y (B, T, Di), new cache); equals T calls of `step`."""
+        window = torch.cat([cache.conv_state, x.transpose(1, 2)], dim=-1)  # (B, Di, W-1+T)
+        taps = window.unfold(-1, self.d_conv, 1)  # (B, Di, W-1+T) -> (B, Di, T, W)
+        # a depthwise conv1d call costs more than its arithmetic at this size: multiply the taps
+        u = F.silu((taps * self.conv1d.weight[:, 0, None, :]).sum(-1) + self.conv1d.bias[:, None])  # (B, Di, T)
+        dt, B, C = torch.split(self.x_proj(u.transpose(1, 2)), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # (B, T, Di) -> (B, Di, T)
+        y, h = selective_scan_with_state(
+            u, delta, -torch.exp(self.A_log.float()), B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
+            z=None if z is None else z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True, initial_state=cache.ssm_state)
+        conv_state = window[:, :, window.shape[-1] - (self.d_conv - 1):]
+        return y.transpose(1, 2), SSMCache(conv_state=conv_state, ssm_state=h)  # (B, Di, T) -> (B, T, Di)
+
 
 class MambaMixer(nn.Module):
     """The Mamba block: (B, L, D) -> (B, L, D)."""
@@ -145,4 +166,9 @@ class MambaMixer(nn.Module):
     def step(self, x_t: torch.Tensor, cache: SSMCache):
         x_t, z_t = self.in_proj(x_t).chunk(2, dim=-1)  # (B, 2Di) -> 2 x (B, Di)
         y, cache = self.ssm.step(x_t, cache, z_t=z_t)
+        return self.out_proj(y), cache
+
+    def step_chunk(self, x: torch.Tensor, cache: SSMCache):
+        x, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, 2Di) -> 2 x (B, T, Di)
+        y, cache = self.ssm.step_chunk(x, cache, z=z)
         return self.out_proj(y), cache

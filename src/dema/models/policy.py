@@ -144,21 +144,22 @@ class SequencePolicy(nn.Module):
             raise ConfigError(f"{self.cfg.block.value} blocks cannot act step by step; use predict_last on a window")
         return [block.init_cache(batch_size, device) for block in self.blocks]
 
-    def _step_token(self, token: torch.Tensor, cache: list) -> tuple[torch.Tensor, list]:
-        x = self.input_proj(token)
-        new_cache = []
-        for block, layer_cache in zip(self.blocks, cache):
-            x, layer_cache = block.step(x, layer_cache)
-            new_cache.append(layer_cache)
-        return x, new_cache
-
+    @torch.no_grad()
     def step(self, state, prev_action, return_to_go, timestep, cache):
         """One environment step: state (B, S), prev_action (B, A) (discrete: (B,) long),
-        return_to_go (B, 1) already scaled, timestep (B,) long -> (action (B, A), cache)."""
-        parts = self._embed_step(state, prev_action, return_to_go, timestep)
+        return_to_go (B, 1) already scaled, timestep (B,) long -> (action (B, A), cache).
+
+        The step's tokens (R_t, a_{t-1}, s_t for B3LD, one token for BL3D) go through each layer
+        as one chunk continuing from the cache; the decision is read at the last token (s_t).
+        """
+        parts = self._embed_step(state, prev_action, return_to_go, timestep)  # each (B, E)
         if self.cfg.layout is TokenLayout.B3LD:
-            for token in parts:  # R_t, then a_{t-1}, then s_t: the output of s_t is the decision
-                x, cache = self._step_token(token, cache)
+            tokens = torch.stack(parts, dim=1)  # 3 x (B, E) -> (B, 3, E)
         else:
-            x, cache = self._step_token(torch.cat(parts, dim=-1), cache)
-        return self._head(self.final_norm(x)), cache
+            tokens = torch.cat(parts, dim=-1)[:, None]  # (B, 3E) -> (B, 1, 3E)
+        x = self.input_proj(tokens)
+        new_cache = []
+        for block, layer_cache in zip(self.blocks, cache):
+            x, layer_cache = block.step_chunk(x, layer_cache)
+            new_cache.append(layer_cache)
+        return self._head(self.final_norm(x[:, -1])), new_cache
