@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from dema.machine import cpu_model
 
 
 def measure(fn: Callable[[], object], repeats: int, warmup: int = 1, budget_s: float | None = None) -> dict:
@@ -120,7 +121,7 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device | str = "cpu")
 def machine_info() -> dict:
     """CPU model, cores, load, versions and threads: what every result must carry."""
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "load_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "torch": torch.__version__,
@@ -137,13 +138,3 @@ def machine_info() -> dict:
     if torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name()
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

@@ -26,6 +26,7 @@ from dema.envs import EnvSpec, env_spec
 from dema.errors import ConfigError, DemaError
 from dema.evaluation.agent import NormStats, make_agent
 from dema.evaluation.rollout import run_episodes
+from dema.machine import cpu_model
 
 CHECKPOINTS = {"final": "model.safetensors", "best": "best.safetensors"}
 
@@ -194,7 +195,7 @@ def _best_during_training(run_dir: Path) -> dict | None:
 
 def versions() -> dict:
     """Package versions and the machine, recorded next to every score."""
-    out = {"python": platform.python_version(), "platform": platform.platform(), "cpu": _cpu_model(),
+    out = {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     for package in ("dema", "torch", "gymnasium", "mujoco", "numpy"):
         try:
@@ -202,13 +203,3 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[package] = None
     return out
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
