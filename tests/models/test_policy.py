@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from dema.models import MODELS, TokenLayout, build_policy, count_parameters, model_config
 
-from tiny_models import ACT_DIM, STATE_DIM, random_batch, tiny_config, tiny_policy
+from tiny_models import STATE_DIM, random_batch, tiny_config, tiny_policy
 
 STEP_MODELS = [m for m in MODELS if m.startswith("dema")]
 
