@@ -139,7 +139,14 @@ def protocol_text(runs: list[dict]) -> list[str]:
     v = report["versions"]
     machine = f"{v.get('cpu', 'CPU')}, {v.get('cpu_count', '?')} cores" if v.get("cpu") else v["platform"]
     lrs = ", ".join(sorted({f"{r['dataset']} {r['config']['optim']['lr']:g}" for r in runs}))
+    from datetime import datetime, timezone
+
+    stamp = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    start = min((r["dir"] / "normalization.json").stat().st_mtime for r in runs)
+    end = max((r["dir"] / "eval.json").stat().st_mtime for r in runs)
     return [
+        f"- {len(runs)} runs, written between {stamp(start)} and {stamp(end)} UTC by `scripts/run_results.sh` "
+        f"(seeds {sorted({r['seed'] for r in runs})}).",
         f"- Protocol `{config['protocol']}` (src/dema/presets/protocol-{config['protocol']}.json over the paper's "
         f"per-dataset presets): {s['updates']:,} updates (the paper: 100,000), AdamW lr per preset "
         f"({lrs}), weight decay "
