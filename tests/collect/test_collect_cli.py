@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
@@ -16,16 +15,7 @@ from dema.data.collect.rollout import episode_returns
 D4RL_KEYS = {"observations", "actions", "rewards", "terminals", "timeouts", "next_observations"}
 
 
-def _shared() -> Path:
-    if os.environ.get("DEMA_SHARED"):
-        return Path(os.environ["DEMA_SHARED"])
-    return Path(__file__).resolve().parents[2] / ".." / "shared"
-
-
-POLICY_DIR = _shared() / "data" / "behavior-policies"
-needs_policies = pytest.mark.skipif(
-    not POLICY_DIR.is_dir(), reason=f"behaviour policies not found at {POLICY_DIR} (set DEMA_SHARED)"
-)
+from shared_policies import POLICY_DIR, needs_policies
 
 
 def _read(path: Path) -> tuple[dict[str, np.ndarray], dict]:

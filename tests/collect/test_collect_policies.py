@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_policies import POLICY_DIR, needs_policies
 
 from dema.data.collect.policies import MlpPolicy, load_npz, load_policy
 from dema.errors import DataError
-
-
-def _shared() -> Path:
-    if os.environ.get("DEMA_SHARED"):
-        return Path(os.environ["DEMA_SHARED"])
-    return Path(__file__).resolve().parents[2] / ".." / "shared"
-
-
-POLICY_DIR = _shared() / "data" / "behavior-policies"
-needs_policies = pytest.mark.skipif(
-    not POLICY_DIR.is_dir(), reason=f"behaviour policies not found at {POLICY_DIR} (set DEMA_SHARED)"
-)
 
 
 def _write_policy(path: Path, **arrays) -> Path:
