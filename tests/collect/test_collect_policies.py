@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_policies import POLICY_DIR, needs_policies
 
 from dema.data.collect.policies import MlpPolicy, load_npz, load_policy
+from dema.data.collect.recipes import PACKAGED_POLICY_DIR
 from dema.errors import DataError
 
 
@@ -90,13 +90,11 @@ def test_bad_policy_files_are_refused(tmp_path):
         MlpPolicy("x", "beta", "relu", [], np.zeros((1, 1)), np.zeros(1), -np.ones(1), np.ones(1))
 
 
-@needs_policies
 def test_policy_size_must_fit_the_environment():
     with pytest.raises(DataError, match="size 11"):
-        load_policy(POLICY_DIR / "tqc-Hopper.npz", obs_dim=17)
+        load_policy(PACKAGED_POLICY_DIR / "tqc-Hopper.npz", obs_dim=17)
 
 
-@needs_policies
 @pytest.mark.parametrize(
     "name, env_id, readme_return",
     [("tqc-Hopper", "Hopper-v5", 3272.0), ("ppo_old-Hopper", "Hopper-v5", 1086.0)],
@@ -105,7 +103,7 @@ def test_real_policy_reproduces_readme_return(name, env_id, readme_return):
     """The README's protocol (deterministic, reset seeds 0-4): the mean lands within 3% of its number."""
     import gymnasium as gym
 
-    policy = load_policy(POLICY_DIR / f"{name}.npz")
+    policy = load_policy(PACKAGED_POLICY_DIR / f"{name}.npz")
     env = gym.make(env_id)
     returns = []
     for seed in range(5):

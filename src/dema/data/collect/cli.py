@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vector-mode", choices=("sync", "async"), default="sync",
                    help="sync runs the copies in this process (faster on 2 cores, see docs/DATASETS.md)")
     p.add_argument("--policy-dir", type=Path, default=None,
-                   help="folder of {algo}-{Env}.npz policies (default $DEMA_POLICY_DIR or ../shared/data/behavior-policies)")
+                   help="folder of {algo}-{Env}.npz policies (default $DEMA_POLICY_DIR, else the policies "
+                        "shipped with dema)")
     p.add_argument("--policy", type=Path, default=None,
                    help="a .npz or SB3 .zip policy replacing the medium/expert recipe's own")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -97,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                                             args.sac_learning_starts, args.sac_eval_every)
         else:
             from dema.data.collect.collector import collect
-            from dema.data.collect.recipes import default_policy_dir
 
+            # policy_dir None: the recipes take $DEMA_POLICY_DIR, else the shipped policies.
             path, meta = collect(spec, args.recipe, out, args.steps, args.seed, args.num_envs,
-                                 args.policy_dir or default_policy_dir(), args.policy, args.vector_mode,
+                                 args.policy_dir, args.policy, args.vector_mode,
                                  args.overwrite, not args.no_progress, command,
                                  next_observations=not args.no_next_observations)
     norm = meta.get("normalized_return_mean")

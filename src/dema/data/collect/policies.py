@@ -2,7 +2,7 @@
 
 One class, `MlpPolicy`, acts for every policy kind the collector uses; two readers build it:
 
-- `load_npz(path)`: the format of ../shared/data/behavior-policies/README.md (float64 arrays,
+- `load_npz(path)`: the format of the shipped policies, behavior_policies/README.md (float64 arrays,
   torch layout `[out, in]`): `kind` is `squashed_gaussian` (SAC, TQC), `gaussian` (PPO, A2C, TRPO)
   or `linear` (ARS); optional observation normalisation `clip((o - mean) / sqrt(var + eps), ±clip)`
   and an optional time feature `1 - t / 1000` appended to the raw observation.

@@ -9,8 +9,9 @@
 | `medium-replay` | APPROXIMATION of D4RL's (the replay buffer of a SAC run up to the medium level): rollouts of a ladder of weaker-to-medium policies, some with Gaussian action noise, weakest first | D4RL v2's sizes |
 | `sac-replay` | the faithful recipe: SAC trained until the medium level, whole replay buffer (see `sac_replay.py`) | until medium |
 
-The level -> policy table follows ../shared/data/behavior-policies/README.md ("A mapping onto the
-D4RL recipe"): medium is about a third of expert. Where the README offers a choice, the picks are:
+The level -> policy table follows the table "A mapping onto the D4RL recipe" of the shipped
+policies' README (behavior_policies/README.md beside this file): medium is about a third of expert.
+Where the README offers a choice, the picks are:
 hopper medium = sac stochastic (D4RL's medium policy was a SAC, normalised about 55 here against
 D4RL's 44), halfcheetah medium = ppo stochastic (44; the alternative, ARS, is deterministic), walker2d
 medium = ppo stochastic (59).
@@ -86,30 +87,47 @@ APPROXIMATION_NOTE = (
 )
 
 
+# The behaviour policies ship inside the package: DLR-RM/rl-trained-agents' SB3 agents (MIT, see
+# behavior_policies/LICENSE) converted to numpy arrays, about 5 MB. So a fresh install collects every
+# recipe without a download; pyproject.toml's package-data carries them into wheels.
+PACKAGED_POLICY_DIR = Path(__file__).resolve().parent / "behavior_policies"
+
+
 def default_policy_dir() -> Path:
-    """$DEMA_POLICY_DIR, else $DEMA_SHARED/data/behavior-policies, else <repo>/../shared/data/behavior-policies."""
-    if os.environ.get("DEMA_POLICY_DIR"):
-        return Path(os.environ["DEMA_POLICY_DIR"])
-    if os.environ.get("DEMA_SHARED"):
-        return Path(os.environ["DEMA_SHARED"]) / "data" / "behavior-policies"
-    repo = Path(__file__).resolve().parents[4]  # src/dema/data/collect/recipes.py -> repo root
-    return repo.parent / "shared" / "data" / "behavior-policies"
+    """$DEMA_POLICY_DIR when set (a user's own `{algo}-{Env}.npz` folder), else the shipped policies."""
+    chosen = os.environ.get("DEMA_POLICY_DIR")
+    return Path(chosen) if chosen else PACKAGED_POLICY_DIR
 
 
-def resolve_policy(spec: EnvSpec, algo: str, policy_dir: Path) -> MlpPolicy | RandomPolicy:
-    """`algo` ("sac") -> the policy `{policy_dir}/sac-Hopper.npz`; "random" -> uniform actions."""
+def _missing_policy_error(path: Path, policy_dir: Path) -> DataError:
+    """Name the fix, which depends on whose folder lacks the file: the user's, or the package's."""
+    if policy_dir.resolve() == PACKAGED_POLICY_DIR:
+        return DataError(
+            f"{path}: behaviour policy missing from the policies shipped with dema, so this install is "
+            "incomplete; reinstall dema (pip install --force-reinstall, from its wheel or repository), "
+            f"or pass --policy-dir DIR with a folder holding {path.name}"
+        )
+    return DataError(
+        f"{path}: behaviour policy not found in {policy_dir} (given by --policy-dir or $DEMA_POLICY_DIR); "
+        f"that folder needs {path.name}: add it there, or drop --policy-dir and unset DEMA_POLICY_DIR "
+        "to use the policies shipped with dema"
+    )
+
+
+def resolve_policy(spec: EnvSpec, algo: str, policy_dir: Path | None = None) -> MlpPolicy | RandomPolicy:
+    """`algo` ("sac") -> the policy `{policy_dir}/sac-Hopper.npz`; "random" -> uniform actions.
+
+    `policy_dir` None means `default_policy_dir()`."""
     if algo == "random":
         return RandomPolicy(-np.ones(spec.act_dim), np.ones(spec.act_dim))
+    policy_dir = Path(policy_dir) if policy_dir is not None else default_policy_dir()
     path = policy_dir / f"{algo}-{POLICY_ENV_NAMES[spec.name]}.npz"
     if not path.is_file():
-        raise DataError(
-            f"{path}: behaviour policy not found; pass --policy-dir pointing at the behavior-policies folder "
-            "(or set DEMA_POLICY_DIR)"
-        )
+        raise _missing_policy_error(path, policy_dir)
     return load_policy(path, obs_dim=spec.obs_dim)
 
 
-def _stage(spec: EnvSpec, choice: Choice, steps: int, policy_dir: Path, policy=None) -> Stage:
+def _stage(spec: EnvSpec, choice: Choice, steps: int, policy_dir: Path | None, policy=None) -> Stage:
     policy = policy if policy is not None else resolve_policy(spec, choice.algo, policy_dir)
     mode = "deterministic" if choice.deterministic else "stochastic"
     label = policy.name if choice.algo == "random" else f"{policy.name} {mode}"
@@ -122,10 +140,11 @@ def build_stages(
     spec: EnvSpec,
     recipe: str,
     steps: int | None,
-    policy_dir: Path,
+    policy_dir: Path | None = None,
     policy_path: Path | None = None,
 ) -> list[Stage]:
-    """The stages of a recipe; `steps` overrides the default size, `policy_path` the level's policy."""
+    """The stages of a recipe; `steps` overrides the default size, `policy_path` the level's policy,
+    `policy_dir` (None: `default_policy_dir()`) the folder of the recipe's policies."""
     if spec.name not in LEVELS:
         raise ConfigError(f"no recipes for {spec.name!r}; recipes exist for {', '.join(LEVELS)}")
     if recipe not in RECIPES or recipe == "sac-replay":
