@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from dema.data.collect.rollout import episode_returns  # noqa: E402
+from dema.data.episodes import episode_returns, return_stats  # noqa: E402
 
 BEGIN, END = "<!-- datasets-table:begin -->", "<!-- datasets-table:end -->"
 
@@ -39,8 +39,9 @@ def describe(path: Path) -> dict:
         terminals, timeouts = f["terminals"][()], f["timeouts"][()]
         meta = dict(f["metadata"].attrs) if "metadata" in f else {}
     returns = episode_returns(rewards, terminals, timeouts)
+    stats = return_stats(returns)
     lo, hi = _attr(meta, "ref_min_score"), _attr(meta, "ref_max_score")
-    norm = 100 * (returns.mean() - lo) / (hi - lo) if lo is not None and hi is not None else float("nan")
+    norm = 100 * (stats["return_mean"] - lo) / (hi - lo) if lo is not None and hi is not None else float("nan")
     return {
         "file": path.name,
         "env": _attr(meta, "env_id", "?"),
@@ -49,7 +50,7 @@ def describe(path: Path) -> dict:
         "transitions": len(rewards),
         "episodes": len(returns),
         "terminal": int(np.asarray(terminals).sum()),
-        "mean": returns.mean(), "std": returns.std(), "min": returns.min(), "max": returns.max(),
+        **{key: stats[f"return_{key}"] for key in ("mean", "std", "min", "max")},
         "norm": norm,
         "num_envs": _attr(meta, "num_envs"),
         "sps": _attr(meta, "steps_per_second"),

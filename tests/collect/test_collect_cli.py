@@ -11,7 +11,7 @@ import pytest
 
 from dema.cli import main as dema
 from dema.data.collect.recipes import PACKAGED_POLICY_DIR
-from dema.data.collect.rollout import episode_returns
+from dema.data.episodes import episode_returns
 
 D4RL_KEYS = {"observations", "actions", "rewards", "terminals", "timeouts", "next_observations"}
 

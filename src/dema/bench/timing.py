@@ -13,38 +13,20 @@ Linux only; elsewhere it is reported as None. On CUDA: torch.cuda.max_memory_all
 from __future__ import annotations
 
 import ctypes
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from dema.machine import cpu_model
+
+from dema.provenance import machine, versions
 
 
 def measure(fn: Callable[[], object], repeats: int, warmup: int = 1, budget_s: float | None = None) -> dict:
-    """Median wall and CPU milliseconds of `fn()` over `repeats` runs (fewer if over `budget_s`)."""
-    for _ in range(warmup):
-        fn()
-    walls, cpus = [], []
-    started = time.perf_counter()
-    for _ in range(repeats):
-        _sync()
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        fn()
-        _sync()
-        walls.append(1e3 * (time.perf_counter() - wall0))
-        cpus.append(1e3 * (time.process_time() - cpu0))
-        if budget_s is not None and time.perf_counter() - started > budget_s and len(walls) >= 3:
-            break
-    return {
-        "ms": statistics.median(walls),
-        "min_ms": min(walls),
-        "cpu_ms": statistics.median(cpus),
-        "repeats": len(walls),
-    }
+    """Median wall and CPU milliseconds of `fn()` over `repeats` runs (fewer if over `budget_s`):
+    {"ms", "min_ms", "cpu_ms", "repeats"}."""
+    return measure_interleaved({"fn": fn}, repeats, warmup, budget_s)["fn"]
 
 
 def measure_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
@@ -119,22 +101,18 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device | str = "cpu")
 
 
 def machine_info() -> dict:
-    """CPU model, cores, load, versions and threads: what every result must carry."""
+    """CPU model, cores, load, versions and threads: what every result must carry (dema.provenance)."""
+    where, have = machine(), versions()
     info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "load_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "malloc": "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "system",
+        "cpu": where["cpu"],
+        "cores": where["cpu_count"],
+        "load_1min": where["load_1min"],
+        "torch": have.get("torch", torch.__version__),
+        "torch_threads": where["torch_threads"],
+        "python": have["python"],
+        "malloc": where["malloc"],
+        "numba": have.get("numba"),
     }
-    try:
-        import numba
-
-        info["numba"] = numba.__version__
-    except ImportError:
-        info["numba"] = None
-    if torch.cuda.is_available():
-        info["cuda_device"] = torch.cuda.get_device_name()
+    if "cuda_device" in where:
+        info["cuda_device"] = where["cuda_device"]
     return info

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from dema.data.dataset import OfflineDataset
+from dema.data.episodes import return_stats
 from dema.data.load import load_dataset
 from dema.data.validate import DataWarning, resolve_env
 
@@ -37,10 +38,7 @@ def summary(dataset: OfflineDataset, env=None) -> dict:
         "obs_shape": list(dataset.obs_shape),
         "act_dim": int(dataset.act_dim),
         "discrete": bool(dataset.discrete),
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "return_min": float(returns.min()),
-        "return_max": float(returns.max()),
+        **return_stats(returns),
         "length_mean": float(lengths.mean()),
         "length_min": int(lengths.min()),
         "length_max": int(lengths.max()),

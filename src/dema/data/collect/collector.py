@@ -5,30 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from dema.data.collect.recipes import APPROXIMATION_NOTE, build_stages
-from dema.data.collect.rollout import concatenate, episode_returns, rollout
-from dema.data.collect.writer import check_writable, package_versions, write_hdf5
+from dema.data.collect.rollout import concatenate, rollout
+from dema.data.collect.writer import check_writable, write_hdf5
+from dema.data.episodes import collection_stats
 from dema.envs import EnvSpec
-
-
-def return_stats(data: dict[str, np.ndarray], spec: EnvSpec | None = None) -> dict:
-    """Episodes, transitions and the episode return mean/std/min/max (+ D4RL-normalised mean)."""
-    returns = episode_returns(data["rewards"], data["terminals"], data["timeouts"])
-    stats = {
-        "episodes": int(len(returns)),
-        "transitions": int(len(data["rewards"])),
-        "terminal_episodes": int(np.asarray(data["terminals"]).sum()),
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "return_min": float(returns.min()),
-        "return_max": float(returns.max()),
-    }
-    if spec is not None:
-        stats["normalized_return_mean"] = float(spec.normalize(stats["return_mean"]))
-    return stats
+from dema.provenance import versions
 
 
 def collect(
@@ -60,7 +44,7 @@ def collect(
     seconds = time.perf_counter() - start
     bar.close()
     data = concatenate(parts)
-    stats = return_stats(data, spec)
+    stats = collection_stats(data, spec.normalize)
     meta = {
         "env_id": spec.gym_id,
         "env_name": spec.name,
@@ -81,7 +65,7 @@ def collect(
         "ref_max_score": spec.ref_max_score,
         "collect_seconds": round(seconds, 2),
         "steps_per_second": round(total / seconds, 1),
-        "versions": package_versions(),
+        "versions": versions(),
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -34,9 +34,11 @@ import numpy as np
 from tqdm import tqdm
 
 from dema.data.collect.policies import RandomPolicy
-from dema.data.collect.rollout import Stage, episode_returns, rollout
-from dema.data.collect.writer import check_writable, package_versions, write_hdf5
+from dema.data.collect.rollout import Stage, rollout
+from dema.data.collect.writer import check_writable, write_hdf5
+from dema.data.episodes import collection_stats, episode_returns
 from dema.errors import ConfigError
+from dema.provenance import versions
 
 P_GAIN, D_GAIN = 10.0, -1.0  # D4RL WaypointController defaults
 NOISE_STD = 0.5  # D4RL generate_maze2d_datasets.py --noisy
@@ -195,18 +197,8 @@ def collect_maze(name: str, recipe: str, out: Path, steps: int | None, seed: int
     bar.close()
     seconds = time.perf_counter() - start
     refs = reference_scores(spec, ref_episodes)
-    returns = episode_returns(data["rewards"], data["terminals"], data["timeouts"])
-    stats = {
-        "episodes": int(len(returns)),
-        "transitions": int(total),
-        "terminal_episodes": int(data["terminals"].sum()),
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "return_min": float(returns.min()),
-        "return_max": float(returns.max()),
-    }
-    stats["normalized_return_mean"] = 100 * (stats["return_mean"] - refs["ref_min_score"]) / (
-        refs["ref_max_score"] - refs["ref_min_score"])
+    lo, hi = refs["ref_min_score"], refs["ref_max_score"]
+    stats = collection_stats(data, lambda mean: 100 * (mean - lo) / (hi - lo))
     meta = {
         "env_id": spec.base_id,
         "gym_id": spec.gym_id,
@@ -224,7 +216,7 @@ def collect_maze(name: str, recipe: str, out: Path, steps: int | None, seed: int
         "ref_scores_protocol": f"mean return over {ref_episodes} episodes, reset seeds {REF_SEED}+, noiseless controller / uniform random",
         "collect_seconds": round(seconds, 2),
         "steps_per_second": round(total / seconds, 1),
-        "versions": package_versions(),
+        "versions": versions(),
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

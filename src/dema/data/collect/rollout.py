@@ -108,16 +108,6 @@ def rollout(
     return {k: np.concatenate([s[k] for s in streams]) for k in buf}
 
 
-def episode_returns(rewards: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
-    """Sum of rewards per episode; episodes end at terminals or timeouts (the last one at the end)."""
-    ends = np.flatnonzero(np.asarray(terminals, bool) | np.asarray(timeouts, bool))
-    if len(ends) == 0 or ends[-1] != len(rewards) - 1:
-        ends = np.append(ends, len(rewards) - 1)
-    csum = np.concatenate([[0.0], np.cumsum(rewards, dtype=np.float64)])
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    return csum[ends + 1] - csum[starts]
-
-
 def concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Join collections one after the other (every part ends with an episode end)."""
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -20,7 +20,6 @@ state is not saved. The D4RL file is written when the run stops; the work folder
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -28,10 +27,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dema.data.collect.rollout import episode_returns
-from dema.data.collect.writer import check_writable, package_versions, write_hdf5
+from dema.data.collect.writer import check_writable, write_hdf5
+from dema.data.episodes import collection_stats
 from dema.envs import EnvSpec
 from dema.errors import ConfigError
+from dema.files import atomic_write
+from dema.provenance import versions
 
 LEARNING_STARTS = 10_000
 EVAL_EVERY = 10_000
@@ -75,9 +76,7 @@ def _save_checkpoint(work: Path, model, state: dict) -> None:
     np.savez(ckpt / "buffer.npz", pos=buf.pos, full=buf.full,
              **{k: getattr(buf, k)[: buf.pos if not buf.full else buf.buffer_size] for k in _BUFFER_KEYS})
     state = {**state, "checkpoint": ckpt.name}
-    tmp = work / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, work / "state.json")
+    atomic_write(work / "state.json", lambda tmp: tmp.write_text(json.dumps(state, indent=1)))
     for old in work.glob("ckpt-*"):
         if old.name != ckpt.name:
             shutil.rmtree(old, ignore_errors=True)
@@ -182,17 +181,7 @@ def collect_sac_replay(
     seconds = time.perf_counter() - start
 
     data = buffer_to_d4rl(model.replay_buffer)
-    returns = episode_returns(data["rewards"], data["terminals"], data["timeouts"])
-    stats = {
-        "episodes": int(len(returns)),
-        "transitions": int(len(data["rewards"])),
-        "terminal_episodes": int(data["terminals"].sum()),
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "return_min": float(returns.min()),
-        "return_max": float(returns.max()),
-        "normalized_return_mean": float(spec.normalize(returns.mean())),
-    }
+    stats = collection_stats(data, spec.normalize)
     stopped = "medium level reached" if state["reached_medium"] else "step budget reached BELOW the medium level"
     meta = {
         "env_id": spec.gym_id,
@@ -211,7 +200,7 @@ def collect_sac_replay(
         "ref_min_score": spec.ref_min_score,
         "ref_max_score": spec.ref_max_score,
         "collect_seconds_last_session": round(seconds, 1),
-        "versions": package_versions(),
+        "versions": versions(),
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -4,37 +4,24 @@ Layout: datasets `observations`, `next_observations`, `actions`, `rewards` (floa
 `terminals`, `timeouts` (bool), gzip-compressed with the shuffle filter; a group `metadata`
 whose attributes describe the collection (strings, numbers, or JSON text for lists and dicts).
 
-Atomicity: the file is written to a hidden temporary file in the same folder and moved into place
-with `os.replace`, which is atomic on one file system, so an interrupted run never leaves a half
-file under the final name. An existing file is never overwritten unless asked.
+Atomicity (dema.files.atomic_write): the file is written to a hidden temporary file in the same
+folder and moved into place with `os.replace`, which is atomic on one file system, so an
+interrupted run never leaves a half file under the final name. An existing file is never
+overwritten unless asked.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from dema.errors import DataError
+from dema.files import atomic_write
 
 KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
-_VERSIONED = ("dema", "numpy", "gymnasium", "mujoco", "h5py", "torch", "gymnasium-robotics", "stable-baselines3")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape the data (the ones installed)."""
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            pass
-    return versions
 
 
 def check_writable(path: Path, overwrite: bool) -> None:
@@ -59,8 +46,8 @@ def write_hdf5(
     path = Path(path)
     check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             for key in KEYS if next_observations else KEYS[:-1]:
                 arr = np.asarray(data[key])
@@ -69,8 +56,6 @@ def write_hdf5(
             group = f.create_group("metadata")
             for key, value in meta.items():
                 group.attrs[key] = value if isinstance(value, (str, int, float, np.number)) else json.dumps(value)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()  # an exception (or Ctrl-C) during the write: leave nothing behind
+
+    atomic_write(path, write)  # an exception (or Ctrl-C) during the write leaves nothing behind
     return path
