@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
 from dema.scan import numba_available, selective_scan_ref
-from dema.scan.stateful import selective_scan_with_state, selective_scan_with_state_ref
+from dema.scan.stateful import selective_scan_with_state
 
 from test_scan_variants import make_inputs  # noqa: E402  (same folder)
 
 VARIANTS = {
-    "ref": selective_scan_with_state_ref,
+    "ref": functools.partial(selective_scan_ref, return_last_state=True),  # the reference, from a state
     "dispatch": pytest.param(selective_scan_with_state,
                              marks=pytest.mark.skipif(not numba_available(), reason="numba is not installed")),
 }

@@ -2,12 +2,14 @@
 
 Mamba-1's selective state space recurrence, per batch b, channel d and state index n:
 
-    h_l = exp(delta_l * A) * h_{l-1} + delta_l * B_l * u_l,     h_{-1} = 0
+    h_l = exp(delta_l * A) * h_{l-1} + delta_l * B_l * u_l,     h_{-1} = 0 (or a given state)
     y_l = sum_n C_l[n] * h_l[n]  +  D * u_l
     out = y * silu(z)  (when z is given)
 
 Written as plainly as possible, one time step per loop iteration, so that it can be read
-against the paper and trusted; autograd differentiates it.
+against the paper and trusted; autograd differentiates it. `initial_state` continues a sequence
+from the final state of the one before it: scanning [x1; x2] from zero equals scanning x1, then
+x2 from x1's last state (tests/scan/test_scan_with_state.py).
 """
 
 from __future__ import annotations
@@ -45,15 +47,17 @@ def selective_scan_ref(
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
+    initial_state: torch.Tensor | None = None,
 ):
-    """Sequential selective scan with mamba-ssm's signature.
+    """Sequential selective scan with mamba-ssm's signature (plus `initial_state`).
 
-    u, delta, z: (B, Di, L); A: (Di, N); B, C: (B, N, L); D, delta_bias: (Di,).
-    Returns out (B, Di, L), and the final state h_{L-1} (B, Di, N) if return_last_state.
+    u, delta, z: (B, Di, L); A: (Di, N); B, C: (B, N, L); D, delta_bias: (Di,); initial_state:
+    h_{-1} (B, Di, N), zero if None. Returns out (B, Di, L), and the final state h_{L-1}
+    (B, Di, N) if return_last_state.
     """
     delta = discretize_delta(delta, delta_bias, delta_softplus)
     batch, d_inner, length = u.shape
-    h = u.new_zeros(batch, d_inner, A.shape[1])
+    h = u.new_zeros(batch, d_inner, A.shape[1]) if initial_state is None else initial_state
     ys = []
     for l in range(length):
         decay = torch.exp(delta[:, :, l, None] * A)  # (B, Di, N)
