@@ -7,6 +7,7 @@ import json
 import pytest
 
 from dema.bench.cli import main
+from dema.bench.tables import render_folder
 from dema.cli import main as dema_main
 from dema.errors import ConfigError
 
@@ -22,10 +23,17 @@ def test_bench_scan_json_on_a_tiny_shape(capsys):
     assert result["torch_threads"] == 1 and result["cores"] >= 1
 
 
+def test_bench_scan_table_on_a_tiny_shape(capsys):
+    """The table (dema.bench.tables) of a shape so small that its floor rounds to 0 ms."""
+    assert main(["scan", "--shape", "2,3,5,4", "--budget", "0.1", "--variants", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert "| variant | forward wall ms |" in out and "| reference |" in out
+
+
 def test_bench_act_table(capsys):
     assert main(["act", "--budget", "0.5"]) == 0
     out = capsys.readouterr().out
-    assert "dema-rnn step" in out and "dt window (K 20)" in out
+    assert "| RNN-like DeMa, one `step` |" in out and "| DT, K 20 window |" in out  # dema.bench.tables
 
 
 def test_bench_cost_writes_json_and_plots(tmp_path, monkeypatch, capsys):
@@ -36,6 +44,7 @@ def test_bench_cost_writes_json_and_plots(tmp_path, monkeypatch, capsys):
     assert main(["cost", "--json", "--lengths", "2,3", "--batch", "2", "--budget", "0.2", "--out", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (tmp_path / "cost.json").exists()
+    assert "| dema-rnn |" in render_folder(tmp_path)  # what scripts/bench_tables.py prints
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["cost_forward_cpu_ms.png", "cost_train_peak_mb.png",
                                                              "cost_train_step_cpu_ms.png"]
     models = {(row["model"], row["steps"]) for row in result["curves"]}

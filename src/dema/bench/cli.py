@@ -6,6 +6,9 @@
     dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
     dema bench all               scan, step, act and cost, into bench_out/
 
+Without --json each result prints as the markdown tables of docs/PERFORMANCE.md (dema.bench.tables,
+also what `scripts/bench_tables.py bench_out` prints from the files --out wrote).
+
 Threads: the benchmarks run on ONE torch thread unless --threads says otherwise (0: torch's
 default). Measured on a 2-core VM shared with other jobs (docs/PERFORMANCE.md): with two threads,
 every parallel PyTorch op waits for its second OpenMP thread to be scheduled, and small ops became
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from dema.bench import tables
 from dema.errors import ConfigError
 
 
@@ -81,55 +85,6 @@ def _emit(result: dict, args, name: str, table) -> None:
         print(table(result))
 
 
-def _step_table(r: dict) -> str:
-    t = r["timings"]
-    return "\n".join([
-        f"training step, {r['dataset']} presets, batch {r['batch_size']}, K 20 "
-        f"({r['cpu']}, {r['cores']} cores, load {r['load_1min']}, torch {r['torch']}, {r['torch_threads']} threads)",
-        f"  dema  {r['dema_ms']:9.1f} ms  (cpu {t['dema']['cpu_ms']:.1f} ms, min {t['dema']['min_ms']:.1f}, "
-        f"{r['parameters']['dema']:,} parameters, scan: {r['scan']})",
-        f"  dt    {r['dt_ms']:9.1f} ms  (cpu {t['dt']['cpu_ms']:.1f} ms, min {t['dt']['min_ms']:.1f}, "
-        f"{r['parameters']['dt']:,} parameters)",
-        f"  ratio {r['ratio']:.3f} (goal <= 0.5); cpu-time ratio {r['cpu_ratio']:.3f}",
-    ])
-
-
-def _scan_table(r: dict) -> str:
-    s, f = r["shape"], r["floor_ms"]
-    lines = [f"selective scan B={s['batch']} Di={s['d_inner']} L={s['length']} N={s['d_state']} "
-             f"({r['elements'] / 1e6:.1f}M elements; {r['torch_threads']} threads, load {r['load_1min']})",
-             f"  floor at {f['assumed_ghz']} GHz: forward {f['fwd']} ms, forward+backward {f['fwd_bwd']} ms",
-             f"  {'variant':14s} {'fwd ms':>9s} {'cpu':>9s} {'fwd+bwd ms':>11s} {'cpu':>9s} {'peak MB':>8s}"]
-    for row in r["rows"]:
-        lines.append(f"  {row['variant']:14s} {row['fwd_ms']:9.1f} {row['fwd_cpu_ms']:9.1f} "
-                     f"{row['fwd_bwd_ms']:11.1f} {row['fwd_bwd_cpu_ms']:9.1f} {row['peak_mb']!s:>8s}")
-    return "\n".join(lines)
-
-
-def _act_table(r: dict) -> str:
-    ms = r["ms"]
-    return "\n".join([
-        f"one decision at batch 1 ({r['torch_threads']} threads, load {r['load_1min']})",
-        f"  dema-rnn step      {ms['dema-rnn_step']:8.3f} ms   ({r['rnn_step_over_dt_window']:.2f}x DT's window, goal <= 0.3)",
-        f"  dema window (K {r['context_len']['dema']}) {ms['dema_window']:8.3f} ms   "
-        f"({r['dema_window_over_dt_window']:.2f}x DT's window, goal <= 1)",
-        f"  dt window (K {r['context_len']['dt']})   {ms['dt_window']:8.3f} ms",
-    ])
-
-
-def _cost_table(r: dict) -> str:
-    lines = [f"{'dataset':22s} {'model':10s} {'K':>3s} {'parameters':>11s} {'MACs':>13s}"]
-    for p in r["presets"]:
-        lines.append(f"{p['dataset']:22s} {p['model']:10s} {p['context_len']:3d} {p['parameters']:11,d} {p['macs']:13,d}")
-    lines += ["", f"{'model':10s} {'steps':>6s} {'forward ms':>11s} {'train ms':>10s} {'peak MB':>8s}"]
-    for c in r["curves"]:
-        lines.append(f"{c['model']:10s} {c['steps']:6d} {c['forward_ms']:11.1f} {c['train_step_ms']:10.1f} "
-                     f"{c['train_peak_mb']!s:>8s}")
-    if r.get("plots"):
-        lines.append("plots: " + ", ".join(r["plots"]))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.threads < 0:
@@ -145,25 +100,25 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--shape is batch,d_inner,length,d_state; got {args.shape!r}")
         result = run_scan_bench(*shape, budget_s=args.budget, ghz=getattr(args, "ghz", 2.6),
                                 variants=_pick_variants(getattr(args, "variants", "")))
-        _emit(result, _with_out(args), "scan", _scan_table)
+        _emit(result, _with_out(args), "scan", tables.scan_table)
     if args.what in ("step", "all"):
         from dema.bench.step import run_step_bench
 
         result = run_step_bench(getattr(args, "dataset", "hopper-medium"), getattr(args, "batch", 64),
                                 repeats=getattr(args, "repeats", 30), budget_s=args.budget)
-        _emit(result, _with_out(args), "step", _step_table)
+        _emit(result, _with_out(args), "step", tables.step_table)
     if args.what in ("act", "all"):
         from dema.bench.act import run_act_bench
 
         result = run_act_bench(getattr(args, "dataset", "hopper-medium"), budget_s=args.budget)
-        _emit(result, _with_out(args), "act", _act_table)
+        _emit(result, _with_out(args), "act", tables.act_table)
     if args.what in ("cost", "all"):
         from dema.bench.cost import run_cost_bench
 
         out = args.out or Path("bench_out")
         lengths = _ints(getattr(args, "lengths", "10,20,50,100,300,1000"), "lengths")
         result = run_cost_bench(lengths, getattr(args, "batch", 8), args.budget, out, log=log)
-        _emit(result, args, "cost", _cost_table)
+        _emit(result, args, "cost", tables.cost_tables)
     return 0
 
 

@@ -1,0 +1,97 @@
+"""The one renderer of the benchmark results: markdown tables from the JSON `dema bench` produces.
+
+`dema bench scan|step|act|cost` prints these tables (or the JSON with --json), and
+`scripts/bench_tables.py bench_out` prints them from the files `--out` wrote, for docs/PERFORMANCE.md.
+Tables are generated from measured outputs only; nothing here is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _machine(r: dict) -> str:
+    return (f"{r['cpu']}, {r['cores']} cores, torch {r['torch']}, numba {r.get('numba')}, "
+            f"{r['torch_threads']} torch thread(s), 1-min load {r['load_1min']}")
+
+
+def scan_table(r: dict) -> str:
+    s, f = r["shape"], r["floor_ms"]
+    lines = [f"Shape B={s['batch']}, Di={s['d_inner']}, L={s['length']}, N={s['d_state']} "
+             f"({r['elements'] / 1e6:.1f}M elements); {_machine(r)}.", "",
+             f"Floor at {f['assumed_ghz']} GHz, {f['threads']} thread(s): forward {f['fwd']} ms, "
+             f"forward + backward {f['fwd_bwd']} ms.", "",
+             "| variant | forward wall ms | forward CPU ms | fwd+bwd wall ms | fwd+bwd CPU ms | CPU / floor | peak MB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in r["rows"]:
+        # a tiny shape's floor rounds to 0 ms: no ratio then
+        ratio = f"{row['fwd_bwd_cpu_ms'] / f['fwd_bwd']:.2f}" if f["fwd_bwd"] else "-"
+        lines.append(f"| {row['variant']} | {row['fwd_ms']:.1f} | {row['fwd_cpu_ms']:.1f} | {row['fwd_bwd_ms']:.1f} | "
+                     f"{row['fwd_bwd_cpu_ms']:.1f} | {ratio} | {row['peak_mb']} |")
+    return "\n".join(lines)
+
+
+def step_table(r: dict) -> str:
+    t = r["timings"]
+    scan = f"; scan: {r['scan']}" if "scan" in r else ""
+    return "\n".join([
+        f"{r['dataset']} presets, batch {r['batch_size']}, K 20; {_machine(r)}; {t['dema']['repeats']} interleaved "
+        f"repeats{scan}.",
+        "",
+        "| model | parameters | median wall ms | min wall ms | median CPU ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(f"| {m} | {r['parameters'][m]:,} | {t[m]['ms']:.1f} | {t[m]['min_ms']:.1f} | {t[m]['cpu_ms']:.1f} |"
+          for m in ("dema", "dt")),
+        "",
+        f"Ratio DeMa / DT: **{r['ratio']:.2f}** wall, **{r['cpu_ratio']:.2f}** CPU time (goal: at most 0.5).",
+    ])
+
+
+def act_table(r: dict) -> str:
+    t, k = r["timings"], r.get("context_len", {"dema": 20, "dt": 20})
+    rows = [("RNN-like DeMa, one `step`", "dema-rnn_step"),
+            (f"Transformer-like DeMa, K {k['dema']} window", "dema_window"), (f"DT, K {k['dt']} window", "dt_window")]
+    return "\n".join([
+        f"Batch 1; {_machine(r)}.", "",
+        "| decision | median wall ms | min wall ms | median CPU ms |",
+        "| --- | ---: | ---: | ---: |",
+        *(f"| {label} | {t[key]['ms']:.2f} | {t[key]['min_ms']:.2f} | {t[key]['cpu_ms']:.2f} |" for label, key in rows),
+        "",
+        f"RNN step / DT window: **{r['rnn_step_over_dt_window']:.2f}** (goal at most 0.3); "
+        f"DeMa window / DT window: **{r['dema_window_over_dt_window']:.2f}** (goal at most 1).",
+    ])
+
+
+def cost_tables(r: dict) -> str:
+    lines = [f"{_machine(r)}.", "", "| dataset | model | K | parameters | MACs per forward (batch 1) |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {p['dataset']} | {p['model']} | {p['context_len']} | {p['parameters']:,} | {p['macs'] / 1e6:.1f} M |"
+              for p in r["presets"]]
+    curves = r["curves"]
+    models = list(dict.fromkeys(c["model"] for c in curves))
+    steps = sorted({c["steps"] for c in curves})
+    by = {(c["model"], c["steps"]): c for c in curves}
+    for key, title in (("forward_cpu_ms", "Forward (CPU ms; RNN-like DeMa: L recurrent steps)"),
+                       ("train_step_cpu_ms", "Training step (CPU ms)"), ("train_peak_mb", "Training step peak memory (MB)")):
+        lines += ["", f"{title}, batch {curves[0]['batch']}, against sequence length in steps:", "",
+                  "| model | " + " | ".join(str(s) for s in steps) + " |", "| --- |" + " ---: |" * len(steps)]
+        for m in models:
+            cells = [by[(m, s)][key] if (m, s) in by else None for s in steps]
+            lines.append(f"| {m} | " + " | ".join("-" if v is None else f"{v:,.1f}" for v in cells) + " |")
+    if r.get("plots"):
+        lines += ["", "Plots: " + ", ".join(r["plots"])]
+    return "\n".join(lines)
+
+
+RENDERERS = {"scan": scan_table, "step": step_table, "act": act_table, "cost": cost_tables}
+
+
+def render_folder(folder: Path) -> str:
+    """Every `<name>.json` of RENDERERS found in folder, as `### name` sections, in RENDERERS' order."""
+    parts = []
+    for name, render in RENDERERS.items():
+        path = Path(folder) / f"{name}.json"
+        if path.exists():
+            parts.append(f"### {name}\n\n{render(json.loads(path.read_text()))}\n")
+    return "\n".join(parts)
