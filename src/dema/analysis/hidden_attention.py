@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from dema.attention import policy_hidden_attention
 from dema.data.batch import Batch
@@ -82,9 +81,3 @@ def episode_prefix(data, episode: int, steps: int) -> Batch:
         return data.window(episode, 0)
     finally:
         data.context_len = saved
-
-
-def to_dtype(batch: Batch, dtype: torch.dtype) -> Batch:
-    floats = {k: getattr(batch, k).to(dtype) for k in ("states", "prev_actions", "returns_to_go")}
-    actions = batch.actions.to(dtype) if batch.actions.is_floating_point() else batch.actions
-    return Batch(actions=actions, timesteps=batch.timesteps, mask=batch.mask, **floats)

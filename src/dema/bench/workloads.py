@@ -58,13 +58,3 @@ class TrainStep:
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.grad_clip)
         self.optimizer.step()
         return loss.item()
-
-
-def forward_only(policy: torch.nn.Module, batch: Batch):
-    """An inference forward (no autograd graph), as when acting on a window."""
-
-    def run():
-        with torch.no_grad():
-            return policy(batch)
-
-    return run

@@ -5,8 +5,9 @@
                  x + Mixer(LN(x)), then + MLP(LN(.))
     MLPBlock     (behaviour cloning floor, no sequence mixing): x + MLP(LN(x))
 
-Blocks whose mixer is recurrent (Mamba, bare S6) also have `init_cache`, `step` (one token) and
-`step_chunk` (a few tokens continuing from the cache).
+Blocks whose mixer is recurrent (Mamba, bare S6: `is_recurrent`) act with `init_cache` and
+`step_chunk` (one or a few tokens continuing from the cache). The single-token `step` lives on the
+mixers only, as the reference `step_chunk` is tested against (tests/models/test_mamba_block.py).
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ class MambaBlock(nn.Module):
     def init_cache(self, batch_size, device=None):
         return self.mixer.init_cache(batch_size, device)
 
-    def step(self, x_t, cache):
-        y, cache = self.mixer.step(self.norm(x_t), cache)
-        return x_t + y, cache
-
     def step_chunk(self, x, cache):
         y, cache = self.mixer.step_chunk(self.norm(x), cache)
         return x + y, cache
@@ -57,11 +54,6 @@ class GPT2Block(nn.Module):
 
     def init_cache(self, batch_size, device=None):
         return self.mixer.init_cache(batch_size, device)
-
-    def step(self, x_t, cache):
-        y, cache = self.mixer.step(self.ln_1(x_t), cache)
-        x_t = x_t + y
-        return x_t + self.mlp(self.ln_2(x_t)), cache
 
     def step_chunk(self, x, cache):
         y, cache = self.mixer.step_chunk(self.ln_1(x), cache)
@@ -96,4 +88,5 @@ def build_block(cfg: ModelConfig, n_token_types: int) -> nn.Module:
 
 
 def is_recurrent(block: nn.Module) -> bool:
-    return hasattr(block, "step") and hasattr(getattr(block, "mixer", None), "step")
+    """Whether the block can act token by token (`init_cache`, `step_chunk`): its mixer is Mamba or bare S6."""
+    return isinstance(getattr(block, "mixer", None), (MambaMixer, SelectiveSSM))
