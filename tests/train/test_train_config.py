@@ -10,7 +10,7 @@ import pytest
 from dema.errors import ConfigError
 from dema.models import ModelConfig
 from dema.train.cli import parse
-from dema.train.config import (TrainConfig, available_presets, available_protocols, find_preset,
+from dema.run.config import (TrainConfig, available_presets, available_protocols, find_preset,
                                preset_config)
 
 PAPER_LR = {"hopper-medium": 1e-4, "hopper-medium-replay": 1e-4, "walker2d-medium": 1e-4,
@@ -58,7 +58,9 @@ def test_preset_lookup_from_ids_and_files():
     assert find_preset("hopper-medium-v5") == "hopper-medium"
     assert find_preset("datasets/hopper-medium-replay-v5.hdf5") == "hopper-medium-replay"
     assert find_preset("hopper-medium-replay-small") == "hopper-medium-replay"
-    assert len(available_presets()) == 9
+    mujoco = {f"{env}-{level}" for env in ("hopper", "halfcheetah", "walker2d")
+              for level in ("medium", "medium-replay", "medium-expert")}
+    assert mujoco | {"maze2d-umaze", "maze2d-medium", "maze2d-large"} <= set(available_presets())
     with pytest.raises(ConfigError, match="--preset"):
         find_preset("hopper-sac-replay.hdf5")
 

@@ -12,7 +12,8 @@ import torch
 from dema.data.load import load_dataset
 from dema.data.trajectories import TrajectoryDataset
 from dema.envs import env_spec
-from dema.evaluation.agent import NormStats, RecurrentAgent, WindowAgent
+from dema.evaluation.agent import RecurrentAgent, WindowAgent
+from dema.run import NormStats
 from dema.evaluation.evaluate import evaluate_run
 from dema.evaluation.rollout import run_episodes
 from dema.models import build_policy, model_config

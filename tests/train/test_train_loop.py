@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from dema.errors import ConfigError
-from dema.train import loop
+from dema.data import streams
 from dema.train.loop import TrainingDiverged, train
 
 from train_helpers import tiny_config
@@ -44,7 +44,7 @@ def test_resume_after_a_kill_ends_with_identical_weights(tiny_dataset, tmp_path,
     # and 6 (and their metrics rows) are redone after the resume.
     killed = dataclasses.replace(config, runs_dir=str(tmp_path / "b"))
     calls = {"n": 0}
-    original = loop.WindowStream.next if not killed.model.recurrent else loop.TrajectoryStream.next
+    original = streams.WindowStream.next if not killed.model.recurrent else streams.TrajectoryStream.next
 
     def dies_at_update_6(self):
         calls["n"] += 1
@@ -52,7 +52,7 @@ def test_resume_after_a_kill_ends_with_identical_weights(tiny_dataset, tmp_path,
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(loop.TrajectoryStream if killed.model.recurrent else loop.WindowStream, "next",
+    monkeypatch.setattr(streams.TrajectoryStream if killed.model.recurrent else streams.WindowStream, "next",
                         dies_at_update_6)
     with pytest.raises(KeyboardInterrupt):
         train(killed, log=_quiet)

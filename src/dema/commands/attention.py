@@ -38,7 +38,7 @@ def _load(args):
 
     if not args.model or not args.dataset:
         raise DemaError("give a run directory, or --model and --dataset for an untrained model")
-    preset = args.preset or args.dataset.replace("-small", "")
+    preset = args.preset or args.dataset  # model_config reads any id form (dema.envs.parse_dataset)
     cfg = model_config(args.model, preset)
     data = TrajectoryDataset(load_dataset(args.dataset), cfg.context_len)
     torch.manual_seed(args.seed)

@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
 
 def demo_config(model: str, args, out: Path):
     from dema.data.load import resolve_id
-    from dema.train.config import preset_config
+    from dema.run.config import preset_config
 
     try:
         dataset = args.dataset if Path(args.dataset).exists() else str(resolve_id(args.dataset))
@@ -125,7 +125,7 @@ def demo_config(model: str, args, out: Path):
 def _train_and_score(config_dict: dict, label: str, quiet: bool) -> dict:
     """Train one model and score its final checkpoint (runs in a worker process)."""
     from dema.evaluation.evaluate import evaluate_run, write_eval
-    from dema.train.config import TrainConfig
+    from dema.run.config import TrainConfig
     from dema.train.loop import train
 
     config = TrainConfig.from_dict(config_dict)

@@ -27,10 +27,9 @@ import numpy as np
 import dema
 from dema.data.dataset import OfflineDataset
 from dema.data.validate import fail, validate
-from dema.envs import ENVS, EnvSpec
+from dema.envs import DATASET_SUFFIXES, EnvSpec, parse_dataset
 
 BUNDLED = Path(dema.__file__).resolve().parent / "bundled"
-_SUFFIXES = (".hdf5", ".h5", ".pkl", ".pickle")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -56,8 +55,7 @@ def load_dataset(
     if not path.exists():
         path = resolve_id(str(path_or_id))
         if env is None:  # an id like "hopper-medium-v2" names its environment
-            key = Path(str(path_or_id)).name.split("-")[0].lower()
-            env = ENVS.get(key)
+            env = parse_dataset(str(path_or_id)).env
     dataset = read_any(path, max_transitions)
     if max_transitions is not None and len(dataset) > max_transitions:
         dataset = head(dataset, max_transitions)
@@ -90,12 +88,12 @@ def resolve_id(dataset_id: str) -> Path:
     searched = search_path()
     for folder in searched:
         for name in names:
-            for candidate in [folder / (name + s) for s in _SUFFIXES] + [folder / name]:
+            for candidate in [folder / (name + s) for s in DATASET_SUFFIXES] + [folder / name]:
                 if candidate.exists():
                     return candidate
         if unversioned == dataset_id:  # no version given: take the highest one present
             parent, stem = (folder / dataset_id).parent, Path(dataset_id).name
-            hits = [p for p in parent.glob(f"{stem}-v*") if re.fullmatch(rf"{re.escape(stem)}-v(\d+)({'|'.join(map(re.escape, _SUFFIXES))})?", p.name)]
+            hits = [p for p in parent.glob(f"{stem}-v*") if re.fullmatch(rf"{re.escape(stem)}-v(\d+)({'|'.join(map(re.escape, DATASET_SUFFIXES))})?", p.name)]
             if hits:
                 return max(hits, key=lambda p: int(re.search(r"-v(\d+)", p.name[len(stem):]).group(1)))
     listed = ", ".join(str(f) for f in searched)

@@ -62,9 +62,9 @@ def resolve_env(dataset: OfflineDataset, env: str | EnvSpec | None) -> EnvSpec |
         return None
     try:
         return env_spec(name)
-    except KeyError as exc:
+    except ConfigError:
         if env:  # the caller named it explicitly: an unknown name is their error
-            raise ConfigError(str(exc).strip("'\"")) from None
+            raise
         return None
 
 

@@ -5,30 +5,27 @@ raw returns and D4RL-normalised scores (`dema.envs`: 100 * (R - min) / (max - mi
 over all episodes of all seeds, per target. The first target is the headline figure (the
 environment table lists the paper's main target first); every target is reported.
 
-A run directory holds everything evaluation needs, without the dataset:
+A run directory (`dema.run.RunDir`) holds everything evaluation needs, without the dataset:
 config.json (the TrainConfig), normalization.json (state mean/std, reward scale, delayed, env),
 model.safetensors (final weights) and best.safetensors (best evaluation during training).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dema.envs import EnvSpec, env_spec
+from dema.envs import EnvSpec
 from dema.errors import ConfigError, DemaError
-from dema.evaluation.agent import NormStats, make_agent
+from dema.evaluation.agent import make_agent
 from dema.evaluation.rollout import run_episodes
 from dema.machine import cpu_model
-
-CHECKPOINTS = {"final": "model.safetensors", "best": "best.safetensors"}
+from dema.run import CHECKPOINTS, LoadedRun, NormStats, RunDir
 
 
 def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: int, seeds: tuple[int, ...],
@@ -73,26 +70,8 @@ def _summary(returns: list[float], spec: EnvSpec) -> dict:
 # ----------------------------------------------------------------------------- trained runs
 
 
-@dataclass
-class LoadedRun:
-    config: object  # TrainConfig
-    stats: NormStats
-    spec: EnvSpec
-    state_dim: int
-    act_dim: int
-
-
 def load_run(run_dir: Path) -> LoadedRun:
-    from dema.train.config import TrainConfig
-
-    run_dir = Path(run_dir)
-    for name in ("config.json", "normalization.json"):
-        if not (run_dir / name).is_file():
-            raise DemaError(f"{run_dir} is not a trained run: {name} is missing (train one with `dema train`)")
-    config = TrainConfig.load(run_dir / "config.json")
-    norm = json.loads((run_dir / "normalization.json").read_text())
-    return LoadedRun(config, NormStats.from_dict(norm), env_spec(norm["env"]), int(norm["state_dim"]),
-                     int(norm["act_dim"]))
+    return RunDir(run_dir).load()
 
 
 def load_policy(run: LoadedRun, weights: Path, device: str = "cpu"):
@@ -124,14 +103,16 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
     if unknown:
         raise ConfigError(f"unknown checkpoint {unknown}; choose from {sorted(CHECKPOINTS)}")
     results, params = {}, None
+    run_files = RunDir(run_dir)
     for name in checkpoints:
-        weights = run_dir / CHECKPOINTS[name]
+        weights = run_files.checkpoint(name)
         if name == "best" and not weights.is_file():
             continue  # no evaluation happened during training
         policy = load_policy(run, weights, device)
         params = sum(p.numel() for p in policy.parameters())
         torch.manual_seed(0)  # acting is deterministic; this only pins anything stochastic
-        results[name] = {"checkpoint": weights.name, **_meta_step(run_dir, name),
+        step = run_files.checkpoint_step(name)
+        results[name] = {"checkpoint": weights.name, **({"checkpoint_step": step} if step is not None else {}),
                          **evaluate(policy, run.config.model, run.stats, run.spec, choices["episodes"],
                                     choices["seeds"], choices["targets"], ev.max_envs,
                                     choices["max_episode_steps"], device)}
@@ -139,8 +120,8 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
         raise DemaError(f"{run_dir}: no final checkpoint (model.safetensors) to evaluate")
     report = dict(results["final"])
     report["best_checkpoint"] = results.get("best")
-    report["best_during_training"] = _best_during_training(run_dir)
-    report["training"] = _training_time(run_dir)
+    report["best_during_training"] = run_files.best_evaluation()
+    report["training"] = _training_time(run_files)
     report.update({
         "run_dir": str(run_dir), "dataset": run.config.data.dataset, "model": run.config.model_name, "params": params,
         "protocol": run.config.protocol, "train_seed": run.config.seed, "updates": run.config.schedule.updates,
@@ -153,44 +134,14 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
 
 def write_eval(run_dir: Path, report: dict) -> Path:
     """eval.json in the run directory (replaced atomically)."""
-    path = Path(run_dir) / "eval.json"
-    tmp = path.with_name("eval.json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return RunDir(run_dir).write_eval(report)
 
 
-def _meta_step(run_dir: Path, name: str) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(run_dir / CHECKPOINTS[name]), framework="pt") as f:
-        meta = f.metadata() or {}
-    return {"checkpoint_step": int(meta["step"])} if "step" in meta else {}
-
-
-def _training_time(run_dir: Path) -> dict | None:
-    path = run_dir / "train_state.pt"
-    if not path.is_file():
+def _training_time(run: RunDir) -> dict | None:
+    if not run.train_state.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(run.train_state, map_location="cpu", weights_only=True)
     return {"step": state["step"], "train_seconds": state["train_seconds"], "wall_seconds": state.get("wall_seconds")}
-
-
-def _best_during_training(run_dir: Path) -> dict | None:
-    """The best evaluation during training (from evals.csv): the figure the paper's code reports."""
-    import csv
-
-    path = run_dir / "evals.csv"
-    if not path.is_file():
-        return None
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-    best = max(rows, key=lambda r: float(r["normalized_mean"]))
-    return {"step": int(best["step"]), "normalized_mean": float(best["normalized_mean"]),
-            "normalized_std": float(best["normalized_std"]), "return_mean": float(best["return_mean"]),
-            "return_std": float(best["return_std"]), "episodes": int(best["episodes"]), "evaluations": len(rows)}
 
 
 def versions() -> dict:

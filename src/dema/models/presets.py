@@ -1,58 +1,40 @@
-"""The paper's model sizes, per model and dataset (see ../shared/PAPER.md).
+"""The paper's model of each name, at the paper's sizes for a dataset.
 
-MuJoCo DeMa: 3 layers, d_state 64, expand 2, d_conv 4, K 20; embedding 256 for hopper-medium and
-hopper-medium-replay, 128 otherwise; d_model 128 on medium-expert, 64 otherwise; no position
-embedding. Decision Transformer: 3 layers, 1 head, width 128, MLP 4x ReLU, dropout 0.1, timestep
-embedding (1000 x 128), LayerNorm on the embeddings. Atari: 6 layers, width 128, K 30 (8 for Qbert
-and Frostbite); DT with 8 heads. Maze2d-medium: K 8, embedding 256.
+The sizes per dataset are the `Preset` table of `dema.envs` (one home for them); this module only
+says what each model name is: which block, token layout and options on the shared trunk.
+
+    dema       Transformer-like DeMa: pre up-projection Mamba blocks, B3LD tokens, no position embedding
+    dema-bl3d  the same with the three embeddings of a step concatenated into one token
+    dema-post  post up-projection: GPT-2 blocks whose attention is a bare selective scan
+    dema-rnn   RNN-like DeMa: trains on whole trajectories and acts step by step
+    dt         Decision Transformer: GPT-2 blocks, ReLU MLP, dropout 0.1, timestep embedding,
+               LayerNorm on the embeddings
+    dc         Decision Convformer: DT with DC's causal convolution as the mixer, GELU
+    bc         behaviour cloning: states only, MLP blocks, no sequence mixing
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from dema.envs import PRESETS
+from dema.envs import preset as find_dataset_preset
 from dema.errors import ConfigError
 from dema.models.config import Activation, BlockKind, ModelConfig, TokenLayout
 
 MODELS = ("dema", "dema-bl3d", "dema-post", "dema-rnn", "dt", "dc", "bc")
-ATARI_GAMES = ("breakout", "qbert", "pong", "seaquest", "asterix", "frostbite", "assault", "gopher")
-PRESET_DATASETS = (
-    "hopper-medium", "hopper-medium-replay", "hopper-medium-expert",
-    "halfcheetah-medium", "halfcheetah-medium-replay", "halfcheetah-medium-expert",
-    "walker2d-medium", "walker2d-medium-replay", "walker2d-medium-expert",
-    "maze2d-umaze", "maze2d-medium", "maze2d-large", "atari",
-)
-
-
-def _dema_sizes(dataset: str) -> dict:
-    if dataset == "atari" or dataset in ATARI_GAMES:
-        short_context = dataset in ("qbert", "frostbite")
-        return dict(n_layer=6, embed_dim=128, d_model=128, d_state=16, context_len=8 if short_context else 30)
-    embed = 256 if dataset in ("hopper-medium", "hopper-medium-replay", "maze2d-medium") else 128
-    d_model = 128 if dataset.endswith("medium-expert") else 64
-    context = 8 if dataset == "maze2d-medium" else 20
-    return dict(n_layer=3, embed_dim=embed, d_model=d_model, d_state=64, context_len=context)
-
-
-def _dt_sizes(dataset: str) -> dict:
-    if dataset == "atari" or dataset in ATARI_GAMES:
-        short_context = dataset in ("qbert", "frostbite")
-        return dict(n_layer=6, n_head=8, embed_dim=128, d_model=128, context_len=8 if short_context else 30)
-    return dict(n_layer=3, n_head=1, embed_dim=128, d_model=128, context_len=8 if dataset == "maze2d-medium" else 20)
+# the presets `dema params` lists: every dataset with a simulator, and one for all Atari games
+PRESET_DATASETS = tuple(name for name, p in PRESETS.items() if p.env is not None) + ("atari",)
 
 
 def model_config(model: str, dataset: str) -> ModelConfig:
-    """The paper's preset of `model` for `dataset` ("hopper-medium", "atari" or an Atari game).
-
-    Dataset ids may carry a version suffix ("hopper-medium-v2"); it is ignored.
-    """
-    dataset = _strip_version(dataset.lower())
+    """The paper's preset of `model` for `dataset` (any id form `dema.envs.parse_dataset` reads:
+    "hopper-medium", "hopper-medium-v2", a path, "atari" or an Atari game)."""
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if dataset not in PRESET_DATASETS and dataset not in ATARI_GAMES:
-        raise ConfigError(f"no preset for dataset {dataset!r}; known: {', '.join(PRESET_DATASETS + ATARI_GAMES)}")
+    sizes = find_dataset_preset(dataset)
     if model.startswith("dema"):
-        cfg = ModelConfig(block=BlockKind.MAMBA_PRE_UP, layout=TokenLayout.B3LD, **_dema_sizes(dataset))
+        cfg = ModelConfig(block=BlockKind.MAMBA_PRE_UP, layout=TokenLayout.B3LD, **sizes.dema)
         if model == "dema-bl3d":
             cfg = dataclasses.replace(cfg, layout=TokenLayout.BL3D)
         elif model == "dema-post":
@@ -61,7 +43,7 @@ def model_config(model: str, dataset: str) -> ModelConfig:
             cfg = dataclasses.replace(cfg, recurrent=True)
         return cfg
     transformer_like = dict(activation=Activation.RELU, dropout=0.1, position_embedding=True,
-                            embed_norm=True, **_dt_sizes(dataset))
+                            embed_norm=True, **sizes.dt)
     if model == "dt":
         return ModelConfig(block=BlockKind.ATTENTION, **transformer_like)
     if model == "dc":
@@ -69,9 +51,4 @@ def model_config(model: str, dataset: str) -> ModelConfig:
                            **{**transformer_like, "activation": Activation.GELU})
     # bc: the same trunk with neither return-to-go nor actions and no sequence mixing
     return ModelConfig(block=BlockKind.MLP, layout=TokenLayout.STATE_ONLY, activation=Activation.RELU,
-                       dropout=0.1, **{k: v for k, v in _dt_sizes(dataset).items() if k != "n_head"})
-
-
-def _strip_version(dataset: str) -> str:
-    head, _, tail = dataset.rpartition("-v")
-    return head if head and tail.isdigit() else dataset
+                       dropout=0.1, **{k: v for k, v in sizes.dt.items() if k != "n_head"})

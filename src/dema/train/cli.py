@@ -6,7 +6,7 @@
     dema train --resume runs/hopper-medium_dema_paper_s0                  # continue exactly
 
 `--model`, `--dataset` and `--protocol` choose the defaults (preset + protocol, see
-dema.train.config); every other field of TrainConfig is an option on top (`--help` lists them).
+dema.run.config); every other field of TrainConfig is an option on top (`--help` lists them).
 Booleans take an explicit value (`--overwrite True`, `--data.delayed False`); unknown options are
 an error. On resume the saved config is used; only the schedule, the evaluation and the output
 options may change (anything else would break the exact continuation).
@@ -19,7 +19,7 @@ import dataclasses
 from pathlib import Path
 
 from dema.errors import ConfigError, DemaError
-from dema.train.config import TrainConfig, available_protocols, preset_config
+from dema.run.config import TrainConfig, available_protocols, preset_config
 
 _HEAD = """usage: dema train --model MODEL --dataset DATASET [--protocol PROTOCOL] [OPTIONS]
        dema train --resume RUN_DIR [OPTIONS]

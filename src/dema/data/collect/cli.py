@@ -85,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from dema.envs import env_spec
 
-        try:
-            spec = env_spec(args.env)
-        except KeyError as exc:
-            raise ConfigError(str(exc.args[0])) from exc
+        spec = env_spec(args.env)
         out = args.out or Path("datasets") / f"{spec.name}-{args.recipe}-v5.hdf5"
         if args.recipe == "sac-replay":
             from dema.data.collect.sac_replay import collect_sac_replay

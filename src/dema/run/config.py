@@ -3,10 +3,10 @@
 A run is described by ONE `TrainConfig` (model, data, optimiser, schedule, evaluation), resolved
 in three layers, each recorded in the saved config.json:
 
-1. the preset of the dataset: `dema.models.model_config(model, dataset)` for the model (the
-   paper's sizes) and `presets/<dataset>.json` for everything else (the paper's optimiser and
-   schedule: AdamW, weight decay 1e-4, linear warm-up 10k, grad-norm clip 0.25, batch 64,
-   100k updates, 100 evaluation episodes; lr 1e-4 or 1e-3 per dataset);
+1. the preset of the dataset (`dema.envs.PRESETS`): the model's sizes (`dema.models.model_config`),
+   the learning rate (1e-4 or 1e-3 per dataset) and the environment's return-to-go scale; the
+   paper's other settings (AdamW, weight decay 1e-4, linear warm-up 10k, grad-norm clip 0.25,
+   batch 64, 100k updates, 100 evaluation episodes) are the dataclasses' defaults below;
 2. a named protocol (`presets/protocol-<name>.json`): "paper" changes nothing and is the default;
    "cpu-short" is the paper's preset with fewer updates, a proportionally shorter warm-up and fewer
    evaluation episodes, for machines without a GPU. A protocol is never applied silently: its name
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Annotated, Any
 
 import tyro
 
+from dema.envs import ENVS, PRESETS, dataset_name
+from dema.envs import preset as dataset_preset
 from dema.errors import ConfigError
 from dema.models import ModelConfig
 
@@ -208,46 +209,28 @@ def _check_keys(klass, data: dict[str, Any], where: str, skip: set[str] = frozen
 # ----------------------------------------------------------------------------- presets, protocols
 
 
-def dataset_name(dataset: str) -> str:
-    """Short name of a dataset id or path: ".../hopper-medium-v5.hdf5" -> "hopper-medium-v5"."""
-    name = Path(dataset).name
-    for suffix in (".hdf5", ".h5", ".pkl", ".npz"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _preset_files() -> dict[str, Any]:
+def _protocol_files() -> dict[str, Any]:
     folder = resources.files("dema") / "presets"
-    return {p.name[: -len(".json")]: p for p in folder.iterdir() if p.name.endswith(".json")}
+    return {p.name[len("protocol-"): -len(".json")]: p for p in folder.iterdir()
+            if p.name.startswith("protocol-") and p.name.endswith(".json")}
 
 
 def available_presets() -> list[str]:
-    return sorted(n for n in _preset_files() if not n.startswith("protocol-"))
+    return list(PRESETS)
 
 
 def available_protocols() -> list[str]:
-    return sorted(n[len("protocol-"):] for n in _preset_files() if n.startswith("protocol-"))
+    return sorted(_protocol_files())
 
 
 def find_preset(dataset: str) -> str:
-    """The preset for a dataset id or file: the longest preset name its short name starts with.
-
-    "hopper-medium-v5" -> "hopper-medium"; "hopper-medium-replay-small" -> "hopper-medium-replay".
-    """
-    name = dataset_name(dataset).lower()
-    name = re.sub(r"-v\d+$", "", name)
-    matches = [p for p in available_presets() if name == p or name.startswith(p + "-")]
-    if not matches:
-        raise ConfigError(
-            f"no preset for dataset {dataset!r}; presets exist for {available_presets()} "
-            "(name the file after one of them, e.g. hopper-medium-v5.hdf5, or pick one with --preset)"
-        )
-    return max(matches, key=len)
+    """The preset for a dataset id or file (`dema.envs.parse_dataset`): "hopper-medium-v5" ->
+    "hopper-medium"; "hopper-medium-replay-small" -> "hopper-medium-replay"."""
+    return dataset_preset(dataset).name
 
 
-def _read_json(name: str) -> dict[str, Any]:
-    return json.loads(_preset_files()[name].read_text())
+def _read_protocol(name: str) -> dict[str, Any]:
+    return json.loads(_protocol_files()[name].read_text())
 
 
 def _merge(config: TrainConfig, overrides: dict[str, Any], where: str) -> TrainConfig:
@@ -273,21 +256,25 @@ def _merge(config: TrainConfig, overrides: dict[str, Any], where: str) -> TrainC
 def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str | None = None) -> TrainConfig:
     """The resolved defaults for (model, dataset, protocol) before command-line overrides.
 
-    `preset` names the preset explicitly (for a dataset whose name matches none, e.g. a file
-    "hopper-sac-replay.hdf5" trained with the hopper-medium-replay hyper-parameters).
+    The dataset's preset (`dema.envs.PRESETS`) gives the model sizes and the learning rate, its
+    environment the return-to-go scale (Atari: unscaled, as DT's Atari code); the paper's other
+    settings are TrainConfig's defaults. `preset` names the preset explicitly (for a dataset whose
+    name matches none, e.g. "hopper-sac-replay.hdf5" trained with hopper-medium-replay's settings).
     """
     from dema.models import model_config
 
     if preset is None:
         preset = find_preset(dataset)
-    elif preset not in available_presets():
-        raise ConfigError(f"unknown preset {preset!r}; known: {available_presets()}")
+    elif preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     if protocol not in available_protocols():
-        raise ConfigError(f"unknown protocol {protocol!r}; known: {available_protocols()}")
-    config = TrainConfig(model_name=model, protocol=protocol, preset=preset, model=model_config(model, preset))
-    config = _merge(config, _read_json(preset), f"preset {preset}.json")
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset=dataset))
-    return _merge(config, _read_json(f"protocol-{protocol}"), f"protocol-{protocol}.json")
+        raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(available_protocols())}")
+    paper = PRESETS[preset]
+    reward_scale = ENVS[paper.env].reward_scale if paper.env else 1.0
+    config = TrainConfig(model_name=model, protocol=protocol, preset=preset, model=model_config(model, preset),
+                         data=DataConfig(dataset=dataset, reward_scale=reward_scale),
+                         optim=OptimConfig(lr=paper.lr))
+    return _merge(config, _read_protocol(protocol), f"protocol-{protocol}.json")
 
 
 def default_run_name(config: TrainConfig) -> str:

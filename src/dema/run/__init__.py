@@ -1,0 +1,9 @@
+"""What a run is, independent of how it is trained or scored: its configuration (`config`) and
+its directory of files (`directory`). Both `dema.train` and `dema.evaluation` import this
+package; it imports neither."""
+
+from dema.run.config import TrainConfig, preset_config
+from dema.run.directory import CHECKPOINTS, EVAL_FIELDS, METRIC_FIELDS, LoadedRun, NormStats, RunDir, atomic_write
+
+__all__ = ["TrainConfig", "preset_config", "RunDir", "LoadedRun", "NormStats", "CHECKPOINTS", "EVAL_FIELDS",
+           "METRIC_FIELDS", "atomic_write"]
