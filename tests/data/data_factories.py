@@ -1,8 +1,10 @@
 """Writers for small synthetic datasets in every format, good and broken, generated in tmp_path.
 
 The bad-file corpus of tests/data/test_data_validation.py is built from these, so no binary test
-files are committed. (A plain module, not conftest.py: several test folders have a conftest, and
-`from conftest import ...` would pick whichever was imported last.)
+files are committed; `make_arrays` + `write_d4rl` also write the training tests' tiny dataset
+(tests/train/train_helpers.py puts this folder on sys.path). (A plain module, not conftest.py:
+several test folders have a conftest, and `from conftest import ...` would pick whichever was
+imported last.)
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ import h5py
 import numpy as np
 
 
-def make_arrays(lengths=(5, 7, 4), obs_dim=11, act_dim=3, last_terminal=True, seed=0) -> dict:
-    """Flat D4RL arrays for episodes of the given lengths; episodes alternate terminal/timeout ends."""
+def make_arrays(lengths=(5, 7, 4), obs_dim=11, act_dim=3, last_terminal=True, seed=0, ends=None) -> dict:
+    """Flat D4RL arrays for episodes of the given lengths.
+
+    Episode ends: `ends`, one of "terminal", "timeout" or None (unfinished) per episode, when given;
+    else they alternate terminal/timeout and the last is a terminal if `last_terminal`, unfinished if not.
+    """
     rng = np.random.default_rng(seed)
     n = sum(lengths)
+    if ends is None:
+        last = "terminal" if last_terminal else None
+        ends = [("terminal", "timeout")[i % 2] for i in range(len(lengths) - 1)] + [last]
+    assert len(ends) == len(lengths), "one end per episode"
     terminals = np.zeros(n, bool)
     timeouts = np.zeros(n, bool)
-    end = 0
-    for i, length in enumerate(lengths):
-        end += length
-        is_last = i == len(lengths) - 1
-        if (is_last and last_terminal) or (not is_last and i % 2 == 0):
-            terminals[end - 1] = True
-        elif not is_last:
-            timeouts[end - 1] = True
+    for end, kind in zip(np.cumsum(lengths) - 1, ends):
+        if kind is not None:
+            {"terminal": terminals, "timeout": timeouts}[kind][end] = True
     return {
         "observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
         "next_observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
@@ -41,6 +46,7 @@ def make_arrays(lengths=(5, 7, 4), obs_dim=11, act_dim=3, last_terminal=True, se
 
 
 def write_d4rl(path: Path, arrays: dict, attrs: dict | None = None, meta_datasets: dict | None = None) -> Path:
+    """A D4RL hdf5 file (the arrays as datasets, a `metadata` group); the one tiny-D4RL writer of the tests."""
     with h5py.File(path, "w") as file:
         for key, value in arrays.items():
             file.create_dataset(key, data=value)

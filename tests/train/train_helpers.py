@@ -1,37 +1,28 @@
 """Helpers for the training tests: a tiny synthetic D4RL-style dataset and tiny model configs.
 
 The dataset is written by the test itself (no download, no ../shared), a few short Hopper-shaped
-episodes (11-dim observations, 3-dim actions in [-1, 1]), so every test runs on a fresh clone.
+episodes (11-dim observations, 3-dim actions in [-1, 1]), so every test runs on a fresh clone; the
+writer is tests/data/data_factories.py's, shared by all the tests.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
-
 from dema.train.config import preset_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # the tests' one tiny-D4RL writer
+from data_factories import make_arrays, write_d4rl  # noqa: E402
 
 TINY_MODEL = dict(n_layer=1, embed_dim=16, d_model=16, d_state=4, context_len=5, max_ep_len=64)
 
 
 def write_tiny_hdf5(path: Path, lengths=(30, 17, 40, 9, 25), seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    n = sum(lengths)
-    terminals = np.zeros(n, bool)
-    timeouts = np.zeros(n, bool)
-    ends = np.cumsum(lengths) - 1
-    terminals[ends[:-1]] = True  # falls
-    timeouts[ends[-1]] = True
-    with h5py.File(path, "w") as f:
-        f["observations"] = rng.normal(size=(n, 11)).astype(np.float32)
-        f["actions"] = rng.uniform(-1, 1, size=(n, 3)).astype(np.float32)
-        f["rewards"] = rng.uniform(0, 3, size=n).astype(np.float32)
-        f["terminals"] = terminals
-        f["timeouts"] = timeouts
-    return path
+    """Hopper-shaped episodes that all fall (terminal) but the last, cut by a timeout."""
+    ends = ["terminal"] * (len(lengths) - 1) + ["timeout"]
+    return write_d4rl(path, make_arrays(lengths, obs_dim=11, act_dim=3, seed=seed, ends=ends))
 
 
 def tiny_config(dataset: Path, runs_dir: Path, model: str = "dema", **schedule):
