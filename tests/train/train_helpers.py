@@ -11,7 +11,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from dema.train.config import preset_config
+from dema.run.config import preset_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # the tests' one tiny-D4RL writer
 from data_factories import make_arrays, write_d4rl  # noqa: E402
