@@ -62,6 +62,22 @@ def test_empty_dataset(tmp_path):
     expect_error(write_d4rl(tmp_path / "x.hdf5", arrays), "empty")
 
 
+def _corrupt_everywhere(data: bytes, path, every: int, width: int) -> None:
+    """Overwrite `width` bytes with 0xff at every `every`-th offset of a clean file: each copy loads
+    or fails with a one-line DataError naming the file and the fix, and at least one fails."""
+    errors = 0
+    for offset in range(0, len(data), every):
+        path.write_bytes(data[:offset] + b"\xff" * width + data[offset + width :])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataWarning)
+                load_dataset(path)
+        except DataError as exc:
+            assert path.name in str(exc) and "Fix:" in str(exc)
+            errors += 1
+    assert errors > 0
+
+
 def test_truncated_hdf5(tmp_path):
     path = write_d4rl(tmp_path / "x.hdf5", make_arrays(lengths=(300, 300)))
     data = path.read_bytes()
@@ -76,19 +92,7 @@ def test_corruption_anywhere_gives_a_data_error_or_a_valid_load(tmp_path, compre
     with h5py.File(clean, "w") as file:
         for key, value in make_arrays(lengths=(100, 100)).items():
             file.create_dataset(key, data=value, compression=compression)
-    data = clean.read_bytes()
-    path = tmp_path / "x.hdf5"
-    errors = 0
-    for offset in range(0, len(data), 512):
-        path.write_bytes(data[:offset] + b"\xff" * 256 + data[offset + 256 :])
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DataWarning)
-                load_dataset(path)
-        except DataError as exc:
-            assert "x.hdf5" in str(exc) and "Fix:" in str(exc)
-            errors += 1
-    assert errors > 0
+    _corrupt_everywhere(clean.read_bytes(), tmp_path / "x.hdf5", every=512, width=256)
 
 
 def test_not_hdf5_at_all(tmp_path):
@@ -221,18 +225,7 @@ def test_pickle_truncated(tmp_path):
 
 def test_pickle_corruption_anywhere_gives_a_data_error_or_a_valid_load(tmp_path):
     data = write_dt_pickle(tmp_path / "clean.pkl", make_arrays(lengths=(20, 20, 20))).read_bytes()
-    path = tmp_path / "x.pkl"
-    errors = 0
-    for offset in range(0, len(data), 13):
-        path.write_bytes(data[:offset] + b"\xff" * 3 + data[offset + 3 :])
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DataWarning)
-                load_dataset(path)
-        except DataError as exc:
-            assert "x.pkl" in str(exc) and "Fix:" in str(exc)
-            errors += 1
-    assert errors > 0
+    _corrupt_everywhere(data, tmp_path / "x.pkl", every=13, width=3)
 
 
 def test_pickle_ragged_or_non_numeric_field(tmp_path):
