@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dema.commands.demo", "the main job: DeMa vs DT on the bundled dataset"),
     "bench": ("dema.bench.cli", "compute-cost benchmarks"),
     "attention": ("dema.commands.attention", "plot the hidden attention of a trained model"),
+    "report": ("dema.experiments.report_cli", "tables, plots and verdicts from run records"),
 }
 
 

@@ -1,0 +1,204 @@
+"""`dema report` on small synthetic run records written here (no training, no simulator)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dema.cli import main
+from dema.experiments.report import REFERENCES, RULE, build_report, paired_bootstrap, verdict_of
+
+DATASETS = ("hopper-medium", "walker2d-medium")
+SEEDS = (0, 1, 2)
+PARAMS = {"dema": 175_503, "dt": 727_567, "dema-bl3d": 180_000, "dema-rnn": 175_503}
+
+
+def record(dataset, model, seed, score, variant=None, grid="mujoco-test", params=None, updates=1000):
+    """A run record as dema.experiments.records writes it, cut to what a report reads."""
+    variant = variant or {}
+    suffix = "".join(f"_{k.split('.')[-1]}-{v}" for k, v in sorted(variant.items()))
+    curve = [{"step": step, "target": 3600.0, "episodes": 5, "return_mean": 0.0, "return_std": 0.0,
+              "normalized_mean": score * step / updates, "normalized_std": 1.0} for step in (250, 500, 750, 1000)]
+    return {
+        "schema": 1, "run": f"{dataset}_{model}_cpu-test{suffix}_s{seed}", "grid": grid,
+        "dataset": dataset, "model": model, "seed": seed, "protocol": "cpu-test", "variant": variant,
+        "normalized_mean": score, "normalized_std": 3.0, "best_checkpoint_normalized_mean": score + 1.0,
+        "best_during_training": {"step": updates, "normalized_mean": score + 2.0, "episodes": 5},
+        "params": params or PARAMS.get(model, 200_000),
+        "config": {"model_name": model, "seed": seed, "protocol": "cpu-test",
+                   "data": {"dataset": dataset, "delayed": bool(variant.get("data.delayed"))},
+                   "model": {"context_len": variant.get("model.context_len", 20)},
+                   "optim": {"lr": 1e-4, "warmup_steps": 100, "batch_size": 64},
+                   "schedule": {"updates": updates, "eval_every": 250},
+                   "eval": {"episodes": 10, "train_episodes": 5, "seeds": [0], "targets": []}},
+        "eval": {"normalized_mean": score, "targets": [3600.0, 1800.0], "seeds": [0], "episodes_per_seed": 10,
+                 "updates": updates, "training": {"step": updates, "train_seconds": 60.0, "wall_seconds": 90.0}},
+        "evals": curve,
+        "metrics": [{"step": updates, "loss": 0.1, "grad_norm": 1.0, "lr": 1e-4, "ms_per_step": 60.0,
+                     "train_seconds": 60.0}],
+        "dataset_identity": {"path": f"datasets/{dataset}-v5.hdf5", "bytes": 1, "sha256": "ab" * 32,
+                             "transitions": 100_000, "episodes": 100},
+        "provenance": {"commit": "0" * 40, "recorded_at": "2026-01-01T00:00:00+00:00", "versions": {}},
+    }
+
+
+def write(folder: Path, records) -> Path:
+    for rec in records:
+        path = folder / rec["grid"] / f"{rec['run']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+    return folder
+
+
+def noise(dataset, seed):
+    return [[-1.5, 0.5, 1.0], [1.0, -0.5, -0.5]][DATASETS.index(dataset)][seed]
+
+
+def grid_records(delta_bl3d=0.0):
+    """DeMa clearly above DT; BL3D equal to DeMa up to noise of either sign."""
+    out = []
+    for dataset in DATASETS:
+        for seed in SEEDS:
+            base = 50.0 + 10 * DATASETS.index(dataset)
+            out.append(record(dataset, "dema", seed, base + 20.0 + noise(dataset, seed)))
+            out.append(record(dataset, "dt", seed, base - noise(dataset, seed)))
+            out.append(record(dataset, "dema-bl3d", seed, base + 20.0 + delta_bl3d + 4 * noise(dataset, (seed + 1) % 3)))
+    return out
+
+
+def claim(report_json, start):
+    return next(c for c in report_json["claims"] if c["claim"].startswith(start))
+
+
+@pytest.fixture
+def results(tmp_path):
+    return write(tmp_path / "results", grid_records())
+
+
+def test_json_keys_verdicts_and_aggregates(results, capsys):
+    assert main(["report", str(results), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"runs", "aggregates", "claims", "problems"}
+    assert len(out["runs"]) == 18 and out["problems"] == []
+    for key in ("dataset", "model", "seed", "variant", "protocol", "normalized_mean",
+                "best_checkpoint_normalized_mean", "params"):
+        assert key in out["runs"][0]
+    assert all(set(c) == {"claim", "verdict", "evidence"} for c in out["claims"])
+
+    dema_dt = claim(out, "DeMa >= DT on MuJoCo")
+    assert dema_dt["verdict"] == "supported"
+    ev = dema_dt["evidence"]
+    assert ev["pairs"] == 6 and ev["datasets"] == list(DATASETS) and ev["ci95"][0] > 0
+    assert ev["mean_difference"] == pytest.approx(20.0)
+    assert claim(out, "DeMa has about a quarter")["verdict"] == "supported"
+    assert claim(out, "B3LD (dema) beats BL3D")["verdict"] == "inconclusive"
+    assert claim(out, "DeMa >= DT on Atari")["verdict"] == "no data"
+    assert "no runs of dema" in claim(out, "DeMa >= DT on Atari")["evidence"]["missing"]
+    rnn = claim(out, "Transformer-like DeMa beats RNN-like")
+    assert rnn["verdict"] == "no data" and "dema-rnn" in rnn["evidence"]["missing"]
+    assert claim(out, "DeMa is less hurt by delayed rewards")["verdict"] == "no data"
+
+    by_model = {a["model"]: a for a in out["aggregates"]}
+    assert set(by_model) == {"dema", "dt", "dema-bl3d"}
+    dema = by_model["dema"]
+    assert dema["tasks"] == list(DATASETS) and dema["runs_per_task"] == 3
+    assert dema["iqm_ci95"][0] <= dema["iqm"] <= dema["iqm_ci95"][1]
+    assert dema["mean"] == pytest.approx(75.0)
+    assert by_model["dt"]["mean_ci95"][1] < dema["mean_ci95"][0]
+
+
+def test_equal_scores_are_inconclusive_for_beats_and_supported_within_the_margin():
+    diffs = [1.5, -2.0, 0.5, -1.0, 2.0, -0.5]
+    mean, low, high = paired_bootstrap(diffs)
+    assert low < 0 < high and low > -5
+    assert verdict_of(low, high, "beats", len(diffs)) == "inconclusive"
+    assert verdict_of(low, high, "at_least", len(diffs)) == "supported"  # within the equivalence margin
+    assert verdict_of(-30.0, -10.0, "at_least", 6) == "not supported"
+    assert verdict_of(5.0, 10.0, "beats", 2) == "inconclusive"  # too few pairs
+    assert paired_bootstrap(diffs) == (mean, low, high)  # fixed seed
+    assert "10,000 resamples" in RULE
+
+
+def test_variant_claims_pair_on_the_rest_of_the_variant(tmp_path):
+    recs = []
+    for dataset in DATASETS:
+        for seed in SEEDS:
+            n = noise(dataset, seed)
+            recs += [record(dataset, "dema", seed, 70 + n), record(dataset, "dt", seed, 60 - n),
+                     record(dataset, "dema", seed, 65 + n, {"data.delayed": True}),
+                     record(dataset, "dt", seed, 40 + n, {"data.delayed": True}),
+                     record(dataset, "dema", seed, 69 - n, {"model.position_embedding": True}),
+                     record(dataset, "dema", seed, 50 + n, {"model.context_len": 60}),
+                     record(dataset, "dema", seed, 72 + n, {"model.context_len": 8}),
+                     record(dataset, "dema-rnn", seed, 40 + n)]
+    report = build_report([write(tmp_path / "results", recs)]).to_json()
+    delayed = claim(report, "DeMa is less hurt by delayed rewards")
+    assert delayed["verdict"] == "supported"
+    assert delayed["evidence"]["dema_drop_mean"] == pytest.approx(5.0)
+    assert delayed["evidence"]["dt_drop_mean"] == pytest.approx(20.0, abs=1.0)
+    assert claim(report, "No position embedding is needed")["verdict"] == "supported"
+    k = claim(report, "The best context length K is short")
+    assert k["verdict"] == "supported" and k["evidence"]["by_dataset"]["hopper-medium"]["best_K"] == 8
+    assert claim(report, "Transformer-like DeMa beats RNN-like")["verdict"] == "supported"
+    # the DeMa vs DT claim uses only runs without delayed rewards or an added position embedding
+    assert claim(report, "DeMa >= DT on MuJoCo")["evidence"]["pairs"] == 6
+    groups = {(r["model"], json.dumps(r["variant"], sort_keys=True)) for r in report["runs"]}
+    assert ("dema", '{"model.context_len": 8}') in groups and ("dema", "{}") in groups
+
+
+def test_damaged_record_is_a_problem_and_the_rest_is_reported(results, tmp_path, capsys):
+    (results / "mujoco-test" / "broken.json").write_text('{"schema": 1, "run": ')
+    bad = record("hopper-medium", "dema", 7, 1.0)
+    bad["normalized_mean"] = "n/a"
+    (results / "mujoco-test" / "bad-number.json").write_text(json.dumps(bad))
+    assert main(["report", str(results), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["runs"]) == 18
+    assert len(out["problems"]) == 2
+    assert any("broken.json" in p for p in out["problems"])
+    assert any("normalized_mean" in p for p in out["problems"])
+
+
+def test_markdown_report_with_figures(results, tmp_path):
+    out = tmp_path / "docs" / "REPORT.md"
+    assert main(["report", str(results), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Generated by `dema report`" in text and "do not edit by hand" in text
+    assert f"dema report {results} --out {out}" in text
+    assert "**supported**" in text and "Rule:" in text and "equivalence margin" in text
+    assert "not D4RL's own files" in text and "100,000" in text
+    figures = sorted((tmp_path / "docs" / "REPORT_figures").glob("*.png"))
+    assert [p.name for p in figures] == ["final_scores_cpu-test.png", "learning_curves_cpu-test.png"]
+    assert all(p.stat().st_size > 5000 for p in figures)
+    assert "](REPORT_figures/learning_curves_cpu-test.png)" in text  # linked relatively
+    # references beside ours, each with its source
+    assert "67.60" in text and "Chen et al." in text and "Tarasov et al." in text
+    assert "| cpu-test | hopper-medium | dema, dt, dema-bl3d | 0, 1, 2 | 1,000 | 100 |" in text
+
+
+def test_markdown_to_stdout_and_figures_folder(results, tmp_path, capsys):
+    figures = tmp_path / "figs"
+    assert main(["report", str(results), "--figures", str(figures)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# DeMa against Decision Transformer")
+    assert len(list(figures.glob("*.png"))) == 2
+
+
+def test_no_records_is_a_one_line_error(tmp_path):
+    empty = tmp_path / "EMPTY_DIR"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "dema.cli", "report", str(empty)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(empty) in lines[0] and "no run records" in lines[0]
+
+
+def test_reference_table_has_a_source_for_every_number():
+    assert all(ref.source and ref.value for ref in REFERENCES)
+    figures = {ref.figure for ref in REFERENCES}
+    assert {"DT paper", "CORL DT final", "CORL DT best", "DT paper (Atari)"} <= figures
+    assert len({(r.dataset, r.figure) for r in REFERENCES}) == len(REFERENCES)
