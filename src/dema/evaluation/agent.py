@@ -98,7 +98,14 @@ class _Agent:
 
 
 class WindowAgent(_Agent):
-    """Transformer-like acting: the last K steps, left-padded, re-read at every decision."""
+    """Transformer-like acting: the last K steps, left-padded, re-read at every decision.
+
+    The window's `actions` (the targets in training) are the actions a_t of its steps: those
+    already taken at the earlier positions, derived from `prev_actions` (position j's a_t is
+    position j+1's a_{t-1}), and zero at the last position, not taken yet. The r-aprev-s order
+    never reads them; Decision Transformer's r-s-a order embeds them, and the last one is never
+    seen by the decision (it comes after the s_t token the action is read from).
+    """
 
     def __init__(self, policy, stats: NormStats, num_envs: int, context_len: int, act_dim: int, device="cpu"):
         super().__init__(policy, stats, num_envs, act_dim, device)
@@ -126,9 +133,19 @@ class WindowAgent(_Agent):
         self.returns_to_go = push(self.returns_to_go, self.rtg)
         self.timesteps = push(self.timesteps, self.t)
         self.mask = push(self.mask, torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
-        batch = Batch(states=self.states, actions=torch.zeros_like(self.prev_actions), prev_actions=self.prev_actions,
+        batch = Batch(states=self.states, actions=self._window_actions(), prev_actions=self.prev_actions,
                       returns_to_go=self.returns_to_go, timesteps=self.timesteps, mask=self.mask)
         return self.policy.predict_last(batch)  # (N, A)
+
+    def _window_actions(self) -> torch.Tensor:
+        """(N, K, ...) a_t of each window position: actions[:, :-1] = prev_actions[:, 1:] (a_{t-K+1}..a_{t-1}),
+        actions[:, -1] = 0 (a_t, not taken yet; discrete: the reserved index act_dim). At padded
+        positions the values are whatever the shift gives (zeros, or a_{-1}): padding is never read."""
+        if self.prev_actions.is_floating_point():
+            last = torch.zeros_like(self.prev_actions[:, -1:])
+        else:
+            last = torch.full_like(self.prev_actions[:, -1:], self.act_dim)
+        return torch.cat([self.prev_actions[:, 1:], last], dim=1)
 
 
 class RecurrentAgent(_Agent):

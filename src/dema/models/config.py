@@ -24,11 +24,28 @@ class BlockKind(enum.Enum):
 
 
 class TokenLayout(enum.Enum):
-    """How the per-step embeddings of (R_t, a_{t-1}, s_t) become tokens."""
+    """How the per-step embeddings (R_t, an action, s_t; order: `TokenOrder`) become tokens."""
 
     B3LD = "b3ld"  # three tokens per step along time: (B, 3K, E)
     BL3D = "bl3d"  # the three embeddings concatenated: one token per step, (B, K, 3E)
     STATE_ONLY = "state"  # only s_t (no return-to-go, no action): (B, K, E)
+
+
+class TokenOrder(enum.Enum):
+    """Which action each step carries and which token the action a_t is read from (B3LD only).
+
+    RETURN_PREV_ACTION_STATE: per step (R_t, a_{t-1}, s_t), a_t predicted at token 2 (s_t); the
+        action token holds the batch's `prev_actions`, so even the window's first s_t sees the
+        action taken before the window. Every layout uses this order.
+    RETURN_STATE_ACTION: Decision Transformer's own order, per step (R_t, s_t, a_t), a_t predicted
+        at token 1 (s_t), which (causally) has not seen the a_t token after it; the action token
+        holds the batch's `actions`, so s_t sees a_{t-1} through the previous step's a token (but
+        the window's first s_t sees no action). B3LD only: in BL3D, a_t would sit inside the one
+        token that predicts it.
+    """
+
+    RETURN_PREV_ACTION_STATE = "r-aprev-s"
+    RETURN_STATE_ACTION = "r-s-a"
 
 
 class Activation(enum.Enum):
@@ -60,6 +77,7 @@ class ModelConfig:
     max_ep_len: int = 1000
     context_len: int = 20  # K, steps in the window (Transformer-like acting and training)
     recurrent: bool = False  # RNN-like: train on whole trajectories, act with the recurrent cache
+    token_order: TokenOrder = TokenOrder.RETURN_PREV_ACTION_STATE  # see TokenOrder; r-s-a needs B3LD
 
     def __post_init__(self):
         for name in ("n_layer", "embed_dim", "d_model", "d_state", "expand", "d_conv", "n_head",
@@ -72,6 +90,17 @@ class ModelConfig:
             raise ConfigError(f"model config: dropout must be in [0, 1), got {self.dropout}")
         if self.recurrent and self.block not in (BlockKind.MAMBA_PRE_UP, BlockKind.MAMBA_POST_UP):
             raise ConfigError("model config: recurrent=True needs a Mamba block (mamba-pre-up or mamba-post-up)")
+        if self.token_order is TokenOrder.RETURN_STATE_ACTION:
+            if self.layout is not TokenLayout.B3LD:
+                raise ConfigError(
+                    f"model config: token_order={self.token_order.value!r} needs layout={TokenLayout.B3LD.value!r} "
+                    f"(got {self.layout.value!r}): with one token per step a_t would sit inside the token that "
+                    f"predicts it; use token_order={TokenOrder.RETURN_PREV_ACTION_STATE.value!r}")
+            if self.recurrent:
+                raise ConfigError(
+                    f"model config: recurrent=True acts step by step with the recurrent cache, which "
+                    f"token_order={self.token_order.value!r} does not support; use "
+                    f"token_order={TokenOrder.RETURN_PREV_ACTION_STATE.value!r}")
 
     @property
     def d_inner(self) -> int:

@@ -1,20 +1,24 @@
 """SequencePolicy: the one trunk shared by DeMa, Decision Transformer, Decision Convformer and BC.
 
-    per step t:   R_t -> Linear(1, E)     a_{t-1} -> Linear(A, E)     s_t -> Linear(S, E)
+    per step t:   R_t -> Linear(1, E)     action -> Linear(A, E)     s_t -> Linear(S, E)
                   (discrete actions: Embedding + tanh; Atari frames: Nature CNN + tanh)
                   (+ timestep embedding of t on each, when position_embedding)
-    token layout: B3LD  (R_t, a_{t-1}, s_t) as three tokens:     (B, K, 3, E) -> (B, 3K, E)
+    token order:  r-aprev-s  (R_t, a_{t-1}, s_t), the action token holds batch.prev_actions
+                  r-s-a      (R_t, s_t, a_t), Decision Transformer's, the action token holds
+                             batch.actions (B3LD only; s_t sees a_{t-1} via the previous step)
+    token layout: B3LD  the three as three tokens:               (B, K, 3, E) -> (B, 3K, E)
                   BL3D  the three concatenated into one token:   (B, K, 3E)
                   STATE_ONLY  s_t alone (behaviour cloning):     (B, K, E)
     trunk:        Linear(width, D) (identity when equal) -> n_layer blocks -> final norm
-    head:         from the token of s_t: Linear(D, A) + tanh (continuous) or logits (discrete)
+    head:         from the token of s_t (token 2 in r-aprev-s, token 1 in r-s-a, which has not
+                  seen a_t): Linear(D, A) + tanh (continuous) or logits (discrete)
 
 Only `cfg.block` changes the sequence mixer (Mamba, bare S6, attention, convolution, none), so
 every comparison between models is between mixers on the same embeddings, head and loss.
 
 Acting: Transformer-like models re-read a K-step window (`predict_last`); models made of
 recurrent blocks can also act one step at a time (`init_cache`, `step`), equal to the full
-forward over the whole trajectory.
+forward over the whole trajectory (order r-aprev-s only).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import torch.nn.functional as F
 from dema.data.batch import Batch
 from dema.errors import ConfigError
 from dema.models.blocks import build_block, is_recurrent
-from dema.models.config import BlockKind, ModelConfig, TokenLayout
+from dema.models.config import BlockKind, ModelConfig, TokenLayout, TokenOrder
 from dema.models.encoders import state_encoder
 
 TOKENS_PER_STEP = {TokenLayout.B3LD: 3, TokenLayout.BL3D: 1, TokenLayout.STATE_ONLY: 1}
@@ -46,7 +50,7 @@ class SequencePolicy(nn.Module):
         self.embed_return = nn.Linear(1, E) if uses_return else None
         if not uses_return:
             self.embed_action = None
-        elif discrete:  # index act_dim is the reserved "no previous action" (a_{-1})
+        elif discrete:  # index act_dim is reserved: "no previous action" (a_{-1}) or "not yet taken"
             self.embed_action = nn.Sequential(nn.Embedding(act_dim + 1, E), nn.Tanh())
         else:
             self.embed_action = nn.Linear(act_dim, E)
@@ -78,11 +82,18 @@ class SequencePolicy(nn.Module):
             nn.init.normal_(module.weight, 0.0, 0.02)
 
     # ---------------------------------------------------------------- embeddings and tokens
-    def _embed_step(self, states, prev_actions, returns_to_go, timesteps) -> list[torch.Tensor]:
-        """Per-step embeddings in token order: [R_t, a_{t-1}, s_t] (or [s_t]); each (..., E)."""
+    @property
+    def _state_token(self) -> int:
+        """Index within a B3LD step of the s_t token, the one a_t is predicted from."""
+        return 1 if self.cfg.token_order is TokenOrder.RETURN_STATE_ACTION else 2
+
+    def _embed_step(self, states, action, returns_to_go, timesteps) -> list[torch.Tensor]:
+        """Per-step embeddings in token order, each (..., E): [R_t, a_{t-1}, s_t] with
+        action = a_{t-1} (r-aprev-s), [R_t, s_t, a_t] with action = a_t (r-s-a), or [s_t]."""
         parts = [self.embed_state(states)]
         if self.embed_return is not None:
-            parts = [self.embed_return(returns_to_go), self.embed_action(prev_actions), parts[0]]
+            r, a = self.embed_return(returns_to_go), self.embed_action(action)
+            parts = [r, parts[0], a] if self.cfg.token_order is TokenOrder.RETURN_STATE_ACTION else [r, a, parts[0]]
         if self.embed_timestep is not None:
             time = self.embed_timestep(timesteps.clamp(0, self.cfg.max_ep_len - 1))
             parts = [p + time for p in parts]
@@ -90,9 +101,11 @@ class SequencePolicy(nn.Module):
 
     def _tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """-> tokens (B, T, width) and token mask (B, T)."""
-        parts = self._embed_step(batch.states, batch.prev_actions, batch.returns_to_go, batch.timesteps)
+        dt_order = self.cfg.token_order is TokenOrder.RETURN_STATE_ACTION
+        action = batch.actions if dt_order else batch.prev_actions
+        parts = self._embed_step(batch.states, action, batch.returns_to_go, batch.timesteps)
         if self.cfg.layout is TokenLayout.B3LD:
-            # per step the tokens are (R_t, a_{t-1}, s_t)
+            # per step the tokens are (R_t, a_{t-1}, s_t), or (R_t, s_t, a_t) in DT's order
             tokens = torch.stack(parts, dim=2)  # (B, K, 3, E)
             tokens = tokens.flatten(1, 2)  # (B, K, 3, E) -> (B, 3K, E)
             mask = batch.mask.repeat_interleave(3, dim=1)  # (B, K) -> (B, 3K)
@@ -115,7 +128,7 @@ class SequencePolicy(nn.Module):
         """-> action predictions (B, K, A): tanh-bounded actions, or logits when discrete."""
         h, _ = self.hidden_states(batch)
         if self.cfg.layout is TokenLayout.B3LD:
-            h = h.unflatten(1, (batch.length, 3))[:, :, 2]  # (B, 3K, D) -> (B, K, 3, D) -> s_t tokens
+            h = h.unflatten(1, (batch.length, 3))[:, :, self._state_token]  # (B, 3K, D) -> (B, K, 3, D) -> s_t
         return self._head(h)
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
@@ -131,15 +144,25 @@ class SequencePolicy(nn.Module):
 
     @torch.no_grad()
     def predict_last(self, batch: Batch) -> torch.Tensor:
-        """(B, A): the prediction at the last position of each (left-padded) window."""
+        """(B, A): the prediction at the last position of each (left-padded) window. In order
+        r-s-a, `batch.actions` must hold the window's past actions (its last one is never seen)."""
         return self(batch)[:, -1]
 
     # ---------------------------------------------------------------- recurrent acting
     @property
     def supports_step(self) -> bool:
-        return self.cfg.layout is not TokenLayout.STATE_ONLY and all(is_recurrent(b) for b in self.blocks)
+        return (self.cfg.layout is not TokenLayout.STATE_ONLY
+                and self.cfg.token_order is TokenOrder.RETURN_PREV_ACTION_STATE
+                and all(is_recurrent(b) for b in self.blocks))
+
+    def _refuse_step_order(self) -> None:
+        if self.cfg.token_order is not TokenOrder.RETURN_PREV_ACTION_STATE:
+            raise ConfigError(f"token order {self.cfg.token_order.value} cannot act step by step (its action token "
+                              f"a_t comes after the decision); use predict_last on a window, or token order "
+                              f"{TokenOrder.RETURN_PREV_ACTION_STATE.value}")
 
     def init_cache(self, batch_size: int, device=None) -> list:
+        self._refuse_step_order()
         if not self.supports_step:
             raise ConfigError(f"{self.cfg.block.value} blocks cannot act step by step; use predict_last on a window")
         return [block.init_cache(batch_size, device) for block in self.blocks]
@@ -151,7 +174,9 @@ class SequencePolicy(nn.Module):
 
         The step's tokens (R_t, a_{t-1}, s_t for B3LD, one token for BL3D) go through each layer
         as one chunk continuing from the cache; the decision is read at the last token (s_t).
+        Token order r-aprev-s only.
         """
+        self._refuse_step_order()
         parts = self._embed_step(state, prev_action, return_to_go, timestep)  # each (B, E)
         if self.cfg.layout is TokenLayout.B3LD:
             tokens = torch.stack(parts, dim=1)  # 3 x (B, E) -> (B, 3, E)
