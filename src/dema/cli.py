@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("dema.bench.cli", "compute-cost benchmarks"),
     "attention": ("dema.commands.attention", "plot the hidden attention of a trained model"),
     "report": ("dema.experiments.report_cli", "tables, plots and verdicts from run records"),
+    "sweep": ("dema.experiments.sweep_cli", "run an experiment grid (train + evaluate every cell) on Ray"),
 }
 
 

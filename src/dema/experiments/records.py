@@ -1,0 +1,159 @@
+"""Run records: one small JSON file per finished run, the unit results accumulate in.
+
+A record holds what a report needs and nothing heavy (no weights): the resolved config, the final
+evaluation (eval.json), the learning curve (evals.csv and metrics.csv rows), the dataset's
+identity and the provenance (code commit, package versions, machine). Records are written into
+`results/<grid>/<run>.json` in the repository by `dema sweep`, so results made on different
+machines and in different sessions add up; `dema report` reads them (and run directories).
+
+    {"schema": 1, "run": "hopper-medium_dema_cpu-main_s0", "grid": "mujoco-main",
+     "dataset": "hopper-medium", "model": "dema", "seed": 0, "protocol": "cpu-main",
+     "variant": {"model.context_len": 8},            # the grid's sweep values of this cell ({} if none)
+     "normalized_mean": 96.7, "normalized_std": 23.3, # final weights, first target
+     "best_checkpoint_normalized_mean": ..., "best_during_training": {...},
+     "config": {...}, "eval": {...}, "evals": [...], "metrics": [...],
+     "dataset_identity": {"path", "bytes", "sha256", "transitions", "episodes"},
+     "provenance": {"commit", "recorded_at", "versions", "machine"}}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from dema.errors import DemaError
+from dema.files import atomic_write
+from dema.run import RunDir
+
+SCHEMA = 1
+
+
+def record_from_run(run_dir: str | Path, grid: str | None = None, variant: dict | None = None) -> dict:
+    """The record of a finished run directory (one with eval.json)."""
+    run = RunDir(run_dir)
+    if not run.eval_report.is_file():
+        raise DemaError(f"{run.path} has no eval.json: the run has not finished (resume it, or `dema eval` it)")
+    config = run.read_json(run.config)
+    report = run.read_json(run.eval_report)
+    norm = run.read_json(run.normalization)
+    best = report.get("best_checkpoint") or {}
+    return {
+        "schema": SCHEMA,
+        "run": run.path.name,
+        "grid": grid,
+        "dataset": _dataset_label(config["data"]["dataset"]),
+        "model": config["model_name"],
+        "seed": config["seed"],
+        "protocol": config["protocol"],
+        "variant": variant or {},
+        "normalized_mean": report["normalized_mean"],
+        "normalized_std": report["normalized_std"],
+        "best_checkpoint_normalized_mean": best.get("normalized_mean"),
+        "best_during_training": report.get("best_during_training"),
+        "params": report.get("params"),
+        "config": config,
+        "eval": {k: v for k, v in report.items() if k != "versions"},
+        "evals": [_numbers(r) for r in run.rows(run.evals)],
+        "metrics": [_numbers(r) for r in run.rows(run.metrics)],
+        "dataset_identity": dataset_identity(norm.get("dataset_source") or config["data"]["dataset"], norm),
+        "provenance": {"commit": git_commit(), "recorded_at": _now(), "versions": report.get("versions")},
+    }
+
+
+def write_record(record: dict, results_dir: str | Path) -> Path:
+    """results_dir/<grid or "runs">/<run>.json, written atomically."""
+    folder = Path(results_dir) / (record.get("grid") or "runs")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{record['run']}.json"
+    atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=1) + "\n"))
+    return path
+
+
+def read_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
+    """Records from files, folders of records (recursively) and run directories.
+
+    Returns (records, problems): a damaged file is named in `problems` and the rest are read."""
+    records, problems = [], []
+    for path in map(Path, paths):
+        if not path.exists():
+            problems.append(f"{path}: no such file or folder")
+            continue
+        for item in _candidates(path):
+            try:
+                if item.is_dir():
+                    records.append(record_from_run(item))
+                else:
+                    record = json.loads(item.read_text())
+                    _check(record, item)
+                    records.append(record)
+            except (OSError, json.JSONDecodeError, KeyError, TypeError, DemaError) as exc:
+                problems.append(f"{item}: {exc}")
+    return records, problems
+
+
+def dataset_identity(source: str, norm: dict) -> dict:
+    """Path, size and sha256 of the dataset file (None when it is not a file here)."""
+    path = Path(source)
+    out = {"path": str(source), "transitions": norm.get("transitions"), "episodes": norm.get("episodes"),
+           "bytes": None, "sha256": None}
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out.update(bytes=path.stat().st_size, sha256=digest.hexdigest())
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the dema checkout this runs from (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _candidates(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if (path / "eval.json").is_file():
+        return [path]
+    found = sorted(p for p in path.rglob("*.json") if p.name not in ("eval.json", "config.json",
+                                                                      "normalization.json", "grid.json", "demo.json"))
+    found += sorted(p.parent for p in path.rglob("eval.json"))
+    return found
+
+
+def _check(record: dict, path: Path) -> None:
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise DemaError(f"not a run record of schema {SCHEMA}")
+    for key in ("run", "dataset", "model", "seed", "normalized_mean", "config"):
+        if key not in record:
+            raise DemaError(f"the record lacks {key!r}")
+
+
+def _dataset_label(dataset: str) -> str:
+    """The dataset as tables name it: an id stays, a path becomes its file name without suffix."""
+    from dema.envs import dataset_name
+
+    return dataset_name(dataset)
+
+
+def _numbers(row: dict) -> dict:
+    out = {}
+    for key, value in row.items():
+        try:
+            number = float(value)
+            out[key] = int(number) if key in ("step", "episodes") else number
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()

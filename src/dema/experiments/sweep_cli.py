@@ -1,0 +1,127 @@
+"""`dema sweep GRID_OR_NAME`: run every cell of an experiment grid (train + final evaluation + record).
+
+    dema sweep tiny-check                                   # a local Ray instance on this machine's cores
+    dema sweep mujoco-main --models dema dt --seeds 0       # a subset of the grid's cells
+    dema sweep my_grid.yaml --address ray://head:10001      # an existing Ray cluster
+    dema sweep mujoco-main --executor local --workers 16 --device cuda   # no Ray: a process pool
+    dema sweep mujoco-main --dry-run                        # list the cells and their state
+
+Finished cells are skipped, interrupted ones resume exactly, a failing one is reported and the
+others go on; one progress line per finished cell. Records go to --results-dir (default results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+from dema.errors import ConfigError, DemaError
+
+
+def main(argv: list[str]) -> int:
+    from dema.experiments.grid import available_grids, load_grid
+    from dema.experiments.sweep import claim_runs_dir, execute, tasks
+
+    args = _parser(available_grids()).parse_args(argv)
+    grid = load_grid(args.grid)
+    cells = [c for c in grid.cells() if (not args.models or c.model in args.models)
+             and (args.seeds is None or c.seed in args.seeds)]
+    unknown = sorted(set(args.models or []) - set(grid.models))
+    if unknown or not cells:
+        raise ConfigError(f"no cells: --models {unknown or args.models} / --seeds {args.seeds} select nothing of "
+                          f"grid {grid.name} (models {list(grid.models)}, seeds {list(grid.seeds)})")
+    executor = args.executor or ("ray" if importlib.util.find_spec("ray") else "local")
+    if executor == "ray" and not importlib.util.find_spec("ray"):
+        raise ConfigError('--executor ray needs Ray: pip install -e ".[sweep]" (or use --executor local)')
+    if args.address and executor != "ray":
+        raise ConfigError("--address is a Ray cluster address; it needs --executor ray")
+    if args.device == "cuda":
+        _check_cuda()
+    _check_datasets(grid)
+    runs_dir = Path(args.runs_dir or f"runs/{grid.name}")
+    results_dir = None if args.results_dir == "" else args.results_dir
+    claim_runs_dir(grid, runs_dir, write=not args.dry_run)
+    todo = tasks(grid, cells, runs_dir, results_dir, args.device)
+    if args.dry_run:
+        for task in todo:
+            print(f"{task.cell}: {_state(runs_dir / task.cell)}")
+        return 0
+
+    workers = args.workers or (os.cpu_count() or 1)
+    print(f"grid {grid.name}: {len(todo)} cells ({len(grid.cells())} in the grid), executor {executor}, "
+          f"{workers if not args.address else 'cluster'} workers, runs in {runs_dir}, "
+          f"records in {results_dir or '(none)'}", flush=True)
+    counts: dict[str, int] = {}
+    began = time.time()
+
+    def on_result(result: dict) -> None:
+        counts[result["status"]] = counts.get(result["status"], 0) + 1
+        n = sum(counts.values())
+        score = result.get("normalized_mean")
+        detail = result.get("error") or (f"normalised {score:.1f}" if score is not None else "")
+        print(f"[{n}/{len(todo)}] {result['cell']}: {result['status']} {detail} "
+              f"({result.get('seconds', 0) / 60:.1f} min)", flush=True)
+
+    try:
+        execute(todo, executor, workers, args.address, args.gpu_fraction if args.device == "cuda" else 0.0,
+                on_result)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished cells and checkpoints are kept in {runs_dir}; run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"grid {grid.name}: {summary} in {(time.time() - began) / 60:.1f} min", flush=True)
+    return 1 if counts.get("failed") else 0
+
+
+def _parser(grids: list[str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dema sweep", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=f"packaged grids: {', '.join(grids)}")
+    p.add_argument("grid", help="a grid YAML file, or the name of a packaged grid")
+    p.add_argument("--runs-dir", help="folder of the cells' run directories (default runs/<grid name>)")
+    p.add_argument("--results-dir", default="results", help="where run records go (default results; '' for none)")
+    p.add_argument("--executor", choices=["ray", "local"], help="default: ray when installed, else local")
+    p.add_argument("--address", help="address of an existing Ray cluster (default: start a local instance)")
+    p.add_argument("--workers", type=int, help="cells at a time on this machine (default: its CPU count)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--gpu-fraction", type=float, default=0.25, help="share of a GPU per cell with --device cuda")
+    p.add_argument("--models", nargs="+", help="only these models of the grid")
+    p.add_argument("--seeds", nargs="+", type=int, help="only these seeds of the grid")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and their state, run nothing")
+    return p
+
+
+def _state(run_dir: Path) -> str:
+    if (run_dir / "eval.json").is_file():
+        return "finished"
+    if (run_dir / "train_state.pt").is_file():
+        import torch
+
+        step = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)["step"]
+        return f"interrupted at update {step} (will resume)"
+    return "not started"
+
+
+def _check_datasets(grid) -> None:
+    """Every dataset must exist before any cell starts."""
+    from dema.data.load import resolve_id
+
+    for dataset in grid.datasets:
+        if not Path(dataset).expanduser().exists():
+            try:
+                resolve_id(dataset)
+            except DemaError as exc:
+                raise ConfigError(f"grid {grid.name}: {exc}") from None
+
+
+def _check_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no CUDA device here (torch "
+                          f"{torch.__version__}); use --device cpu")

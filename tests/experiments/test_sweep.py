@@ -1,0 +1,178 @@
+"""`dema sweep`: grids checked before any cell runs; cells finished, skipped, failed, resumed; Ray and local."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from dema.errors import ConfigError
+from dema.experiments.grid import available_grids, load_grid, parse_grid
+from dema.train.loop import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from data_factories import make_arrays, write_d4rl  # noqa: E402
+
+# a model and schedule that train in a second or two per cell
+TINY = {"model.n_layer": 1, "model.embed_dim": 16, "model.d_model": 16, "model.d_state": 4, "model.context_len": 5,
+        "optim.batch_size": 8, "optim.warmup_steps": 2, "schedule.updates": 12, "schedule.log_every": 2,
+        "schedule.checkpoint_every": 2, "schedule.eval_every": 0, "eval.episodes": 1, "eval.max_episode_steps": 10}
+
+
+def _dataset(path: Path, nan: bool = False) -> Path:
+    arrays = make_arrays((30, 17, 40, 25), obs_dim=11, act_dim=3, ends=["terminal"] * 3 + ["timeout"])
+    if nan:
+        arrays["observations"][7, 2] = np.nan
+    return write_d4rl(path, arrays)
+
+
+def _grid(tmp_path: Path, name: str = "t", **fields) -> Path:
+    good = _dataset(tmp_path / "hopper-medium-tiny.hdf5")
+    grid = {"name": name, "datasets": [str(good)], "models": ["dema"], "seeds": [0], "protocol": "paper",
+            "overrides": dict(TINY), **fields}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def _sweep(*args, cwd: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dema.cli", "sweep", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600, **kw)
+
+
+def test_every_packaged_grid_loads_and_names_its_cells():
+    names = available_grids()
+    assert {"mujoco-main", "token-layout", "residual", "position-embedding", "rnn-like", "delayed-reward",
+            "sequence-length", "maze2d", "tiny-check"} <= set(names)
+    for name in names:
+        grid = load_grid(name)
+        cells = [c.name(grid.protocol) for c in grid.cells()]
+        assert len(cells) == len(set(cells)) > 0
+    main = load_grid("mujoco-main")
+    assert len(main.cells()) == 9 * 4 * 3
+    assert main.cells()[0].name("cpu-main") == "hopper-medium_dema_cpu-main_s0"  # as `dema train` names it
+    k = load_grid("sequence-length")
+    assert {c.name("cpu-main") for c in k.cells()} >= {"hopper-medium_dema_cpu-main_s0_context_len-4"}
+    assert k.config(k.cells()[0], "runs").model.context_len == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"modles": ["dema"]}, "unknown key"),
+    ({"models": ["mamba"]}, "unknown model 'mamba'"),
+    ({"datasets": ["foo-medium"]}, "no preset for dataset 'foo-medium'"),
+    ({"protocol": "fast"}, "unknown protocol 'fast'"),
+    ({"overrides": {"schedule.updatez": 3}}, "unknown field 'schedule.updatez'"),
+    ({"overrides": {"optimizer.lr": 3}}, "no section 'optimizer'"),
+    ({"overrides": {"schedule.updates": "many"}}, "schedule.updates must be int"),
+    ({"overrides": {"seed": 3}}, "cannot be set by a grid"),
+    ({"seeds": [0, "1"]}, "seeds must be a int"),
+    ({"sweep": {"model.context_len": 8}}, "must be a non-empty list"),
+])
+def test_a_bad_grid_is_one_clear_error(change, message):
+    data = {"name": "g", "datasets": ["hopper-medium"], "models": ["dema"], "seeds": [0], "protocol": "demo", **change}
+    with pytest.raises(ConfigError, match=message):
+        parse_grid(data, "g.yaml")
+
+
+def test_bad_grids_stop_the_command_before_any_cell(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    out = _sweep(bad, cwd=tmp_path)
+    assert out.returncode == 2 and "not valid YAML" in out.stderr and "Traceback" not in out.stderr
+    out = _sweep("no-such-grid", cwd=tmp_path)
+    assert out.returncode == 2 and "mujoco-main" in out.stderr
+    # a runs directory that holds another grid's cells
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "grid.json").write_text(json.dumps({"name": "other"}))
+    out = _sweep(_grid(tmp_path), "--runs-dir", runs, "--executor", "local", cwd=tmp_path)
+    assert out.returncode == 2 and "grid 'other'" in out.stderr
+    assert not any(p.name.startswith("hopper") for p in runs.iterdir())
+
+
+@pytest.mark.slow
+def test_ray_runs_the_cells_skips_resumes_and_reports_a_failure(tmp_path):
+    pytest.importorskip("ray")
+    nan = _dataset(tmp_path / "hopper-medium-nan.hdf5", nan=True)
+    grid_path = _grid(tmp_path, seeds=[0, 1])
+    spec = yaml.safe_load(grid_path.read_text())
+    spec["datasets"].append(str(nan))
+    grid_path.write_text(yaml.safe_dump(spec))
+    runs, results = tmp_path / "runs", tmp_path / "results"
+
+    # seed 1 was interrupted after 4 updates: the sweep resumes it
+    grid = load_grid(str(grid_path))
+    interrupted = next(c for c in grid.cells() if c.seed == 1 and "tiny" in c.dataset)
+    train(grid.config(interrupted, str(runs)), stop_at=4, log=lambda *_: None)
+
+    out = _sweep(grid_path, "--runs-dir", runs, "--results-dir", results, "--workers", "2", "--executor", "ray",
+                 cwd=tmp_path)
+    assert out.returncode == 1, out.stderr  # a cell failed
+    lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 4
+    status = {line.split("] ")[1].split(":")[0]: line for line in lines}
+    assert "finished" in status["hopper-medium-tiny_dema_paper_s0"]
+    assert "resumed" in status["hopper-medium-tiny_dema_paper_s1"]
+    assert all("failed" in status[f"hopper-medium-nan_dema_paper_s{s}"] and "NaN" in status[f"hopper-medium-nan_dema_paper_s{s}"]
+               for s in (0, 1))
+    assert "resumed at step 4" in (runs / "logs" / "hopper-medium-tiny_dema_paper_s1.log").read_text()
+    records = sorted(p.name for p in (results / "t").iterdir())
+    assert records == ["hopper-medium-tiny_dema_paper_s0.json", "hopper-medium-tiny_dema_paper_s1.json"]
+    record = json.loads((results / "t" / records[0]).read_text())
+    assert record["model"] == "dema" and record["seed"] == 0 and record["grid"] == "t"
+    assert record["dataset_identity"]["sha256"] and len(record["metrics"]) == 6
+
+    # again: the finished cells are skipped, not retrained
+    before = (runs / "hopper-medium-tiny_dema_paper_s0" / "eval.json").stat().st_mtime_ns
+    again = _sweep(grid_path, "--runs-dir", runs, "--results-dir", results, "--workers", "2", "--executor", "ray",
+                   cwd=tmp_path)
+    assert again.stdout.count(": skipped") == 2
+    assert (runs / "hopper-medium-tiny_dema_paper_s0" / "eval.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_local_executor_resumes_a_killed_sweep_and_ctrl_c_keeps_finished_cells(tmp_path):
+    overrides = {**TINY, "schedule.updates": 3000}  # long enough to be killed mid-way
+    grid_path = _grid(tmp_path, overrides=overrides)
+    runs = tmp_path / "runs"
+    cell = runs / "hopper-medium-tiny_dema_paper_s0"
+    proc = subprocess.Popen([sys.executable, "-m", "dema.cli", "sweep", str(grid_path), "--runs-dir", str(runs),
+                             "--executor", "local", "--workers", "1", "--results-dir", ""],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (cell / "train_state.pt").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill -9 of the driver and its workers
+    proc.wait()
+    assert (cell / "train_state.pt").is_file() and not (cell / "eval.json").is_file()
+
+    out = _sweep(grid_path, "--runs-dir", runs, "--executor", "local", "--workers", "1", "--results-dir", "",
+                 cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "resumed" in out.stdout and (cell / "eval.json").is_file()
+
+    # Ctrl-C while a long cell runs: it stops cleanly, keeps its checkpoint, and says how to resume
+    spec = yaml.safe_load(grid_path.read_text())
+    spec["overrides"]["schedule.updates"] = 100_000
+    grid_path.write_text(yaml.safe_dump(spec))
+    proc = subprocess.Popen([sys.executable, "-m", "dema.cli", "sweep", str(grid_path), "--runs-dir",
+                             str(tmp_path / "runs2"), "--executor", "local", "--workers", "1", "--results-dir", ""],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    second = tmp_path / "runs2" / "hopper-medium-tiny_dema_paper_s0"
+    deadline = time.time() + 120
+    while not (second / "train_state.pt").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume" in err and "Traceback" not in err
+    assert (second / "train_state.pt").is_file()  # the checkpoint survives
