@@ -22,29 +22,10 @@ equals the target throughout (as DT's `--mode delayed`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-
-@dataclass
-class NormStats:
-    """What acting needs from the dataset: saved as normalization.json next to the weights."""
-
-    state_mean: np.ndarray  # (S,)
-    state_std: np.ndarray  # (S,)
-    reward_scale: float
-    delayed: bool
-
-    def to_dict(self) -> dict:
-        return {"state_mean": [float(x) for x in self.state_mean], "state_std": [float(x) for x in self.state_std],
-                "reward_scale": self.reward_scale, "delayed": self.delayed}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "NormStats":
-        return cls(np.asarray(data["state_mean"], np.float32), np.asarray(data["state_std"], np.float32),
-                   float(data["reward_scale"]), bool(data["delayed"]))
+from dema.run import NormStats
 
 
 class _Agent:

@@ -12,19 +12,16 @@ model.safetensors (final weights) and best.safetensors (best evaluation during t
 
 from __future__ import annotations
 
-import os
-import platform
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dema import provenance
 from dema.envs import EnvSpec
 from dema.errors import ConfigError, DemaError
 from dema.evaluation.agent import make_agent
 from dema.evaluation.rollout import run_episodes
-from dema.machine import cpu_model
 from dema.run import CHECKPOINTS, LoadedRun, NormStats, RunDir
 
 
@@ -146,11 +143,4 @@ def _training_time(run: RunDir) -> dict | None:
 
 def versions() -> dict:
     """Package versions and the machine, recorded next to every score."""
-    out = {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    for package in ("dema", "torch", "gymnasium", "mujoco", "numpy"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = None
-    return out
+    return {**provenance.versions(), **provenance.machine()}

@@ -3,7 +3,7 @@ its directory of files (`directory`). Both `dema.train` and `dema.evaluation` im
 package; it imports neither."""
 
 from dema.run.config import TrainConfig, preset_config
-from dema.run.directory import CHECKPOINTS, EVAL_FIELDS, METRIC_FIELDS, LoadedRun, NormStats, RunDir, atomic_write
+from dema.run.directory import CHECKPOINTS, EVAL_FIELDS, METRIC_FIELDS, LoadedRun, NormStats, RunDir
 
 __all__ = ["TrainConfig", "preset_config", "RunDir", "LoadedRun", "NormStats", "CHECKPOINTS", "EVAL_FIELDS",
-           "METRIC_FIELDS", "atomic_write"]
+           "METRIC_FIELDS"]

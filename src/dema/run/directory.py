@@ -26,23 +26,12 @@ import numpy as np
 
 from dema.envs import EnvSpec, env_spec
 from dema.errors import DemaError
+from dema.files import atomic_write
 from dema.run.config import TrainConfig
 
 METRIC_FIELDS = ["step", "loss", "grad_norm", "lr", "ms_per_step", "train_seconds"]
 EVAL_FIELDS = ["step", "target", "episodes", "return_mean", "return_std", "normalized_mean", "normalized_std"]
 CHECKPOINTS = {"final": "model.safetensors", "best": "best.safetensors"}
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)`, then rename onto `path`: a kill never leaves half a file. The
-    temporary file is removed if writing fails."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data) -> None:

@@ -20,6 +20,7 @@ import torch
 
 from dema.envs import EnvSpec, dataset_name, env_spec
 from dema.errors import ConfigError, DataError, DemaError
+from dema.files import atomic_write
 from dema.run import NormStats, RunDir, TrainConfig
 
 
@@ -45,8 +46,6 @@ class Session:
 
     def checkpoint(self) -> None:
         """model.safetensors and train_state.pt, each replaced atomically."""
-        from dema.run.directory import atomic_write
-
         self.run.save_weights(self.policy, self.run.weights, self.step)
         state = {"step": self.step, "train_seconds": self.train_seconds,
                  "wall_seconds": self.wall_before + time.perf_counter() - self.started, "best": self.best,
