@@ -13,7 +13,8 @@ machines and in different sessions add up; `dema report` reads them (and run dir
      "best_checkpoint_normalized_mean": ..., "best_during_training": {...},
      "config": {...}, "eval": {...}, "evals": [...], "metrics": [...],
      "dataset_identity": {"path", "bytes", "sha256", "transitions", "episodes"},
-     "provenance": {"commit", "recorded_at", "versions", "machine"}}
+     "provenance": {"recorded_at", "recorded_by_commit", "training_sessions": [{"at", "commit", "from_step"}],
+                    "versions"}}
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
+from dema import provenance
 from dema.errors import DemaError
 from dema.files import atomic_write
 from dema.run import RunDir
@@ -59,7 +60,8 @@ def record_from_run(run_dir: str | Path, grid: str | None = None, variant: dict 
         "evals": [_numbers(r) for r in run.rows(run.evals)],
         "metrics": [_numbers(r) for r in run.rows(run.metrics)],
         "dataset_identity": dataset_identity(norm.get("dataset_source") or config["data"]["dataset"], norm),
-        "provenance": {"commit": git_commit(), "recorded_at": _now(), "versions": report.get("versions")},
+        "provenance": {"recorded_at": _now(), "recorded_by_commit": provenance.git_commit(),
+                       "training_sessions": _sessions(run), "versions": report.get("versions")},
     }
 
 
@@ -108,16 +110,6 @@ def dataset_identity(source: str, norm: dict) -> dict:
     return out
 
 
-def git_commit() -> str | None:
-    """The commit of the dema checkout this runs from (None outside a git checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def _candidates(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
@@ -127,6 +119,13 @@ def _candidates(path: Path) -> list[Path]:
                                                                       "normalization.json", "grid.json", "demo.json"))
     found += sorted(p.parent for p in path.rglob("eval.json"))
     return found
+
+
+def _sessions(run: RunDir) -> list[dict] | None:
+    """The commit, time and starting update of each training session (provenance.json), if recorded."""
+    if not run.provenance.is_file():
+        return None
+    return [{k: s.get(k) for k in ("at", "commit", "from_step")} for s in run.read_json(run.provenance)["sessions"]]
 
 
 def _check(record: dict, path: Path) -> None:

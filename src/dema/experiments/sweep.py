@@ -29,7 +29,7 @@ from dema.experiments.grid import Cell, Grid
 from dema.run import RunDir, TrainConfig
 
 # config fields that may differ between a cell's saved config and the grid's without breaking resume
-_MACHINE_FIELDS = {"runs_dir", "threads", "progress", "device", "overwrite", "tensorboard"}
+_MACHINE_FIELDS = {"runs_dir", "run_name", "threads", "progress", "device", "overwrite", "tensorboard"}
 
 
 @dataclass(frozen=True)

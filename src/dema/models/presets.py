@@ -8,8 +8,10 @@ says what each model name is: which block, token layout and options on the share
     dema-post  post up-projection: GPT-2 blocks whose attention is a bare selective scan
     dema-rnn   RNN-like DeMa: trains on whole trajectories and acts step by step
     dt         Decision Transformer: GPT-2 blocks, ReLU MLP, dropout 0.1, timestep embedding,
-               LayerNorm on the embeddings
-    dc         Decision Convformer: DT with DC's causal convolution as the mixer, GELU
+               LayerNorm on the embeddings, and DT's own token order (R_t, s_t, a_t)
+    dt-shared  the same with DeMa's token order (R_t, a_{t-1}, s_t): the trunk comparison alone
+    dc         Decision Convformer: DT with DC's causal convolution as the mixer, GELU; DC's code is
+               a fork of DT's and keeps its token order (R_t, s_t, a_t)
     bc         behaviour cloning: states only, MLP blocks, no sequence mixing
 """
 
@@ -20,9 +22,9 @@ import dataclasses
 from dema.envs import PRESETS
 from dema.envs import preset as find_dataset_preset
 from dema.errors import ConfigError
-from dema.models.config import Activation, BlockKind, ModelConfig, TokenLayout
+from dema.models.config import Activation, BlockKind, ModelConfig, TokenLayout, TokenOrder
 
-MODELS = ("dema", "dema-bl3d", "dema-post", "dema-rnn", "dt", "dc", "bc")
+MODELS = ("dema", "dema-bl3d", "dema-post", "dema-rnn", "dt", "dt-shared", "dc", "bc")
 # the presets `dema params` lists: every dataset with a simulator, and one for all Atari games
 PRESET_DATASETS = tuple(name for name, p in PRESETS.items() if p.env is not None) + ("atari",)
 
@@ -45,9 +47,11 @@ def model_config(model: str, dataset: str) -> ModelConfig:
     transformer_like = dict(activation=Activation.RELU, dropout=0.1, position_embedding=True,
                             embed_norm=True, **sizes.dt)
     if model == "dt":
+        return ModelConfig(block=BlockKind.ATTENTION, token_order=TokenOrder.RETURN_STATE_ACTION, **transformer_like)
+    if model == "dt-shared":
         return ModelConfig(block=BlockKind.ATTENTION, **transformer_like)
     if model == "dc":
-        return ModelConfig(block=BlockKind.CONVFORMER, conv_window=6,
+        return ModelConfig(block=BlockKind.CONVFORMER, conv_window=6, token_order=TokenOrder.RETURN_STATE_ACTION,
                            **{**transformer_like, "activation": Activation.GELU})
     # bc: the same trunk with neither return-to-go nor actions and no sequence mixing
     return ModelConfig(block=BlockKind.MLP, layout=TokenLayout.STATE_ONLY, activation=Activation.RELU,

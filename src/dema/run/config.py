@@ -109,7 +109,7 @@ class TrainConfig:
     # Chosen with --model / --protocol / --dataset before the other options (they pick the
     # defaults), so they are not options of their own.
     model_name: Annotated[str, tyro.conf.Suppress] = "dema"
-    """the model (dema, dema-bl3d, dema-post, dema-rnn, dt, dc, bc)"""
+    """the model (dema, dema-bl3d, dema-post, dema-rnn, dt, dt-shared, dc, bc)"""
     protocol: Annotated[str, tyro.conf.Suppress] = "paper"
     """named protocol applied over the preset (paper, cpu-short)"""
     preset: Annotated[str, tyro.conf.Suppress] = ""

@@ -9,6 +9,7 @@
         metrics.csv          one row per log interval (METRIC_FIELDS)
         evals.csv            one row per evaluation during training (EVAL_FIELDS)
         eval.json            the final evaluation (dema eval, and at the end of training)
+        provenance.json      one entry per training session: time, code commit, first update, versions, machine
 
 This module is the only place that knows these names and schemas; `dema.train` writes through it
 and `dema.evaluation` reads through it, and it imports neither.
@@ -87,6 +88,7 @@ class RunDir:
     evals = property(lambda self: self.path / "evals.csv")
     eval_report = property(lambda self: self.path / "eval.json")
     tensorboard = property(lambda self: self.path / "tb")
+    provenance = property(lambda self: self.path / "provenance.json")
 
     def checkpoint(self, name: str) -> Path:
         """"final" or "best" -> its weights file."""
@@ -143,6 +145,15 @@ class RunDir:
         write_json(self.eval_report, report)
         return self.eval_report
 
+    def add_session(self, step: int) -> None:
+        """Record that a training session starts at update `step`: when, from which code, where."""
+        from dema import provenance
+
+        sessions = self.read_json(self.provenance)["sessions"] if self.provenance.is_file() else []
+        sessions.append({"at": _now(), "commit": provenance.git_commit(), "from_step": step,
+                         "versions": provenance.versions(), "machine": provenance.machine()})
+        write_json(self.provenance, {"sessions": sessions})
+
     def save_weights(self, policy, path: Path, step: int) -> None:
         from safetensors.torch import save_file
 
@@ -164,3 +175,9 @@ class RunDir:
     def append_csv(self, path: Path, fieldnames: list[str], row: dict) -> None:
         with path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=fieldnames).writerow(row)
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()

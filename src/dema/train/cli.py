@@ -24,7 +24,7 @@ from dema.run.config import TrainConfig, available_protocols, preset_config
 _HEAD = """usage: dema train --model MODEL --dataset DATASET [--protocol PROTOCOL] [OPTIONS]
        dema train --resume RUN_DIR [OPTIONS]
 
-  --model     dema, dema-bl3d, dema-post, dema-rnn, dt, dc, bc (default: dema)
+  --model     dema, dema-bl3d, dema-post, dema-rnn, dt, dt-shared, dc, bc (default: dema)
   --dataset   a dataset id (datasets/, bundled) or a file (default: hopper-medium)
   --protocol  {protocols} (default: paper; cpu-short = fewer updates and episodes)
   --preset    the preset to use when the dataset's name matches none (e.g. hopper-medium-replay)

@@ -110,6 +110,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
     if resume:
         session.restore()
         log(f"resumed at step {session.step}")
+    run.add_session(session.step)
     log(f"{config.model_name}: {session.params:,} parameters; {len(dataset):,} transitions in {len(data):,} "
         f"episodes; env {spec.gym_id}")
     return session
