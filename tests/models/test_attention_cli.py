@@ -1,22 +1,16 @@
 import json
-
-import h5py
-import numpy as np
+import sys
+from pathlib import Path
 
 from dema.cli import main
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # the tests' one tiny-D4RL writer
+from data_factories import make_arrays, write_d4rl  # noqa: E402
 
-def _tiny_d4rl(path, episodes=3, length=40, obs_dim=11, act_dim=3):
-    rng = np.random.default_rng(0)
-    n = episodes * length
-    timeouts = np.zeros(n, bool)
-    timeouts[length - 1 :: length] = True
-    with h5py.File(path, "w") as f:
-        f["observations"] = rng.normal(size=(n, obs_dim)).astype(np.float32)
-        f["actions"] = rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32)
-        f["rewards"] = rng.uniform(0, 3, size=n).astype(np.float32)
-        f["terminals"] = np.zeros(n, bool)
-        f["timeouts"] = timeouts
+
+def _tiny_d4rl(path, episodes=3, length=40):
+    """Hopper-shaped episodes of `length` steps, each cut by a timeout (the tests' one writer)."""
+    return write_d4rl(path, make_arrays((length,) * episodes, obs_dim=11, act_dim=3, ends=["timeout"] * episodes))
 
 
 def test_attention_command_writes_plot_and_decay(tmp_path, capsys):
