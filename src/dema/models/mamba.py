@@ -38,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dema.scan import selective_scan_fn
+from dema.scan.reference import apply_skip_and_gate
 from dema.scan.stateful import selective_scan_with_state
 
 
@@ -61,6 +62,17 @@ class ScanInputs:
 
 class SelectiveSSM(nn.Module):
     """Causal conv + S6 over width Di. forward: (B, L, Di) -> (B, L, Di)."""
+
+    # Analysis hook (dema.analysis.surgery), None in every model: forward is then exactly the plain
+    # scan, at no cost. A plain callable (not a Module) set on an instance is called in `forward`
+    # as `attention_override(s, mask)` with this layer's ScanInputs and token mask (B, L) or None,
+    # and says which hidden attention the layer uses instead of its own alpha(s):
+    #   - a ScanInputs s2: the scan runs on s2 instead of s, with this layer's D skip and gate,
+    #     i.e. y = alpha(s2.delta, s2.A, s2.B, s2.C) @ s2.u + D * s2.u (returning s itself is
+    #     bit-for-bit the plain forward);
+    #   - a tensor alpha (B, Di, L, L): y = alpha @ s.u + D * s.u.
+    # Either way the gate SiLU(z) follows as usual. Full forward only: `step`/`step_chunk` ignore it.
+    attention_override = None
 
     def __init__(self, d_inner: int, d_state: int, d_conv: int, dt_rank: int,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, dt_floor: float = 1e-4):
@@ -101,10 +113,21 @@ class SelectiveSSM(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, z: torch.Tensor | None = None):
         """x (B, L, Di), optional gate z (B, L, Di) -> (B, L, Di)."""
         s = self.scan_inputs(x, mask)
-        y = selective_scan_fn(s.u, s.delta, s.A, s.B, s.C, self.D.float(),
-                              z=None if z is None else z.transpose(1, 2),
+        z = None if z is None else z.transpose(1, 2)
+        if self.attention_override is not None:
+            return self._overridden(s, mask, z).transpose(1, 2)
+        y = selective_scan_fn(s.u, s.delta, s.A, s.B, s.C, self.D.float(), z=z,
                               delta_bias=s.delta_bias, delta_softplus=True)
         return y.transpose(1, 2)  # (B, Di, L) -> (B, L, Di)
+
+    def _overridden(self, s: ScanInputs, mask, z) -> torch.Tensor:
+        """The scan output (B, Di, L) with the hidden attention `attention_override` gives."""
+        out = self.attention_override(s, mask)
+        if isinstance(out, ScanInputs):  # the attention of other scan inputs, same D skip and gate
+            return selective_scan_fn(out.u, out.delta, out.A, out.B, out.C, self.D.float(), z=z,
+                                     delta_bias=out.delta_bias, delta_softplus=True)
+        y = (out @ s.u[..., None])[..., 0]  # alpha (B, Di, L, L) @ u (B, Di, L, 1) -> (B, Di, L)
+        return apply_skip_and_gate(y, s.u, self.D.float(), z)
 
     def init_cache(self, batch_size: int, device=None, dtype=torch.float32) -> SSMCache:
         return SSMCache(
