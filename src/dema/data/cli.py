@@ -1,7 +1,7 @@
 """`dema data PATH_OR_ID`: load, validate and summarise a dataset (`--json` for machines).
 
     dema data hopper-medium-replay          # an id, found through the search path (dema.data.load)
-    dema data ../shared/data/d4rl-style/hopper-sac-replay.hdf5 --json
+    dema data datasets/hopper-sac-replay.hdf5 --json     # a file
 
 A file that fails validation exits with code 2 and one line naming the file, the problem and the
 fix (a DataError, printed by the `dema` dispatcher). Tolerated quirks are printed as warnings.

@@ -3,7 +3,7 @@ its whole replay buffer.
 
 Run: Stable-Baselines3 SAC with its default hyper-parameters (256x256 networks, lr 3e-4, batch 256,
 one gradient step per environment step) except `learning_starts` (10,000 random steps, as the
-shared SAC replay files used) and a buffer as large as the step budget (nothing is overwritten),
+SAC replay buffers we compare with used) and a buffer as large as the step budget (nothing is overwritten),
 one torch thread. Every `eval_every` steps (10k) the deterministic policy is scored on
 `eval_episodes` (3) episodes; the run stops at the first evaluation at or above the medium level,
 by default a third of D4RL's expert return ("medium = about 1/3 of expert"), or at the budget.
