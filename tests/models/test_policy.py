@@ -35,7 +35,8 @@ def test_causality(model_name):
 
 
 def test_left_padded_window_gives_the_unpadded_action(model_name):
-    policy = tiny_policy(model_name)
+    # mask_padding=False (dema-official) feeds padding on purpose: tests/models/test_official.py
+    policy = tiny_policy(model_name, mask_padding=True)
     real = random_batch(batch_size=1, length=4, start=7)
     pad = 3
     padded = dataclasses.replace(real)

@@ -53,6 +53,26 @@ class Activation(enum.Enum):
     RELU = "relu"
 
 
+class InitScheme(enum.Enum):
+    """How fresh weights are drawn (SequencePolicy._init_weights; docs/ARCHITECTURE.md).
+
+    OURS: normal(0.02) for every Linear and Embedding weight, zero biases, residual projections
+        at 0.02 / sqrt(residuals per layer * n_layer); Mamba's own dt / A / D initialisation kept.
+    OFFICIAL: what the reference code of the model's family does (its gym / MuJoCo code).
+        Mamba blocks (AndssY/dema, mamba-ssm's `_init_weights` applied to the whole model):
+        Linear weights keep PyTorch's default (kaiming-uniform), every Linear bias is zeroed
+        except Mamba's dt bias, Embeddings normal(0.02), out_proj re-drawn kaiming-uniform /
+        sqrt(n_layer). GPT-2-style blocks (attention, DC's convolution, post up-projection S6;
+        kzl/decision-transformer's GPT-2 copy): the blocks and final norm get normal(0.02) weights
+        and zero biases (no residual scaling in that copy, and no exception for Mamba's dt bias),
+        embeddings, embedding LayerNorm and action head keep PyTorch's defaults. MLP blocks (BC;
+        kzl's MLPBCModel has no init of its own): PyTorch's defaults everywhere.
+    """
+
+    OURS = "ours"
+    OFFICIAL = "official"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     block: BlockKind = BlockKind.MAMBA_PRE_UP
@@ -78,6 +98,11 @@ class ModelConfig:
     context_len: int = 20  # K, steps in the window (Transformer-like acting and training)
     recurrent: bool = False  # RNN-like: train on whole trajectories, act with the recurrent cache
     token_order: TokenOrder = TokenOrder.RETURN_PREV_ACTION_STATE  # see TokenOrder; r-s-a needs B3LD
+    # Fidelity switches (docs/ARCHITECTURE.md, "Differences from the reference code")
+    init: InitScheme = InitScheme.OURS  # see InitScheme
+    # False: left-padded positions (zeros) go through the embeddings and mixers like real tokens,
+    # as in the official DeMa code, so padding changes the first K-1 decisions of an episode
+    mask_padding: bool = True
 
     def __post_init__(self):
         for name in ("n_layer", "embed_dim", "d_model", "d_state", "expand", "d_conv", "n_head",

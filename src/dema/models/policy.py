@@ -16,6 +16,10 @@
 Only `cfg.block` changes the sequence mixer (Mamba, bare S6, attention, convolution, none), so
 every comparison between models is between mixers on the same embeddings, head and loss.
 
+Fidelity switches: `cfg.init` draws fresh weights our way or as each model's reference code
+does (`InitScheme`); `cfg.mask_padding=False` feeds the zero left-padding of short windows
+through the mixers like real tokens, as the official DeMa code does (docs/ARCHITECTURE.md).
+
 Acting: Transformer-like models re-read a K-step window (`predict_last`); models made of
 recurrent blocks can also act one step at a time (`init_cache`, `step`), equal to the full
 forward over the whole trajectory (order r-aprev-s only).
@@ -23,6 +27,7 @@ forward over the whole trajectory (order r-aprev-s only).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -32,7 +37,7 @@ import torch.nn.functional as F
 from dema.data.batch import Batch
 from dema.errors import ConfigError
 from dema.models.blocks import build_block, is_recurrent
-from dema.models.config import BlockKind, ModelConfig, TokenLayout, TokenOrder
+from dema.models.config import BlockKind, InitScheme, ModelConfig, TokenLayout, TokenOrder
 from dema.models.encoders import state_encoder
 
 TOKENS_PER_STEP = {TokenLayout.B3LD: 3, TokenLayout.BL3D: 1, TokenLayout.STATE_ONLY: 1}
@@ -63,12 +68,24 @@ class SequencePolicy(nn.Module):
         self.blocks = nn.ModuleList(build_block(cfg, n_types) for _ in range(cfg.n_layer))
         self.final_norm = nn.RMSNorm(D, eps=1e-5) if cfg.block is BlockKind.MAMBA_PRE_UP else nn.LayerNorm(D)
         self.action_head = nn.Linear(D, act_dim)
-        self.apply(self._init_weights)
+        self._init_weights()
 
     # ---------------------------------------------------------------- initialisation
-    def _init_weights(self, module: nn.Module):
-        """GPT-2 initialisation; residual projections scaled down with depth; Mamba's own
-        dt/A/D initialisation is kept (those parameters are marked `_no_reinit`)."""
+    def _init_weights(self) -> None:
+        """Re-draw the freshly constructed weights as `cfg.init` says (see InitScheme)."""
+        if self.cfg.init is InitScheme.OURS:
+            self.apply(self._init_ours)
+        elif self.cfg.block is BlockKind.MAMBA_PRE_UP:
+            self.apply(self._init_official_mamba)
+        elif self.cfg.block is not BlockKind.MLP:
+            # GPT-2's init covers the GPT2Model only: the blocks and ln_f, not the embeddings or head
+            for module in (*self.blocks.modules(), self.final_norm):
+                _init_official_gpt2(module)
+        # OFFICIAL with MLP blocks (BC): kzl's MLPBCModel keeps PyTorch's defaults, as constructed
+
+    def _init_ours(self, module: nn.Module):
+        """normal(0.02); residual projections scaled down with depth; Mamba's own dt/A/D
+        initialisation is kept (those parameters are marked `_no_reinit`)."""
         if isinstance(module, nn.Linear):
             if not getattr(module.weight, "_no_reinit", False):
                 std = 0.02
@@ -78,6 +95,21 @@ class SequencePolicy(nn.Module):
                 nn.init.normal_(module.weight, 0.0, std)
             if module.bias is not None and not getattr(module.bias, "_no_reinit", False):
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+
+    def _init_official_mamba(self, module: nn.Module):
+        """mamba-ssm's `_init_weights(n_residuals_per_layer=1)`, which AndssY/dema applies to its
+        whole model: Linear weights keep PyTorch's default (kaiming-uniform), Linear biases are
+        zeroed except Mamba's dt bias, Embeddings normal(0.02), out_proj re-drawn kaiming-uniform
+        and divided by sqrt(n_layer)."""
+        if isinstance(module, nn.Linear):
+            if module.bias is not None and not getattr(module.bias, "_no_reinit", False):
+                nn.init.zeros_(module.bias)
+            if getattr(module, "_is_residual_projection", False):
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+                with torch.no_grad():
+                    module.weight /= math.sqrt(self.cfg.n_layer)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, 0.0, 0.02)
 
@@ -101,6 +133,8 @@ class SequencePolicy(nn.Module):
 
     def _tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """-> tokens (B, T, width) and token mask (B, T)."""
+        if not self.cfg.mask_padding:
+            batch = _zero_padding(batch)  # the official code's zeros, whatever the batch holds there
         dt_order = self.cfg.token_order is TokenOrder.RETURN_STATE_ACTION
         action = batch.actions if dt_order else batch.prev_actions
         parts = self._embed_step(batch.states, action, batch.returns_to_go, batch.timesteps)
@@ -120,8 +154,9 @@ class SequencePolicy(nn.Module):
         """-> final-normed hidden states (B, T, D) and the token mask (B, T)."""
         tokens, mask = self._tokens(batch)
         x = self.embed_dropout(self.input_proj(tokens))
+        mixer_mask = mask if self.cfg.mask_padding else None  # None: padded tokens mix like real ones
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, mixer_mask)
         return self.final_norm(x), mask
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -188,3 +223,28 @@ class SequencePolicy(nn.Module):
             x, layer_cache = block.step_chunk(x, layer_cache)
             new_cache.append(layer_cache)
         return self._head(self.final_norm(x[:, -1])), new_cache
+
+
+def _init_official_gpt2(module: nn.Module) -> None:
+    """GPT-2's `_init_weights` as in kzl/decision-transformer's trajectory_gpt2.py (and DC's and
+    DeMa's copies): normal(0.02) Linear / Embedding weights, zero biases (Mamba's dt bias included:
+    that copy has no `_no_reinit`), LayerNorm ones and zeros; no residual scaling."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def _zero_padding(batch: Batch) -> Batch:
+    """`batch` with every input tensor zero at its padded positions (mask False)."""
+
+    def zero(t: torch.Tensor) -> torch.Tensor:
+        keep = batch.mask.view(*batch.mask.shape, *[1] * (t.dim() - 2))  # (B, K) -> (B, K, 1, ...)
+        return torch.where(keep, t, torch.zeros((), dtype=t.dtype, device=t.device))
+
+    return dataclasses.replace(batch, states=zero(batch.states), actions=zero(batch.actions),
+                               prev_actions=zero(batch.prev_actions), returns_to_go=zero(batch.returns_to_go),
+                               timesteps=zero(batch.timesteps))

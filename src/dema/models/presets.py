@@ -13,6 +13,13 @@ says what each model name is: which block, token layout and options on the share
     dc         Decision Convformer: DT with DC's causal convolution as the mixer, GELU; DC's code is
                a fork of DT's and keeps its token order (R_t, s_t, a_t)
     bc         behaviour cloning: states only, MLP blocks, no sequence mixing
+    dema-official  dema as the official code runs it (AndssY/dema, gym/run.sh): its initialisation,
+               zero left-padding fed through the model unmasked, a timestep embedding (its
+               `--time_embd False` is True through argparse's type=bool), embedding 128 on hopper
+    dt-official    dt with Decision Transformer's own initialisation (PyTorch defaults outside the
+               GPT-2 trunk); DT masks padding itself, so it keeps masking
+
+docs/ARCHITECTURE.md ("Differences from the reference code") lists what each -official name changes.
 """
 
 from __future__ import annotations
@@ -22,9 +29,15 @@ import dataclasses
 from dema.envs import PRESETS
 from dema.envs import preset as find_dataset_preset
 from dema.errors import ConfigError
-from dema.models.config import Activation, BlockKind, ModelConfig, TokenLayout, TokenOrder
+from dema.models.config import Activation, BlockKind, InitScheme, ModelConfig, TokenLayout, TokenOrder
 
-MODELS = ("dema", "dema-bl3d", "dema-post", "dema-rnn", "dt", "dt-shared", "dc", "bc")
+MODELS = ("dema", "dema-bl3d", "dema-post", "dema-rnn", "dt", "dt-shared", "dc", "bc", "dema-official", "dt-official")
+# name -> (the model it modifies, the fields it changes); dema-official's embedding is set below
+VARIANTS = {
+    "dema-official": ("dema", dict(init=InitScheme.OFFICIAL, mask_padding=False, position_embedding=True)),
+    "dt-official": ("dt", dict(init=InitScheme.OFFICIAL)),
+}
+OFFICIAL_EMBED_DIM = 128  # the official script's (and code default's) embedding, where the paper says 256
 # the presets `dema params` lists: every dataset with a simulator, and one for all Atari games
 PRESET_DATASETS = tuple(name for name, p in PRESETS.items() if p.env is not None) + ("atari",)
 
@@ -34,6 +47,12 @@ def model_config(model: str, dataset: str) -> ModelConfig:
     "hopper-medium", "hopper-medium-v2", a path, "atari" or an Atari game)."""
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if model in VARIANTS:
+        base, changes = VARIANTS[model]
+        cfg = dataclasses.replace(model_config(base, dataset), **changes)
+        if model == "dema-official" and find_dataset_preset(dataset).name.startswith("hopper"):
+            cfg = dataclasses.replace(cfg, embed_dim=OFFICIAL_EMBED_DIM)
+        return cfg
     sizes = find_dataset_preset(dataset)
     if model.startswith("dema"):
         cfg = ModelConfig(block=BlockKind.MAMBA_PRE_UP, layout=TokenLayout.B3LD, **sizes.dema)
