@@ -136,6 +136,7 @@ class Run:
     setup: dict  # the protocol row: lr, warm-up, batch, K, evaluation
     identity: dict
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, normalised) on the first target
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) per log interval
 
     @property
     def variant_key(self) -> str:
@@ -234,6 +235,8 @@ def run_from_record(record: dict) -> Run:
         identity={"path": identity.get("path"), "sha256": (identity.get("sha256") or "")[:12] or None,
                   "transitions": identity.get("transitions")},
         curve=_curve(record.get("evals") or [], targets),
+        loss_curve=sorted((int(m["step"]), float(m["loss"])) for m in metrics
+                          if m.get("step") is not None and _number(m.get("loss")) is not None),
     )
 
 
@@ -585,6 +588,51 @@ def claims(runs: list[Run]) -> list[dict]:
 # ----------------------------------------------------------------------------- protocol table
 
 
+def flattening(runs: list[Run]) -> list[dict]:
+    """Have the learning curves flattened by the end of training? Per (protocol, dataset, model, variant):
+
+    - loss: the relative drop of the training loss over the second half of training (mean of the last
+      10% of log intervals against the mean of the 10% around the half-way point), mean over seeds;
+    - score: the least-squares slope of the periodic evaluation scores over the second half of
+      training (all seeds' points pooled), in normalised points per 1,000 updates, with a 95% interval
+      (t quantile); "flat" when that interval contains 0, "rising" / "falling" when it lies above / below.
+    """
+    out = []
+    for (protocol, dataset, model, vkey), group in sorted(group_runs(runs).items(), key=lambda kv: kv[0]):
+        drops = [d for d in (_late_loss_drop(r.loss_curve) for r in group) if d is not None]
+        points = [(s, v) for r in group if r.curve for s, v in r.curve if s > max(x for x, _ in r.curve) / 2]
+        slope, half_width = _slope(points)
+        trend = None
+        if slope is not None and half_width is not None:
+            trend = "flat" if abs(slope) <= half_width else ("rising" if slope > 0 else "falling")
+        out.append({"protocol": protocol, "dataset": dataset, "model": model, "variant": group[0].variant,
+                    "seeds": len(group), "loss_drop_second_half": _mean(drops) if drops else None,
+                    "score_slope_per_1k": slope, "score_slope_ci95_half_width": half_width,
+                    "score_points": len(points), "score_trend": trend})
+    return out
+
+
+def _late_loss_drop(curve: list[tuple[int, float]]) -> float | None:
+    if len(curve) < 10:
+        return None
+    losses = [loss for _, loss in curve]
+    tenth = max(1, len(losses) // 10)
+    mid = len(losses) // 2
+    at_half = statistics.mean(losses[mid - tenth // 2: mid - tenth // 2 + tenth])
+    at_end = statistics.mean(losses[-tenth:])
+    return (at_half - at_end) / at_half if at_half else None
+
+
+def _slope(points: list[tuple[int, float]]) -> tuple[float | None, float | None]:
+    """Least-squares slope (per 1,000 updates) and the half width of its 95% interval."""
+    if len(points) < 3 or len({s for s, _ in points}) < 2:
+        return None, None
+    from scipy import stats
+
+    fit = stats.linregress([s / 1000 for s, _ in points], [v for _, v in points])
+    return float(fit.slope), float(stats.t.ppf(0.975, len(points) - 2) * fit.stderr)
+
+
 def protocol_rows(runs: list[Run]) -> list[dict]:
     """Runs grouped by identical protocol settings and dataset identity."""
     rows: dict[str, dict] = {}
@@ -656,6 +704,29 @@ def write_figures(runs: list[Run], folder: Path) -> list[Path]:
                 ax.set_visible(False)
             fig.suptitle(f"Learning curves ({protocol}): mean over seeds, band = min to max")
             path = folder / f"learning_curves_{safe}.png"
+            fig.savefig(path, dpi=110)
+            written.append(path)
+
+        if any(r.loss_curve for r in mine):
+            fig, axes = _figure(nrows, ncols)
+            for ax, dataset in zip(axes, datasets):
+                for model, vkey in cells:
+                    for i, r in enumerate(groups.get((protocol, dataset, model, vkey)) or []):
+                        if r.loss_curve:
+                            steps, losses = zip(*r.loss_curve)
+                            ax.plot(steps, losses, color=color[(model, vkey)], alpha=0.8,
+                                    label=_line_label(model, vkey) if i == 0 else None)
+                ax.set_title(dataset)
+                ax.set_xlabel("updates")
+                ax.set_ylabel("training loss")
+                ax.set_yscale("log")
+                ax.grid(alpha=0.3)
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize=7)
+            for ax in axes[len(datasets):]:
+                ax.set_visible(False)
+            fig.suptitle(f"Training loss ({protocol}): one line per seed")
+            path = folder / f"loss_curves_{safe}.png"
             fig.savefig(path, dpi=110)
             written.append(path)
 
@@ -777,6 +848,21 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
             f"{_pm(g['best_during_training_mean'], g['best_during_training_std'])} | "
             f"{' / '.join(f'{p:,}' for p in g['params']) or '-'} | {' / '.join(f'{u:,}' for u in g['updates']) or '-'} | "
             f"{_f(g['ms_per_update_mean'], 0)} | {'-' if wall is None else f'{wall / 60:.0f} min'} |")
+    lines += ["", "## Have the learning curves flattened?", "",
+              "Loss: relative drop of the training loss over the second half of training (last 10% of log "
+              "intervals against the 10% around half-way), mean over seeds. Score: least-squares slope of the "
+              "periodic evaluations over the second half (seeds pooled), normalised points per 1,000 updates, "
+              "with a 95% interval; \"flat\" when the interval contains 0. Periodic evaluations use few "
+              "episodes, so the score slope is noisy; read it with the loss column and the figures.", "",
+              "| protocol | dataset | model | variant | seeds | loss drop, 2nd half | score slope / 1k updates | "
+              "points | trend |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for f in flattening(runs):
+        slope = "-" if f["score_slope_per_1k"] is None else \
+            f"{f['score_slope_per_1k']:+.1f} ± {f['score_slope_ci95_half_width']:.1f}"
+        drop = "-" if f["loss_drop_second_half"] is None else f"{100 * f['loss_drop_second_half']:.1f}%"
+        lines.append(f"| {f['protocol']} | {f['dataset']} | {LABEL.get(f['model'], f['model'])} | "
+                     f"{variant_text(f['variant'])} | {f['seeds']} | {drop} | {slope} | {f['score_points']} | "
+                     f"{f['score_trend'] or '-'} |")
     lines += _reference_section(report)
     lines += ["", "## Figures", ""]
     if figures:
