@@ -75,7 +75,8 @@ def run_cell(task: Task) -> dict:
 
     torch.set_num_threads(1)
     began = time.time()
-    with open(task.log, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    # line-buffered, so `tail -f` on the log follows the cell as it trains
+    with open(task.log, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} cell {task.cell}", flush=True)
         try:
             status, report = _train_and_evaluate(TrainConfig.from_dict(task.config))
