@@ -11,11 +11,15 @@
   the CUDA path when mamba-ssm is missing.
 - Without Numba (or for dtypes the kernel does not handle: half, bfloat16) the CPU path is the
   reference itself, the fastest pure-PyTorch scan we measured.
-- `selective_scan_fn`: what models call. mamba-ssm's CUDA kernel when mamba-ssm is importable and
-  the tensors are on CUDA, otherwise the best available CPU path (see `scan_backend`).
+- `selective_scan_gpu`: the GPU path without a build step (Triton kernels, forward and analytic
+  backward, `triton_scan.py`). Needs the `gpu` extra (`pip install "dema[gpu]"`, i.e. triton).
+  Runs on the CPU only under Triton's interpreter (TRITON_INTERPRET=1), which is how tests check it.
+- `selective_scan_fn`: what models call. On CUDA tensors: mamba-ssm's kernel when mamba-ssm is
+  importable, else the Triton kernel, else the fused PyTorch node; on the CPU the best available
+  CPU path (see `scan_backend`).
 
-The environment variable DEMA_SCAN (ref, fused, numba) forces a CPU path, for benchmarks and for
-ruling the kernel out when debugging.
+The environment variable DEMA_SCAN (ref, fused, numba, gpu) forces one variant, for benchmarks,
+tests, and ruling a kernel out when debugging.
 
 Shapes, as in `mamba_ssm.ops.selective_scan_interface.selective_scan_fn`:
 u, delta, z (B, Di, L); A (Di, N); B, C (B, N, L); D, delta_bias (Di,); returns (B, Di, L).
@@ -40,12 +44,16 @@ __all__ = [
     "selective_scan_ref",
     "selective_scan_fused",
     "selective_scan_numba",
+    "selective_scan_gpu",
     "numba_available",
+    "gpu_scan_available",
     "mamba_ssm_available",
     "scan_backend",
 ]
 
 CPU_BACKENDS = ("numba", "fused", "ref")
+BACKENDS = CPU_BACKENDS + ("gpu",)  # what DEMA_SCAN may name
+_INSTALL = {"numba": "pip install numba", "gpu": 'pip install "dema[gpu]" (Triton)'}
 
 
 def mamba_ssm_available() -> bool:
@@ -74,29 +82,75 @@ def selective_scan_numba(*args, **kwargs):
     return module.selective_scan_numba(*args, **kwargs)
 
 
+@functools.cache
+def _gpu_module():
+    """The Triton path, imported on first use; None without triton (the `gpu` extra)."""
+    try:
+        from dema.scan import triton_scan
+    except ImportError:
+        return None
+    return triton_scan
+
+
+def gpu_scan_available() -> bool:
+    return _gpu_module() is not None
+
+
+def selective_scan_gpu(*args, **kwargs):
+    """The Triton kernel (see `dema.scan.triton_scan`); raises ConfigError when triton is missing."""
+    module = _gpu_module()
+    if module is None:
+        raise ConfigError(f"DEMA_SCAN=gpu needs Triton: {_INSTALL['gpu']}")
+    return module.selective_scan_triton(*args, **kwargs)
+
+
+def _forced_backend(u) -> str:
+    """DEMA_SCAN's variant ('' if unset), checked: known, installed, and able to take `u`."""
+    forced = os.environ.get("DEMA_SCAN", "").strip().lower()
+    if not forced:
+        return ""
+    if forced not in BACKENDS:
+        raise ConfigError(f"DEMA_SCAN={forced!r} is not a scan; use one of {', '.join(BACKENDS)} "
+                          f"(numba: {_INSTALL['numba']}; gpu: {_INSTALL['gpu']})")
+    if forced == "numba" and _numba_module() is None:
+        raise ConfigError(f"DEMA_SCAN=numba needs the numba package: {_INSTALL['numba']}")
+    if forced == "gpu":
+        if _gpu_module() is None:
+            raise ConfigError(f"DEMA_SCAN=gpu needs Triton: {_INSTALL['gpu']}")
+        if u is not None and not u.is_cuda and not _gpu_module().interpreting():
+            raise ConfigError("DEMA_SCAN=gpu runs on CUDA tensors; on the CPU only under Triton's interpreter "
+                              "(TRITON_INTERPRET=1, slow: for tests). CPU scans: DEMA_SCAN=numba|ref|fused")
+    if forced == "numba" and u is not None and u.is_cuda:
+        raise ConfigError("DEMA_SCAN=numba is the CPU kernel and the tensors are on CUDA; on a GPU use "
+                          f"DEMA_SCAN=gpu ({_INSTALL['gpu']}), fused or ref, or unset DEMA_SCAN")
+    return forced
+
+
 def scan_backend(u=None) -> str:
     """Name of the path `selective_scan_fn` takes for tensors like `u` (CPU float32 if None)."""
-    if u is not None and u.is_cuda:
-        return "mamba_ssm" if _mamba_ssm_scan is not None else "fused"
-    forced = os.environ.get("DEMA_SCAN", "").strip().lower()
+    forced = _forced_backend(u)
     if forced:
-        if forced not in CPU_BACKENDS:
-            raise ConfigError(f"DEMA_SCAN={forced!r} is not a scan; use one of {', '.join(CPU_BACKENDS)}")
         return forced
+    if u is not None and u.is_cuda:
+        if _mamba_ssm_scan is not None:
+            return "mamba_ssm"
+        return "gpu" if _gpu_module() is not None else "fused"
     module = _numba_module()
     if module is not None and (u is None or module.supports(u)):
         return "numba"
     return "ref"
 
 
-_CPU_SCANS = {"numba": selective_scan_numba, "fused": selective_scan_fused, "ref": selective_scan_ref}
+_SCANS = {"numba": selective_scan_numba, "fused": selective_scan_fused, "ref": selective_scan_ref,
+          "gpu": selective_scan_gpu}
 
 
 def selective_scan_fn(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
     """Selective scan; see the module docstring for shapes. Differentiable in every tensor."""
-    if _mamba_ssm_scan is not None and u.is_cuda:
+    backend = scan_backend(u)
+    if backend == "mamba_ssm":
         return _mamba_ssm_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    scan = _CPU_SCANS[scan_backend(u)]
+    scan = _SCANS[backend]
     return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from dema.scan import numba_available, selective_scan_ref
+from dema.scan import gpu_scan_available, numba_available, selective_scan_ref
 
 
 @torch.no_grad()
@@ -19,7 +19,12 @@ def selective_scan_with_state(u, delta, A, B, C, D=None, z=None, delta_bias=None
                               initial_state=None):
     """(out (B, Di, L), last state (B, Di, N)); shapes as `selective_scan_fn`. Inference only.
 
-    The Numba kernel where it applies, else the sequential reference (`selective_scan_ref`)."""
+    The Numba kernel on the CPU and the Triton kernel on CUDA where they apply, else the sequential
+    reference (`selective_scan_ref`)."""
+    if u.is_cuda and gpu_scan_available():
+        from dema.scan.triton_scan import selective_scan_triton_from_state
+
+        return selective_scan_triton_from_state(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state)
     if numba_available() and u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64):
         from dema.scan.numba_scan import selective_scan_numba_from_state
 

@@ -1,0 +1,365 @@
+"""The GPU selective scan in Triton: no build step, forward and analytic backward, one autograd node.
+
+mamba-ssm's CUDA kernel compiles at install (tens of minutes, nvcc matching torch) and has no
+wheels, so most GPU users of this package would get a PyTorch scan. Triton compiles this file's
+kernels at first use (seconds, cached in ~/.triton), and runs them on the CPU under its interpreter
+(`TRITON_INTERPRET=1`), which is how the tests check them without a GPU.
+
+The node is the Numba kernel's (`numba_scan.py`): step size softplus(delta + delta_bias), the
+recurrence, the D skip and the SiLU(z) gate, and all their gradients. Here the softplus and the
+gate are computed inside the kernels (on a GPU they are free next to the memory traffic).
+
+Layout. One program scans BD channels of one batch element; the sequence is cut into chunks of CL
+time steps. A chunk is a (BD, BN, CL) tile (channels, states, time) held in registers:
+
+forward   a = exp(delta A), x = delta u B                              (the whole tile at once)
+          (P, S) = associative scan over time of (a, x) with (a1, x1) o (a2, x2) = (a1 a2, a2 x1 + x2)
+          h = P h_start + S,  y = sum_n C h,  out = (y + D u) silu(z)  and h_start <- h at the chunk's end
+          The state at each chunk's start is saved for the backward (B, Di, chunks, N): small.
+backward  chunks last to first: recompute the chunk's states from its saved start state (one scan),
+          then the adjoint G_l = C_l g_l + a_{l+1} G_{l+1} with a second scan run over the chunk in
+          reversed time order (loaded reversed from memory; the recomputed states are flipped with
+          tl.flip). Triton's `associative_scan(reverse=True)` is not used: it gives wrong results for
+          non-commutative combines on GPUs (triton-lang/triton issue 4362).
+          a_l h_{l-1} = h_l - x_l, so no shifted state tile is needed; a_{l+1} is loaded shifted.
+
+Gradients of B and C sum over channels: each program writes its BD channels' sum into a partial
+(B, Di / BD, N, L) buffer that PyTorch sums (deterministic, no atomics); dA, dD and dbias are per
+batch element partials summed the same way. Memory is O(B Di L + B (Di / BD) N L + B Di N L / CL),
+never the (B, Di, L, N) product.
+
+float32 and float64 are computed as given; half and bfloat16 inputs are computed in float32 and
+the results cast back (mamba-ssm keeps float32 state too).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["selective_scan_triton", "selective_scan_triton_from_state", "interpreting", "block_sizes"]
+
+
+@triton.jit
+def _combine(a1, x1, a2, x2):
+    """(a1, x1) then (a2, x2): h -> a2 (a1 h + x1) + x2."""
+    return a1 * a2, a2 * x1 + x2
+
+
+def _fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, h0_ptr, out_ptr, last_ptr, ckpt_ptr,
+                Di, L, N, n_chunks,
+                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                HAS_H0: tl.constexpr, SAVE_CKPT: tl.constexpr,
+                BD: tl.constexpr, BN: tl.constexpr, CL: tl.constexpr):
+    b = tl.program_id(0).to(tl.int64)
+    d = tl.program_id(1) * BD + tl.arange(0, BD)
+    n = tl.arange(0, BN)
+    j = tl.arange(0, CL)
+    dm = d < Di
+    nm = n < N
+    dn_mask = dm[:, None] & nm[None, :]
+    A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=dn_mask, other=0.0)
+    state_off = (b * Di + d[:, None]) * N + n[None, :]
+    if HAS_H0:
+        h = tl.load(h0_ptr + state_off, mask=dn_mask, other=0.0)
+    else:
+        h = tl.zeros([BD, BN], dtype=A.dtype)
+    if HAS_D:
+        Dv = tl.load(D_ptr + d, mask=dm, other=0.0)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=dm, other=0.0)
+    for c in range(n_chunks):
+        l = c * CL + j
+        lm = l < L
+        dl_mask = dm[:, None] & lm[None, :]
+        dl_off = (b * Di + d[:, None]) * L + l[None, :]
+        u = tl.load(u_ptr + dl_off, mask=dl_mask, other=0.0)
+        dt = tl.load(dt_ptr + dl_off, mask=dl_mask, other=0.0)
+        if HAS_BIAS:
+            dt = dt + bias[:, None]
+        if SOFTPLUS:  # log1p(exp(x)) without log1p: log(w) e / (w - 1), w = 1 + e (exact to a few ulps)
+            e = tl.exp(dt)
+            w = 1.0 + e
+            dt = tl.where(dt > 20.0, dt, tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0)))
+        dt = tl.where(dl_mask, dt, 0.0)  # past the end: a = 1, x = 0, the state passes through
+        nl_off = (b * N + n[:, None]) * L + l[None, :]
+        nl_mask = nm[:, None] & lm[None, :]
+        Bv = tl.load(B_ptr + nl_off, mask=nl_mask, other=0.0)
+        Cv = tl.load(C_ptr + nl_off, mask=nl_mask, other=0.0)
+        if SAVE_CKPT:
+            tl.store(ckpt_ptr + ((b * Di + d[:, None]) * n_chunks + c) * N + n[None, :], h, mask=dn_mask)
+        a = tl.exp(dt[:, None, :] * A[:, :, None])
+        x = (dt * u)[:, None, :] * Bv[None, :, :]
+        P, S = tl.associative_scan((a, x), 2, _combine)
+        hs = P * h[:, :, None] + S
+        y = tl.sum(hs * Cv[None, :, :], axis=1)
+        if HAS_D:
+            y = y + Dv[:, None] * u
+        if HAS_Z:
+            zv = tl.load(z_ptr + dl_off, mask=dl_mask, other=0.0)
+            y = y * zv / (1.0 + tl.exp(-zv))
+        tl.store(out_ptr + dl_off, y, mask=dl_mask)
+        h = tl.sum(tl.where((j == CL - 1)[None, None, :], hs, 0.0), axis=2)
+    tl.store(last_ptr + state_off, h, mask=dn_mask)
+
+
+def _bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, ckpt_ptr, gout_ptr, glast_ptr,
+                du_ptr, ddt_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, dB_ptr, dC_ptr,
+                Di, L, N, n_chunks, n_dblk,
+                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                BD: tl.constexpr, BN: tl.constexpr, CL: tl.constexpr):
+    b = tl.program_id(0).to(tl.int64)
+    pd = tl.program_id(1)
+    d = pd * BD + tl.arange(0, BD)
+    n = tl.arange(0, BN)
+    j = tl.arange(0, CL)
+    rj = CL - 1 - j  # a chunk read in reversed time order
+    dm = d < Di
+    nm = n < N
+    dn_mask = dm[:, None] & nm[None, :]
+    A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=dn_mask, other=0.0)
+    state_off = (b * Di + d[:, None]) * N + n[None, :]
+    G_next = tl.load(glast_ptr + state_off, mask=dn_mask, other=0.0)  # dL/dh at the chunk after this one
+    dA_acc = tl.zeros([BD, BN], dtype=A.dtype)
+    dD_acc = tl.zeros([BD], dtype=A.dtype)
+    dbias_acc = tl.zeros([BD], dtype=A.dtype)
+    if HAS_D:
+        Dv = tl.load(D_ptr + d, mask=dm, other=0.0)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=dm, other=0.0)
+    row = b * Di + d[:, None]
+    for cc in range(n_chunks):
+        c = n_chunks - 1 - cc
+        # 1. the chunk's states, in time order, from its saved start state
+        l = c * CL + j
+        lm = l < L
+        dl_mask = dm[:, None] & lm[None, :]
+        dl_off = row * L + l[None, :]
+        u = tl.load(u_ptr + dl_off, mask=dl_mask, other=0.0)
+        dt = tl.load(dt_ptr + dl_off, mask=dl_mask, other=0.0)
+        if HAS_BIAS:
+            dt = dt + bias[:, None]
+        if SOFTPLUS:
+            e = tl.exp(dt)
+            w = 1.0 + e
+            dt = tl.where(dt > 20.0, dt, tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0)))
+        dt = tl.where(dl_mask, dt, 0.0)
+        nl_mask = nm[:, None] & lm[None, :]
+        Bv = tl.load(B_ptr + (b * N + n[:, None]) * L + l[None, :], mask=nl_mask, other=0.0)
+        h0 = tl.load(ckpt_ptr + (row * n_chunks + c) * N + n[None, :], mask=dn_mask, other=0.0)
+        a = tl.exp(dt[:, None, :] * A[:, :, None])
+        x = (dt * u)[:, None, :] * Bv[None, :, :]
+        P, S = tl.associative_scan((a, x), 2, _combine)
+        hs = tl.flip(P * h0[:, :, None] + S, 2)  # h_l, reversed in time
+        # 2. the same chunk read reversed: k = 0 is its last time step
+        lr = c * CL + rj
+        lrm = lr < L
+        r_mask = dm[:, None] & lrm[None, :]
+        r_off = row * L + lr[None, :]
+        u = tl.load(u_ptr + r_off, mask=r_mask, other=0.0)
+        raw = tl.load(dt_ptr + r_off, mask=r_mask, other=0.0)
+        if HAS_BIAS:
+            raw = raw + bias[:, None]
+        dt = raw
+        if SOFTPLUS:
+            e = tl.exp(raw)
+            w = 1.0 + e
+            dt = tl.where(raw > 20.0, raw, tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0)))
+        dt = tl.where(r_mask, dt, 0.0)
+        nr_mask = nm[:, None] & lrm[None, :]
+        nr_off = (b * N + n[:, None]) * L + lr[None, :]
+        Bv = tl.load(B_ptr + nr_off, mask=nr_mask, other=0.0)
+        Cv = tl.load(C_ptr + nr_off, mask=nr_mask, other=0.0)
+        g = tl.load(gout_ptr + r_off, mask=r_mask, other=0.0)
+        # a_{l+1}: the step size one step later (1 past the end, where G_{L-1} takes dL/dh_last as is)
+        l1 = lr + 1
+        n_mask = dm[:, None] & (l1 < L)[None, :]
+        dt1 = tl.load(dt_ptr + row * L + l1[None, :], mask=n_mask, other=0.0)
+        if HAS_BIAS:
+            dt1 = dt1 + bias[:, None]
+        if SOFTPLUS:
+            e = tl.exp(dt1)
+            w = 1.0 + e
+            dt1 = tl.where(dt1 > 20.0, dt1, tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0)))
+        dt1 = tl.where(n_mask, dt1, 0.0)
+        a_next = tl.exp(dt1[:, None, :] * A[:, :, None])
+        # 3. through the gate: g becomes dL/dy, y = <C, h> + D u
+        if HAS_Z:
+            y = tl.sum(hs * Cv[None, :, :], axis=1)
+            if HAS_D:
+                y = y + Dv[:, None] * u
+            zv = tl.load(z_ptr + r_off, mask=r_mask, other=0.0)
+            sz = 1.0 / (1.0 + tl.exp(-zv))
+            tl.store(dz_ptr + r_off, g * y * sz * (1.0 + zv * (1.0 - sz)), mask=r_mask)
+            g = g * zv * sz
+        # 4. the adjoint: G_l = C_l g_l + a_{l+1} G_{l+1}, a forward scan in reversed time
+        Pa, Sb = tl.associative_scan((a_next, Cv[None, :, :] * g[:, None, :]), 2, _combine)
+        G = Sb + Pa * G_next[:, :, None]
+        G_next = tl.sum(tl.where((j == CL - 1)[None, None, :], G, 0.0), axis=2)  # G at the chunk's start
+        x = (dt * u)[:, None, :] * Bv[None, :, :]
+        t = G * (hs - x)  # G_l a_l h_{l-1}: dL/d(delta_l A)
+        dB = tl.sum((dt * u)[:, None, :] * G, axis=0)
+        dC = tl.sum(g[:, None, :] * hs, axis=0)
+        part_off = ((b * n_dblk + pd) * N + n[:, None]) * L + lr[None, :]
+        tl.store(dB_ptr + part_off, dB, mask=nr_mask)
+        tl.store(dC_ptr + part_off, dC, mask=nr_mask)
+        g_dot_b = tl.sum(G * Bv[None, :, :], axis=1)
+        dA_acc += tl.sum(dt[:, None, :] * t, axis=2)
+        g_delta = g_dot_b * u + tl.sum(t * A[:, :, None], axis=1)
+        du = g_dot_b * dt
+        if HAS_D:
+            du = du + g * Dv[:, None]
+            dD_acc += tl.sum(tl.where(r_mask, g * u, 0.0), axis=1)
+        if SOFTPLUS:
+            g_delta = g_delta / (1.0 + tl.exp(-raw))  # softplus' = sigmoid
+        tl.store(du_ptr + r_off, du, mask=r_mask)
+        tl.store(ddt_ptr + r_off, g_delta, mask=r_mask)
+        dbias_acc += tl.sum(tl.where(r_mask, g_delta, 0.0), axis=1)
+    tl.store(dA_ptr + state_off, dA_acc, mask=dn_mask)
+    if HAS_D:
+        tl.store(dD_ptr + b * Di + d, dD_acc, mask=dm)
+    tl.store(dbias_ptr + b * Di + d, dbias_acc, mask=dm)
+
+
+# --- launching -------------------------------------------------------------------------------
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels on the CPU with its interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+@functools.cache
+def _kernels(interpret: bool):
+    """The two kernels, compiled for the GPU or interpreted; triton.jit reads TRITON_INTERPRET when it
+    decorates, so each mode is made once, whichever was set when the module was imported."""
+    saved = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+    try:
+        return triton.jit(_fwd_kernel), triton.jit(_bwd_kernel)
+    finally:
+        if saved is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = saved
+
+
+# Tile sizes. TILE caps BD * BN * CL: the backward keeps about ten such tiles live per program.
+TILE = 4096
+CHUNK = 32
+INTERPRET_TILE = 256  # the interpreter runs each scan element by element in Python: keep tiles small
+INTERPRET_CHUNK = 8
+
+
+def block_sizes(d_inner: int, length: int, d_state: int, *, tile: int | None = None,
+                chunk: int | None = None) -> tuple[int, int, int]:
+    """(BD, BN, CL): channels per program, padded state size, chunk length (powers of two)."""
+    interpret = interpreting()
+    tile = tile or (INTERPRET_TILE if interpret else TILE)
+    chunk = chunk or (INTERPRET_CHUNK if interpret else CHUNK)
+    bn = triton.next_power_of_2(d_state)
+    cl = min(triton.next_power_of_2(length), chunk, max(1, tile // bn))
+    bd = max(1, min(triton.next_power_of_2(d_inner), tile // (bn * cl)))
+    return bd, bn, cl
+
+
+def _check_device(u: torch.Tensor) -> None:
+    if u.device.type != "cuda" and not interpreting():
+        from dema.errors import ConfigError
+
+        raise ConfigError(
+            f"the gpu scan (Triton) runs on CUDA tensors, got {u.device.type}; on the CPU it runs only under "
+            "Triton's interpreter (TRITON_INTERPRET=1, slow: for tests). CPU scans: DEMA_SCAN=numba|ref|fused")
+
+
+def _compute_dtype(u, delta):
+    dtype = torch.promote_types(u.dtype, delta.dtype)
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save_ckpt, blocks=None):
+    batch, d_inner, length = u.shape
+    d_state = A.shape[1]
+    bd, bn, cl = blocks or block_sizes(d_inner, length, d_state)
+    n_chunks = triton.cdiv(length, cl)
+    out = torch.empty_like(u)
+    last = u.new_empty(batch, d_inner, d_state)
+    ckpt = u.new_empty(batch, d_inner, n_chunks, d_state) if save_ckpt else last
+    fwd, _ = _kernels(interpreting())
+    grid = (batch, triton.cdiv(d_inner, bd))
+    fwd[grid](u, delta, A, B, C, u if D is None else D, u if z is None else z,
+              u if delta_bias is None else delta_bias, last if h0 is None else h0, out, last, ckpt,
+              d_inner, length, d_state, n_chunks,
+              HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+              HAS_H0=h0 is not None, SAVE_CKPT=save_ckpt, BD=bd, BN=bn, CL=cl)
+    return out, last, ckpt
+
+
+class _TritonScan(torch.autograd.Function):
+    """(u, delta, A, B, C, D, z, delta_bias) -> (out, last state); contiguous tensors of one dtype."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, blocks):
+        out, last, ckpt = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, None, True, blocks)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt)
+        ctx.softplus, ctx.blocks = bool(softplus), blocks
+        return out, last
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_last):
+        u, delta, A, B, C, D, z, delta_bias, ckpt = ctx.saved_tensors
+        batch, d_inner, length = u.shape
+        d_state = A.shape[1]
+        bd, bn, cl = ctx.blocks or block_sizes(d_inner, length, d_state)
+        n_chunks, n_dblk = triton.cdiv(length, cl), triton.cdiv(d_inner, bd)
+        grad_out = torch.zeros_like(u) if grad_out is None else grad_out.contiguous()
+        grad_last = u.new_zeros(batch, d_inner, d_state) if grad_last is None else grad_last.contiguous()
+        du, ddelta = torch.empty_like(u), torch.empty_like(u)
+        dz = torch.empty_like(u) if z is not None else None
+        dA = u.new_empty(batch, d_inner, d_state)
+        dD, dbias = u.new_empty(batch, d_inner), u.new_empty(batch, d_inner)
+        dB = u.new_empty(batch, n_dblk, d_state, length)
+        dC = u.new_empty(batch, n_dblk, d_state, length)
+        _, bwd = _kernels(interpreting())
+        bwd[(batch, n_dblk)](u, delta, A, B, C, u if D is None else D, u if z is None else z,
+                             u if delta_bias is None else delta_bias, ckpt, grad_out, grad_last,
+                             du, ddelta, u if dz is None else dz, dA, dD, dbias, dB, dC,
+                             d_inner, length, d_state, n_chunks, n_dblk,
+                             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                             SOFTPLUS=ctx.softplus, BD=bd, BN=bn, CL=cl)
+        return (du, ddelta, dA.sum(0), dB.sum(1), dC.sum(1), dD.sum(0) if D is not None else None, dz,
+                dbias.sum(0) if delta_bias is not None else None, None, None)
+
+
+def _prepare(u, delta, A, B, C, D, z, delta_bias):
+    _check_device(u)
+    dtype = _compute_dtype(u, delta)
+    cast = [None if t is None else t.to(dtype).contiguous() for t in (u, delta, A, B, C, D, z, delta_bias)]
+    return dtype, cast
+
+
+def selective_scan_triton(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False, *,
+    blocks: tuple[int, int, int] | None = None,
+):
+    """Same signature and results as `selective_scan_ref` (mamba-ssm's); `blocks` = (BD, BN, CL)
+    overrides the tile sizes (tests use it to cut a sequence into many chunks)."""
+    out_dtype = u.dtype
+    _, args = _prepare(u, delta, A, B, C, D, z, delta_bias)
+    out, last = _TritonScan.apply(*args, delta_softplus, blocks)
+    out = out.to(out_dtype)
+    return (out, last) if return_last_state else out
+
+
+@torch.no_grad()
+def selective_scan_triton_from_state(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                                     initial_state=None):
+    """Inference only: the scan continued from `initial_state` (B, Di, N) -> (out, last state)."""
+    dtype, args = _prepare(u, delta, A, B, C, D, z, delta_bias)
+    h0 = None if initial_state is None else initial_state.to(dtype).contiguous()
+    out, last, _ = _forward(*args, delta_softplus, h0, False)
+    return out.to(u.dtype), last
