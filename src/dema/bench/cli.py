@@ -1,6 +1,7 @@
 """`dema bench`: compute-cost benchmarks. Every result records the machine, load and versions.
 
     dema bench step [--json]     DeMa vs DT training step at hopper-medium, K 20, batch 64 (< 1 min)
+                                 (--device cuda on a GPU)
     dema bench scan [--json]     the selective scan variants (Numba, fused, reference, mambapy)
     dema bench act  [--json]     one decision at batch 1: recurrent step vs K-step windows
     dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="hopper-medium")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--device", default="cpu", help="torch device of the models and batches (cpu, cuda)")
     p = sub.add_parser("scan", help="selective scan variants against the floor")
     common(p, 6.0)
     p.add_argument("--shape", default="64,128,60,64", help="batch,d_inner,length,d_state")
@@ -104,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("step", "all"):
         from dema.bench.step import run_step_bench
 
+        step_device = getattr(args, "device", "cpu") if args.what == "step" else "cpu"
+        if step_device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {step_device}: no CUDA device here (torch {torch.__version__})")
         result = run_step_bench(getattr(args, "dataset", "hopper-medium"), getattr(args, "batch", 64),
-                                repeats=getattr(args, "repeats", 30), budget_s=args.budget)
+                                repeats=getattr(args, "repeats", 30), budget_s=args.budget, device=step_device)
         _emit(result, _with_out(args), "step", tables.step_table)
     if args.what in ("act", "all"):
         from dema.bench.act import run_act_bench
