@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from dema.bench.timing import machine_info, measure_interleaved
 from dema.bench.workloads import TrainStep, build, random_batch
 from dema.scan import scan_backend
 
 
 def run_step_bench(dataset: str = "hopper-medium", batch_size: int = 64, steps: int | None = None,
-                   repeats: int = 30, budget_s: float = 40.0, models=("dema", "dt")) -> dict:
+                   repeats: int = 30, budget_s: float = 40.0, models=("dema", "dt"), device: str = "cpu") -> dict:
+    """`device`: where the models and batches live (cpu, cuda); the timer synchronises CUDA."""
     started = time.perf_counter()
     fns, params = {}, {}
     for model in models:
-        policy, state_dim, act_dim = build(model, dataset)
+        policy, state_dim, act_dim = build(model, dataset, device=device)
         k = steps or policy.cfg.context_len
-        fns[model] = TrainStep(policy, random_batch(batch_size, k, state_dim, act_dim))
+        fns[model] = TrainStep(policy, random_batch(batch_size, k, state_dim, act_dim, device=device))
         params[model] = sum(p.numel() for p in policy.parameters())
     timings = measure_interleaved(fns, repeats=repeats, warmup=2, budget_s=budget_s)
     first, second = models
@@ -36,7 +39,8 @@ def run_step_bench(dataset: str = "hopper-medium", batch_size: int = 64, steps: 
         "context_len": steps or "preset",
         "timings": timings,
         "parameters": params,
-        "scan": scan_backend(),
+        "scan": scan_backend(torch.empty(0, device=device)),
+        "device": str(device),
         **machine_info(),
         "seconds": round(time.perf_counter() - started, 1),
     }
