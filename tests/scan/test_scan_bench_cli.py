@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dema.bench.cli import main
-from dema.bench.tables import render_folder
+from dema.bench.tables import cost_tables, render_folder
 from dema.cli import main as dema_main
 from dema.errors import ConfigError
 
@@ -41,6 +41,7 @@ def test_bench_cost_writes_json_and_plots(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(cost, "PRESET_DATASETS", ("hopper-medium",))  # keep the test short
     monkeypatch.setattr(cost, "PRESET_MODELS", ("dema", "dt"))
+    monkeypatch.setattr(cost, "TABLE_SETTINGS", {"mujoco": {"batch": 2, "rnn_batch": 1, "rnn_steps": 4}})
     assert main(["cost", "--json", "--lengths", "2,3", "--batch", "2", "--budget", "0.2", "--out", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (tmp_path / "cost.json").exists()
@@ -60,3 +61,48 @@ def test_bench_rejects_bad_arguments(capsys):
         main(["cost", "--lengths", "ten"])
     assert dema_main(["bench", "scan", "--shape", "0,1,1,1"]) == 2  # one-line error, exit code 2
     assert "positive integers" in capsys.readouterr().err
+
+
+def test_bench_cost_preset_table_counts_the_scan_and_times_training(monkeypatch, capsys):
+    """Table 7 alone: every model of a preset with counted MACs and a timed training step."""
+    import dema.bench.cost as cost
+
+    monkeypatch.setattr(cost, "PRESET_DATASETS", ("hopper-medium",))
+    monkeypatch.setattr(cost, "PRESET_MODELS", ("dema", "dema-rnn", "dt", "dc"))
+    monkeypatch.setattr(cost, "TABLE_SETTINGS", {"mujoco": {"batch": 2, "rnn_batch": 1, "rnn_steps": 4}})
+    assert main(["cost", "--json", "--table-only", "--budget", "0.2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["curves"] == [] and result["device"] == "cpu"
+    rows = {r["model"]: r for r in result["presets"]}
+    assert set(rows) == {"dema", "dema-rnn", "dt", "dc"}
+    for row in rows.values():
+        assert row["train_step_ms"] > 0 and row["train_step_cpu_ms"] > 0 and row["macs"] > 0
+    assert (rows["dema-rnn"]["train_batch"], rows["dema-rnn"]["train_steps"]) == (1, 4)
+    assert (rows["dema"]["train_batch"], rows["dema"]["train_steps"]) == (2, 20)
+    assert rows["dema-rnn"]["macs_per_decision"] < rows["dema"]["macs_per_decision"] == rows["dema"]["macs"]
+    assert rows["dt"]["scan_elementwise_macs"] == 0 < rows["dema"]["scan_elementwise_macs"]
+    assert "| hopper-medium | dema-rnn | 20 |" in cost_tables(result)
+
+
+def test_flop_counter_sees_the_scan_only_through_the_reference():
+    """FlopCounterMode misses the Numba kernel; with reference_scans it counts C.h (1 MAC per element)."""
+    import os
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dema.bench.cost import forward_macs
+    from dema.bench.workloads import build, random_batch
+    from dema.scan import numba_available
+
+    policy, state_dim, act_dim = build("dema", "hopper-medium", context_len=4)
+    before = os.environ.get("DEMA_SCAN")
+    counted = forward_macs(policy, state_dim, act_dim, 4)
+    assert os.environ.get("DEMA_SCAN") == before  # restored
+    cfg = policy.cfg
+    readout = cfg.d_inner * 12 * cfg.d_state * cfg.n_layer  # 4 steps = 12 tokens
+    if numba_available():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            policy.eval()(random_batch(1, 4, state_dim, act_dim))
+        assert counted - counter.get_total_flops() // 2 == readout
+    assert counted > readout

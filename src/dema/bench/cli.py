@@ -5,6 +5,7 @@
     dema bench scan [--json]     the selective scan variants (Numba, fused, reference, mambapy)
     dema bench act  [--json]     one decision at batch 1: recurrent step vs K-step windows
     dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
+                                 (--table-only: Table 7 alone; --device cuda on a GPU)
     dema bench all               scan, step, act and cost, into bench_out/
 
 Without --json each result prints as the markdown tables of docs/PERFORMANCE.md (dema.bench.tables,
@@ -61,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     common(p, 10.0)
     p.add_argument("--lengths", default="10,20,50,100,300,1000", help="sequence lengths in steps")
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="torch device of the timings and memory (cpu, cuda); MACs are "
+                                                   "counted on the CPU")
+    p.add_argument("--table-only", action="store_true", help="only the preset table (Table 7), not the curves")
+    p.add_argument("--no-train", action="store_true", help="preset table without the training-step timings")
     p = sub.add_parser("all", help="scan, step, act and cost into bench_out/")
     common(p, 10.0)
     return parser
@@ -122,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or Path("bench_out")
         lengths = _ints(getattr(args, "lengths", "10,20,50,100,300,1000"), "lengths")
-        result = run_cost_bench(lengths, getattr(args, "batch", 8), args.budget, out, log=log)
+        device = getattr(args, "device", "cpu")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: no CUDA device here (torch {torch.__version__})")
+        result = run_cost_bench(lengths, getattr(args, "batch", 8), args.budget, out, log=log, device=device,
+                                curves=not getattr(args, "table_only", False),
+                                table_train=not getattr(args, "no_train", False))
         _emit(result, args, "cost", tables.cost_tables)
     return 0
 

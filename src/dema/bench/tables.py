@@ -13,7 +13,8 @@ from pathlib import Path
 
 def _machine(r: dict) -> str:
     return (f"{r['cpu']}, {r['cores']} cores, torch {r['torch']}, numba {r.get('numba')}, "
-            f"{r['torch_threads']} torch thread(s), 1-min load {r['load_1min']}")
+            f"{r['torch_threads']} torch thread(s), 1-min load {r['load_1min']}"
+            + (f", GPU {r['cuda_device']}" if r.get("cuda_device") else ""))
 
 
 def scan_table(r: dict) -> str:
@@ -63,12 +64,34 @@ def act_table(r: dict) -> str:
     ])
 
 
+def _m(value) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f} M"
+
+
+def preset_rows(r: dict) -> list[str]:
+    """Table 7: parameters, counted MACs, uncounted scan work and the training step per preset."""
+    train = any("train_step_ms" in p for p in r["presets"])
+    head = "| dataset | model | K | parameters | MACs per forward | scan elementwise (not counted) | MACs per decision |"
+    rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    if train:
+        head += f" train batch x steps | train step ms ({r.get('device', 'cpu')}) | CPU ms | peak MB |"
+        rule += " ---: | ---: | ---: | ---: |"
+    lines = [head, rule]
+    for p in r["presets"]:
+        line = (f"| {p['dataset']} | {p['model']} | {p['context_len']} | {p['parameters']:,} | {_m(p['macs'])} | "
+                f"{_m(p.get('scan_elementwise_macs'))} | {_m(p.get('macs_per_decision'))} |")
+        if train:
+            line += (f" {p.get('train_batch', '-')} x {p.get('train_steps', '-')} | {p.get('train_step_ms', '-')} | "
+                     f"{p.get('train_step_cpu_ms', '-')} | {p.get('train_peak_mb', '-')} |")
+        lines.append(line)
+    return lines
+
+
 def cost_tables(r: dict) -> str:
-    lines = [f"{_machine(r)}.", "", "| dataset | model | K | parameters | MACs per forward (batch 1) |",
-             "| --- | --- | ---: | ---: | ---: |"]
-    lines += [f"| {p['dataset']} | {p['model']} | {p['context_len']} | {p['parameters']:,} | {p['macs'] / 1e6:.1f} M |"
-              for p in r["presets"]]
+    lines = [f"{_machine(r)}.", "", *preset_rows(r)]
     curves = r["curves"]
+    if not curves:
+        return "\n".join(lines)
     models = list(dict.fromkeys(c["model"] for c in curves))
     steps = sorted({c["steps"] for c in curves})
     by = {(c["model"], c["steps"]): c for c in curves}
