@@ -19,7 +19,8 @@ import numpy as np
 from dema.data.dataset import OfflineDataset
 from dema.data.episodes import return_stats
 from dema.data.load import load_dataset
-from dema.data.validate import DataWarning, resolve_env
+from dema.data.validate import DataWarning, check_against_env, resolve_env
+from dema.envs import parse_dataset
 
 
 def summary(dataset: OfflineDataset, env=None) -> dict:
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         dataset = load_dataset(args.dataset, env=args.env, strict=args.strict, max_transitions=args.max_transitions)
+        env = args.env or env_from_name(dataset, args.dataset)
     notes = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
-    info = summary(dataset, args.env)
+    info = summary(dataset, env)
     if args.json:
         info["warnings"] = notes
         print(json.dumps(info, default=_json_default))
@@ -104,6 +106,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {note}", file=sys.stderr)
         print(_text(info))
     return 0
+
+
+def env_from_name(dataset: OfflineDataset, name: str):
+    """The environment `dema train` would use for a dataset that names none itself: the one its file
+    name or id names (hopper-...). Its sizes and time limit are checked here, as training checks
+    them before the first update; None when the name names no environment either."""
+    if resolve_env(dataset, None) is not None:
+        return None  # the file names its environment: load_dataset checked against it
+    spec = parse_dataset(str(name)).env
+    if spec is not None:
+        check_against_env(dataset, spec, "named by the file name")
+    return spec
 
 
 def _json_default(value):

@@ -83,6 +83,18 @@ class OfflineDataset:
         starts = np.concatenate([[0], ends[:-1]])
         return np.stack([starts, ends], axis=1).astype(np.int64)
 
+    def content_sha256(self) -> str:
+        """sha256 of the arrays training reads (names, dtypes, shapes and bytes): the same for the same
+        data whatever the file's format, compression or path; different after any change of a value."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for key in ("observations", "actions", "rewards", "terminals", "timeouts"):
+            value = np.ascontiguousarray(getattr(self, key))
+            digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+            digest.update(memoryview(value).cast("B"))
+        return digest.hexdigest()
+
     def episode_returns(self) -> np.ndarray:
         """(E,) float64 undiscounted return of every episode."""
         bounds = self.episode_bounds()

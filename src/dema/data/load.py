@@ -51,6 +51,8 @@ def load_dataset(
     episode; `max_transitions` keeps only the first episodes that fit in that many transitions
     (DQN-replay reads only those from disk).
     """
+    if max_transitions is not None and max_transitions < 1:
+        raise fail(str(path_or_id), f"--max-transitions {max_transitions} keeps no transition", "give a positive number, or leave it out to read everything")
     path = Path(path_or_id).expanduser()
     if not path.exists():
         path = resolve_id(str(path_or_id))
@@ -105,7 +107,19 @@ def resolve_id(dataset_id: str) -> Path:
 
 
 def read_any(path: Path, max_transitions: int | None = None) -> OfflineDataset:
-    """Pick the reader for an existing file or folder."""
+    """Pick the reader for an existing file or folder; a file that cannot be opened or holds values of
+    the wrong type is a DataError naming it (the readers name the specific problems they know)."""
+    try:
+        return _read_any(path, max_transitions)
+    except OSError as exc:  # permissions, a file vanished or unreadable on the way
+        reason = exc.strerror or str(exc).strip().splitlines()[0]
+        raise fail(str(path), f"cannot be read ({reason})", "check that the file exists and is readable by you (ls -l), or give another file") from None
+    except (ValueError, TypeError) as exc:  # a value numpy cannot convert (text, objects)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise fail(str(path), f"holds values of an unexpected type ({first})", "store observations, actions, rewards, terminals and timeouts as numeric arrays") from None
+
+
+def _read_any(path: Path, max_transitions: int | None = None) -> OfflineDataset:
     if path.is_dir():
         return _read_folder(path, max_transitions)
     if path.name.startswith("$store$_") or path.name.startswith("add_count_ckpt"):

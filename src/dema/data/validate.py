@@ -53,6 +53,15 @@ def require_keys(source: str, present, required, where: str = "") -> None:
         )
 
 
+def require_numeric(source: str, key: str, value: np.ndarray) -> np.ndarray:
+    """Refuse an array of strings or objects before anything converts it (numpy would turn the
+    text "0.5" into a number without a word)."""
+    if value.dtype.kind not in "biuf":
+        raise fail(source, f"`{key}` holds {value.dtype} values, not numbers",
+                   f"store {key} as a numeric array (float32 for observations, actions and rewards)")
+    return value
+
+
 def resolve_env(dataset: OfflineDataset, env: str | EnvSpec | None) -> EnvSpec | None:
     """The environment to check against: the caller's, else the one the file names, if known."""
     if isinstance(env, EnvSpec):
@@ -110,19 +119,8 @@ def validate(
         raise fail(src, f"actions have shape {dataset.actions.shape} and dtype {dataset.actions.dtype}", "store continuous actions as (N, A) floats, discrete ones as (N,) integers")
 
     spec = resolve_env(dataset, env)
-    if spec is not None and not dataset.discrete:
-        if dataset.obs_dim != spec.obs_dim:
-            raise fail(
-                src,
-                f"observations have {dataset.obs_dim} features but {spec.gym_id} has {spec.obs_dim}",
-                f"use a dataset collected in {spec.gym_id}, or name the environment it was collected in",
-            )
-        if dataset.act_dim != spec.act_dim:
-            raise fail(
-                src,
-                f"actions have {dataset.act_dim} dimensions but {spec.gym_id} has {spec.act_dim}",
-                f"use a dataset collected in {spec.gym_id}, or name the environment it was collected in",
-            )
+    if spec is not None:
+        check_sizes(dataset, spec)
 
     both = dataset.terminals & dataset.timeouts
     if both.any():
@@ -145,15 +143,64 @@ def validate(
         dataset.timeouts[last] = True
 
     if spec is not None:
-        bounds = dataset.episode_bounds()
-        lengths_ = bounds[:, 1] - bounds[:, 0]
-        too_long = np.flatnonzero(lengths_ > spec.max_episode_steps)
-        if len(too_long):
-            i = int(too_long[0])
-            raise fail(
-                src,
-                f"episode {i} (transitions {bounds[i, 0]}..{bounds[i, 1] - 1}) has {lengths_[i]} steps, "
-                f"more than {spec.gym_id}'s limit of {spec.max_episode_steps}: terminal/timeout flags are missing",
-                "write the terminals and timeouts (D4RL: `timeouts` true at each time-limit cut)",
-            )
+        check_lengths(dataset, spec)
+    warn_values(dataset)
     return dataset
+
+
+def check_against_env(dataset: OfflineDataset, spec: EnvSpec, how: str = "") -> None:
+    """Sizes and episode lengths against an environment the caller inferred (e.g. from the file's
+    name, as `dema train` and `dema data` do); `how` says how, for the message."""
+    check_sizes(dataset, spec, how)
+    check_lengths(dataset, spec, how)
+
+
+def check_sizes(dataset: OfflineDataset, spec: EnvSpec, how: str = "") -> None:
+    """Observation and action sizes of a continuous-action dataset against the environment's."""
+    if dataset.discrete:
+        return
+    src, env = dataset.source, f"{spec.gym_id}{f' ({how})' if how else ''}"
+    fix = (f"use a dataset collected in {spec.gym_id}, or name the environment it was collected in"
+           + (" (name the file after it, or record env_id in its metadata)" if how else ""))
+    if dataset.obs_dim != spec.obs_dim:
+        raise fail(src, f"observations have {dataset.obs_dim} features but {env} has {spec.obs_dim}", fix)
+    if dataset.act_dim != spec.act_dim:
+        raise fail(src, f"actions have {dataset.act_dim} dimensions but {env} has {spec.act_dim}", fix)
+
+
+def check_lengths(dataset: OfflineDataset, spec: EnvSpec, how: str = "") -> None:
+    """No episode longer than the environment's time limit (else its end flags are missing)."""
+    bounds = dataset.episode_bounds()
+    lengths = bounds[:, 1] - bounds[:, 0]
+    too_long = np.flatnonzero(lengths > spec.max_episode_steps)
+    if len(too_long):
+        i = int(too_long[0])
+        raise fail(
+            dataset.source,
+            f"episode {i} (transitions {bounds[i, 0]}..{bounds[i, 1] - 1}) has {lengths[i]} steps, "
+            f"more than {spec.gym_id}'s limit of {spec.max_episode_steps}{f' ({how})' if how else ''}: "
+            "terminal/timeout flags are missing",
+            "write the terminals and timeouts (D4RL: `timeouts` true at each time-limit cut)",
+        )
+
+
+# Values beyond these are accepted by the file format but not by anything that learns from them.
+HUGE_REWARD = 1e6  # per step; MuJoCo rewards are a few units, Atari's are clipped to +-1 by DQN agents
+ACTION_BOUND = 1.0  # continuous actions: the environments' action spaces and the policies' tanh head
+
+
+def warn_values(dataset: OfflineDataset) -> None:
+    """Warnings (never refusals: the data may be meant for something else) for values that no
+    environment here produces and that training refuses: huge rewards, actions outside [-1, 1]."""
+    src = dataset.source
+    if len(dataset):
+        biggest = float(np.abs(dataset.rewards).max())
+        if biggest > HUGE_REWARD:
+            warn(src, f"rewards reach {biggest:.3g} in magnitude (MuJoCo's are a few units): returns-to-go this "
+                      "large make sequence models diverge; `dema train` refuses them")
+    if not dataset.discrete and dataset.actions.dtype.kind == "f" and len(dataset):
+        outside = np.abs(dataset.actions) > ACTION_BOUND + 1e-3
+        if outside.any():
+            warn(src, f"{int(outside.any(axis=-1).sum())} of {len(dataset)} actions lie outside [-1, 1] (up to "
+                      f"{float(np.abs(dataset.actions).max()):.3g}): the environments and the policies' tanh head "
+                      "act in [-1, 1]")

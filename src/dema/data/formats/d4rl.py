@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from dema.data.dataset import OfflineDataset
-from dema.data.validate import fail, require_keys, warn
+from dema.data.validate import fail, require_keys, require_numeric, warn
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 _MAX_META_SIZE = 4096
@@ -110,7 +110,7 @@ def _array(file: h5py.File, key: str, src: str) -> np.ndarray:
     item = file[key]
     if not isinstance(item, h5py.Dataset):
         raise fail(src, f"`{key}` is a group, not an array", "store it as one dataset with one row per transition")
-    return item[()]
+    return require_numeric(src, key, np.asarray(item[()]))
 
 
 def _flat(value: np.ndarray, key: str, src: str) -> np.ndarray:

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from dema.data.dataset import OfflineDataset
-from dema.data.validate import fail, require_keys
+from dema.data.validate import fail, require_keys, require_numeric
 
 
 def load_minari(data_dir: str | Path) -> OfflineDataset:
@@ -93,7 +93,7 @@ def _metadata(data_dir: Path) -> dict:
 
 def _episode(group: h5py.Group, src: str) -> dict[str, np.ndarray]:
     require_keys(src, list(group.keys()), ("observations", "actions", "rewards", "terminations", "truncations"))
-    rewards = np.asarray(group["rewards"][()], dtype=np.float32).reshape(-1)
+    rewards = require_numeric(src, "rewards", np.asarray(group["rewards"][()])).astype(np.float32).reshape(-1)
     steps = len(rewards)
     obs = _flatten(group["observations"])  # (T+1, S)
     if len(obs) != steps + 1:
@@ -121,7 +121,7 @@ def _episode(group: h5py.Group, src: str) -> dict[str, np.ndarray]:
 def _flatten(item) -> np.ndarray:
     """A dataset, or a (nested) Dict-space group -> (T, features), keys in sorted order."""
     if isinstance(item, h5py.Dataset):
-        return item[()]
+        return require_numeric(item.file.filename, item.name, np.asarray(item[()]))
     parts = [_flatten(item[key]) for key in sorted(item.keys())]
     return np.concatenate([p.reshape(len(p), -1).astype(np.float32) for p in parts], axis=1)
 
