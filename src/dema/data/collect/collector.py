@@ -1,7 +1,12 @@
-"""Collect one recipe into one D4RL hdf5 file: stages -> rollouts -> statistics -> atomic write."""
+"""Collect one recipe into one D4RL hdf5 file: stages -> rollouts (each written and flushed to
+`<out>.partial.hdf5` as soon as it is collected) -> statistics -> the finished file renamed onto `out`.
+A full disk or Ctrl-C stops the collection with the stages written so far kept in the partial file
+(dema.data.collect.writer.PartialWriter)."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -9,9 +14,10 @@ from tqdm import tqdm
 
 from dema.data.collect.recipes import APPROXIMATION_NOTE, build_stages
 from dema.data.collect.rollout import concatenate, rollout
-from dema.data.collect.writer import check_writable, write_hdf5
+from dema.data.collect.writer import PartialWriter, check_writable
 from dema.data.episodes import collection_stats
 from dema.envs import EnvSpec
+from dema.errors import DemaError
 from dema.provenance import versions
 
 
@@ -34,16 +40,34 @@ def collect(
     check_writable(out, overwrite)  # fail before the work, not after it
     stages = build_stages(spec, recipe, steps, policy_dir, policy_path)
     total = sum(s.steps for s in stages)
+    _warn_space(out, total, spec, next_observations)
     bar = tqdm(total=total, desc=f"{spec.name}-{recipe}", unit="step", disable=not progress, smoothing=0.05)
+    head = {"env_id": spec.gym_id, "env_name": spec.name, "recipe": recipe, "seed": seed, "command": command}
+    writer = PartialWriter(out, overwrite, next_observations, head)
+    try:
+        with writer:
+            path, meta = _collect(spec, recipe, stages, writer, bar, seed, num_envs, vector_mode, command)
+    except BaseException as exc:
+        if writer.kept and not isinstance(exc, DemaError):  # a DemaError (a failed write) says it itself
+            print(f"dema collect: stopped. {writer.kept}", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    return path, meta
+
+
+def _collect(spec, recipe, stages, writer, bar, seed, num_envs, vector_mode, command) -> tuple[Path, dict]:
     start = time.perf_counter()
     parts = []
     for k, stage in enumerate(stages):
         bar.set_postfix_str(stage.label)
         # Each stage gets its own seed block, so no two stages replay the same start states.
         parts.append(rollout(spec.gym_id, stage, num_envs, seed + 1000 * k, vector_mode, bar))
+        writer.append(parts[-1])  # on disk now: a later failure keeps it
     seconds = time.perf_counter() - start
     bar.close()
     data = concatenate(parts)
+    total = sum(s.steps for s in stages)
     stats = collection_stats(data, spec.normalize)
     meta = {
         "env_id": spec.gym_id,
@@ -71,5 +95,17 @@ def collect(
     }
     if recipe == "medium-replay":
         meta["approximation"] = APPROXIMATION_NOTE
-    write_hdf5(out, data, meta, overwrite=overwrite, next_observations=next_observations)
-    return out, meta
+    return writer.finish(meta), meta
+
+
+def _warn_space(out: Path, steps: int, spec: EnvSpec, next_observations: bool) -> None:
+    """A warning up front when the folder may not hold the dataset (uncompressed size: an upper bound)."""
+    need = steps * (4 * spec.obs_dim * (2 if next_observations else 1) + 4 * spec.act_dim + 4 + 2)
+    try:
+        free = shutil.disk_usage(out.parent).free
+    except OSError:
+        return
+    if free < need:
+        print(f"dema collect: warning: {free / 2**20:.0f} MiB free in {out.parent}, and the dataset may need up to "
+              f"{need / 2**20:.0f} MiB; if the disk fills, collection stops and keeps the stages written so far",
+              file=sys.stderr)
