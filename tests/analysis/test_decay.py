@@ -115,6 +115,6 @@ def test_decay_refuses_bad_input(tiny_dt_run, tiny_dema_run, tmp_path, capsys):
     assert main(["decay", str(tiny_dt_run), "--out", str(tmp_path / "x")]) == 2
     assert "no Mamba layers" in capsys.readouterr().err
     assert main(["decay", str(tiny_dema_run), "--checkpoint", "best", "--out", str(tmp_path / "x")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "best.safetensors" in capsys.readouterr().err  # the run has no best checkpoint
     assert main(["decay", str(tiny_dema_run), "--replot", "--out", str(tmp_path / "empty")]) == 2
     assert "run `dema decay" in capsys.readouterr().err

@@ -24,11 +24,9 @@ def _load(args):
     from dema.data.trajectories import TrajectoryDataset
 
     if args.run:
-        from dema.evaluation.evaluate import load_policy, load_run
+        from dema.analysis.runs import load_trained
 
-        run = load_run(Path(args.run))
-        weights = Path(args.run) / args.checkpoint
-        policy = load_policy(run, weights)
+        run, policy = load_trained(args.run, args.checkpoint)  # a bad run or checkpoint: one line, exit 2
         dataset = args.dataset or run.config.data.dataset
         data = TrajectoryDataset(load_dataset(dataset), run.config.model.context_len,
                                  run.config.data.reward_scale, state_mean=run.stats.state_mean,
