@@ -17,7 +17,9 @@ from dema.errors import ConfigError
 
 
 def main(argv: list[str]) -> int:
-    from dema.evaluation.evaluate import evaluate_run, write_eval
+    from dema.evaluation.evaluate import check_choices, evaluate_run, write_eval
+    from dema.run import RunDir
+    from dema.run.config import check_device
 
     parser = argparse.ArgumentParser(prog="dema eval", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("run_dir", help="a run directory written by `dema train`")
@@ -33,8 +35,14 @@ def main(argv: list[str]) -> int:
                              "mostly wait on each other on a busy machine)")
     parser.add_argument("--json", action="store_true", help="print eval.json to stdout")
     args = parser.parse_args(argv)
-    if args.episodes is not None and args.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    check_choices(1 if args.episodes is None else args.episodes, args.targets or (),
+                  args.max_episode_steps or 0, args.seeds or ())
+    check_device(args.device)
+    run = RunDir(args.run_dir)
+    run.load()  # "not a trained run" before anything else
+    if args.checkpoint == "best" and not run.best_weights.is_file():
+        raise ConfigError(f"{run.best_weights} does not exist: no evaluation ran during training "
+                          "(schedule.eval_every 0, or training stopped before the first); use --checkpoint final")
 
     if args.threads > 0:
         import torch
@@ -43,9 +51,10 @@ def main(argv: list[str]) -> int:
     checkpoints = ("final", "best") if args.checkpoint == "both" else (args.checkpoint,)
     if args.checkpoint == "best":
         checkpoints = ("final", "best")  # the final one is the report's headline; it is cheap to include
-    report = evaluate_run(args.run_dir, checkpoints, args.episodes, args.seeds, args.targets,
-                          args.max_episode_steps, args.device)
-    path = write_eval(args.run_dir, report)
+    with run.lock():  # one process per run: not while it trains, and not two evaluations at once
+        report = evaluate_run(args.run_dir, checkpoints, args.episodes, args.seeds, args.targets,
+                              args.max_episode_steps, args.device)
+        path = write_eval(args.run_dir, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

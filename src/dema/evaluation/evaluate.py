@@ -72,22 +72,34 @@ def load_run(run_dir: Path) -> LoadedRun:
 
 
 def load_policy(run: LoadedRun, weights: Path, device: str = "cpu"):
-    from safetensors.torch import load_file
-
+    """The policy with verified weights (RunDir.load_weights: loads, checksum, finite values)."""
     from dema.models import build_policy
 
-    if not weights.is_file():
-        raise DemaError(f"{weights} does not exist; the run has no such checkpoint yet")
+    weights = Path(weights)
+    tensors = RunDir(run.path).load_weights(weights, device)
     policy = build_policy(run.config.model, state_dim=run.state_dim, act_dim=run.act_dim)
-    policy.load_state_dict(load_file(str(weights), device=device))
+    try:
+        policy.load_state_dict(tensors)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise DemaError(f"{weights} does not fit the model in {run.path / 'config.json'} ({first}); was it copied "
+                        "from another run?") from None
     return policy.to(device)
 
 
 def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best"), episodes: int | None = None,
                  seeds: tuple[int, ...] | None = None, targets: tuple[float, ...] | None = None,
                  max_episode_steps: int | None = None, device: str = "cpu") -> dict:
-    """Score the run's checkpoints; returns the eval.json content (final checkpoint at top level)."""
+    """Score the run's checkpoints; returns the eval.json content (final checkpoint at top level).
+
+    Holds the run directory's lock while it reads (dema.run.lock); refuses non-finite targets, a
+    negative episode limit and damaged weights, and a result that is not a number."""
     run_dir = Path(run_dir)
+    with RunDir(run_dir).lock():
+        return _evaluate_run(run_dir, checkpoints, episodes, seeds, targets, max_episode_steps, device)
+
+
+def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_episode_steps, device) -> dict:
     run = load_run(run_dir)
     ev = run.config.eval
     choices = {
@@ -99,6 +111,7 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
     unknown = [c for c in checkpoints if c not in CHECKPOINTS]
     if unknown:
         raise ConfigError(f"unknown checkpoint {unknown}; choose from {sorted(CHECKPOINTS)}")
+    check_choices(choices["episodes"], choices["targets"], choices["max_episode_steps"], choices["seeds"])
     results, params = {}, None
     run_files = RunDir(run_dir)
     for name in checkpoints:
@@ -115,6 +128,10 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
                                     choices["max_episode_steps"], device)}
     if "final" not in results:
         raise DemaError(f"{run_dir}: no final checkpoint (model.safetensors) to evaluate")
+    for name, result in results.items():
+        if not np.isfinite([result["return_mean"], result["normalized_mean"]]).all():
+            raise DemaError(f"{run_files.checkpoint(name)} scores {result['normalized_mean']} (not a number): the "
+                            "policy or the simulator produced NaN; eval.json is not written")
     report = dict(results["final"])
     report["best_checkpoint"] = results.get("best")
     report["best_during_training"] = run_files.best_evaluation()
@@ -129,6 +146,19 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
     return report
 
 
+def check_choices(episodes: int, targets, max_episode_steps: int, seeds=()) -> None:
+    """Evaluation options a user gives: at least one episode, finite targets, a limit >= 0, seeds >= 0."""
+    from dema.run.config import check_targets
+
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+    if any(seed < 0 for seed in seeds):
+        raise ConfigError(f"--seeds must be >= 0 (the simulator's seeds), got {list(seeds)}")
+    check_targets(targets)
+    if max_episode_steps < 0:
+        raise ConfigError(f"--max-episode-steps must be >= 0 (0: the environment's own limit), got {max_episode_steps}")
+
+
 def write_eval(run_dir: Path, report: dict) -> Path:
     """eval.json in the run directory (replaced atomically)."""
     return RunDir(run_dir).write_eval(report)
@@ -137,8 +167,11 @@ def write_eval(run_dir: Path, report: dict) -> Path:
 def _training_time(run: RunDir) -> dict | None:
     if not run.train_state.is_file():
         return None
-    state = torch.load(run.train_state, map_location="cpu", weights_only=True)
-    return {"step": state["step"], "train_seconds": state["train_seconds"], "wall_seconds": state.get("wall_seconds")}
+    try:
+        state = torch.load(run.train_state, map_location="cpu", weights_only=True)
+        return {"step": state["step"], "train_seconds": state["train_seconds"], "wall_seconds": state.get("wall_seconds")}
+    except Exception:  # a damaged train_state.pt does not stop an evaluation of the weights (verified apart)
+        return None
 
 
 def versions() -> dict:

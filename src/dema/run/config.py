@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -45,6 +46,10 @@ class DataConfig:
     delayed: bool = False
     """sparse-reward setting: each episode's rewards summed onto its last step; when acting the
     return-to-go stays at the target"""
+    max_transitions: int = 0
+    """read at most this many transitions (whole episodes); on a DQN-replay game folder they are
+    sampled as Decision Transformer's create_dataset does (uniform over buffers: DT's 1% is 500000);
+    0 reads everything"""
 
 
 @dataclass
@@ -58,7 +63,15 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     """AdamW betas"""
     warmup_steps: int = 10_000
-    """linear warm-up from lr/warmup_steps to lr over this many updates, then constant"""
+    """linear warm-up from lr/warmup_steps to lr over this many updates, then constant (or decaying)"""
+    decay_steps: int = 0
+    """cosine decay of the lr after the warm-up, reaching min_lr_ratio * lr at this update and staying
+    there (DT's Atari schedule); 0 keeps the lr constant after the warm-up"""
+    min_lr_ratio: float = 0.1
+    """the floor of the cosine decay, as a fraction of lr"""
+    decay_weights_only: bool = False
+    """apply weight decay only to weight matrices (not to biases, norms, embeddings, Mamba's A and D),
+    as DT's Atari code; False decays every parameter (DT's gym code)"""
     grad_clip: float = 0.25
     """gradient-norm clip; 0 disables it"""
     batch_size: int = 64
@@ -148,10 +161,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a train config is a JSON object of sections, not {type(data).__name__}")
         data = dict(data)
         sections = {"data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "eval": EvalConfig}
+        for name, value in data.items():
+            if (name in sections or name == "model") and not isinstance(value, dict):
+                raise ConfigError(f"train config: {name} must be a section (a JSON object), not {value!r}")
+        _check_types(cls, {k: v for k, v in data.items() if k not in sections and k != "model"}, "train config")
         kwargs: dict[str, Any] = {}
         if "model" in data:
+            _check_types(ModelConfig, data["model"], "model config")
             kwargs["model"] = ModelConfig.from_dict(data.pop("model"))
         for name, klass in sections.items():
             if name in data:
@@ -188,9 +208,85 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 0, got {value}")
         if not self.eval.seeds:
             raise ConfigError("eval.seeds is empty; give at least one seed, e.g. --eval.seeds 0")
+        check_targets(self.eval.targets, "eval.targets")
+        if any(seed < 0 for seed in self.eval.seeds):
+            raise ConfigError(f"eval.seeds must be >= 0, got {list(self.eval.seeds)}")
+        if not all(0.0 <= b < 1.0 for b in self.optim.betas):
+            raise ConfigError(f"optim.betas must lie in [0, 1), got {list(self.optim.betas)}")
+        for name, value in {"optim.lr": self.optim.lr, "optim.weight_decay": self.optim.weight_decay,
+                            "optim.grad_clip": self.optim.grad_clip, "data.reward_scale": self.data.reward_scale}.items():
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value}")
+
+
+def check_targets(targets, option: str = "--targets") -> None:
+    """Return targets must be finite numbers: NaN would condition every step on NaN."""
+    bad = [t for t in targets if not math.isfinite(t)]
+    if bad:
+        raise ConfigError(f"{option}: {bad[0]} is not a finite return target; give raw returns such as 3600 1800")
+
+
+def check_device(device: str, option: str = "--device") -> None:
+    """Refuse a device torch does not know or this machine does not have, before anything is written."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"{option} {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ConfigError(f"{option} {device}: CUDA is not available here ({why}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"{option} {device}: this machine has {torch.cuda.device_count()} GPU(s) "
+                              f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"{option} {device}: Apple's MPS backend is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ConfigError(f"{option} {device}: dema runs on cpu, cuda or mps")
+
+
+def _check_types(klass, data: dict[str, Any], where: str) -> None:
+    """Values read from JSON must have their field's type (a string where a number belongs would
+    fail much later, with a traceback)."""
+    import enum
+    import typing
+
+    hints = typing.get_type_hints(klass)
+    for name, value in data.items():
+        hint = hints.get(name)
+        if hint is None:
+            continue  # unknown keys are _check_keys's
+        if typing.get_origin(hint) is Annotated:
+            hint = typing.get_args(hint)[0]
+        origin = typing.get_origin(hint)
+        if origin is tuple:
+            inner = typing.get_args(hint)[0]
+            ok = isinstance(value, (list, tuple)) and all(_is(v, inner) for v in value)
+        elif isinstance(hint, type) and issubclass(hint, enum.Enum):
+            ok = isinstance(value, str)
+        else:
+            ok = _is(value, hint)
+        if not ok:
+            raise ConfigError(f"{where}: {name}={value!r} is not a valid {getattr(hint, '__name__', hint)}")
+
+
+def _is(value, kind) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    return True  # anything else is the dataclass's own business
 
 
 def _build(klass, data: dict[str, Any], where: str):
+    _check_types(klass, data, where)
     kwargs = _check_keys(klass, data, where)
     for f in dataclasses.fields(klass):  # JSON has lists where the dataclass has tuples
         if f.name in kwargs and isinstance(kwargs[f.name], list):
@@ -274,6 +370,7 @@ def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str
     config = TrainConfig(model_name=model, protocol=protocol, preset=preset, model=model_config(model, preset),
                          data=DataConfig(dataset=dataset, reward_scale=reward_scale),
                          optim=OptimConfig(lr=paper.lr))
+    config = _merge(config, paper.train, f"preset {preset}")  # Atari: its optimiser, batch and schedule
     return _merge(config, _read_protocol(protocol), f"protocol-{protocol}.json")
 
 

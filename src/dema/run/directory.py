@@ -3,22 +3,29 @@
     runs/<dataset>_<model>_<protocol>_s<seed>/
         config.json          the resolved TrainConfig
         normalization.json   state mean/std, reward scale, delayed, env, sizes: enough to act
-        model.safetensors    weights at the last checkpoint (metadata: step)
+        identity.json        the run's id and its dataset's identity (path, bytes, content hash, sizes)
+        model.safetensors    weights at the last checkpoint (metadata: step, run id, sha256 of the tensors)
         best.safetensors     weights at the best evaluation during training
-        train_state.pt       the full resume state (dema.train.state)
+        train_state.pt       the full resume state (dema.train.state), with the run id
+        train_state.prev.pt  the checkpoint before it, kept until a newer one is complete (the fallback)
         metrics.csv          one row per log interval (METRIC_FIELDS)
         evals.csv            one row per evaluation during training (EVAL_FIELDS)
         eval.json            the final evaluation (dema eval, and at the end of training)
         provenance.json      one entry per training session: time, code commit, first update, versions, machine
+        .lock                held (flock) by the process working on the run: its pid, host and command
 
 This module is the only place that knows these names and schemas; `dema.train` writes through it
-and `dema.evaluation` reads through it, and it imports neither.
+and `dema.evaluation` reads through it, and it imports neither. Weights are verified when read
+(`load_weights`: the file loads, its checksum matches, every value is finite); a file that fails is a
+DemaError naming it, never a silent NaN score.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +34,9 @@ import numpy as np
 
 from dema.envs import EnvSpec, env_spec
 from dema.errors import DemaError
-from dema.files import atomic_write
+from dema.files import atomic_write, write_failed
 from dema.run.config import TrainConfig
+from dema.run.lock import LOCK_NAME, RunLock
 
 METRIC_FIELDS = ["step", "loss", "grad_norm", "lr", "ms_per_step", "train_seconds"]
 EVAL_FIELDS = ["step", "target", "episodes", "return_mean", "return_std", "normalized_mean", "normalized_std"]
@@ -84,6 +92,8 @@ class RunDir:
     weights = property(lambda self: self.path / CHECKPOINTS["final"])
     best_weights = property(lambda self: self.path / CHECKPOINTS["best"])
     train_state = property(lambda self: self.path / "train_state.pt")
+    previous_train_state = property(lambda self: self.path / "train_state.prev.pt")
+    identity = property(lambda self: self.path / "identity.json")
     metrics = property(lambda self: self.path / "metrics.csv")
     evals = property(lambda self: self.path / "evals.csv")
     eval_report = property(lambda self: self.path / "eval.json")
@@ -94,6 +104,27 @@ class RunDir:
         """"final" or "best" -> its weights file."""
         return self.path / CHECKPOINTS[name]
 
+    # ------------------------------------------------------------------ the folder itself
+    def lock(self, purpose: str = "") -> RunLock:
+        """The run's exclusive lock (dema.run.lock); acquire() it, or use it in a `with`."""
+        return RunLock(self.path, purpose)
+
+    def occupied(self) -> bool:
+        """True when the folder holds anything but its lock file."""
+        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+
+    def clear(self) -> None:
+        """Remove everything but the lock file (whose lock the caller holds): `--overwrite`."""
+        import shutil
+
+        for item in self.path.iterdir():
+            if item.name == LOCK_NAME:
+                continue
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+
     # ------------------------------------------------------------------ reading
     def load(self) -> LoadedRun:
         for name in ("config.json", "normalization.json"):
@@ -101,8 +132,12 @@ class RunDir:
                 raise DemaError(f"{self.path} is not a trained run: {name} is missing (train one with `dema train`)")
         config = TrainConfig.load(self.config)
         norm = self.read_json(self.normalization)
-        return LoadedRun(self.path, config, NormStats.from_dict(norm), env_spec(norm["env"]),
-                         int(norm["state_dim"]), int(norm["act_dim"]))
+        try:
+            return LoadedRun(self.path, config, NormStats.from_dict(norm), env_spec(norm["env"]),
+                             int(norm["state_dim"]), int(norm["act_dim"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DemaError(f"{self.normalization} is damaged ({type(exc).__name__}: {exc}); `dema train --resume "
+                            f"{self.path}` writes it again") from None
 
     def read_json(self, path: Path) -> dict:
         try:
@@ -122,6 +157,9 @@ class RunDir:
         rows = self.rows(self.evals)
         if not rows:
             return None
+        rows = [r for r in rows if _number(r.get("normalized_mean")) is not None and _number(r.get("step")) is not None]
+        if not rows:
+            return None
         best = max(rows, key=lambda r: float(r["normalized_mean"]))
         return {"step": int(best["step"]), "normalized_mean": float(best["normalized_mean"]),
                 "normalized_std": float(best["normalized_std"]), "return_mean": float(best["return_mean"]),
@@ -130,9 +168,43 @@ class RunDir:
     def checkpoint_step(self, name: str) -> int | None:
         from safetensors import safe_open
 
-        with safe_open(str(self.checkpoint(name)), framework="pt") as f:
-            meta = f.metadata() or {}
-        return int(meta["step"]) if "step" in meta else None
+        try:
+            with safe_open(str(self.checkpoint(name)), framework="pt") as f:
+                meta = f.metadata() or {}
+            return int(meta["step"]) if "step" in meta else None
+        except Exception:  # a damaged file: load_weights reports it
+            return None
+
+    def load_weights(self, path: Path, device: str = "cpu") -> dict:
+        """The tensors of a weights file, verified: it loads, its recorded checksum matches, and
+        every value is finite; otherwise a DemaError naming the file and what to do."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise DemaError(f"{path} does not exist; the run has no such checkpoint yet")
+        try:
+            with safe_open(str(path), framework="pt", device=device) as f:
+                meta = f.metadata() or {}
+                tensors = {key: f.get_tensor(key) for key in f.keys()}
+        except Exception as exc:  # safetensors raises its own error types for a truncated or garbled file
+            raise DemaError(f"{path} is damaged and cannot be read ({_first_line(exc)}). "
+                            f"{self._repair_hint(path)}") from None
+        expected = meta.get("sha256")
+        if expected and _checksum(tensors) != expected:
+            raise DemaError(f"{path} is damaged: its tensors do not match the checksum written with them. "
+                            f"{self._repair_hint(path)}")
+        bad = [key for key, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+        if bad:
+            raise DemaError(f"{path} holds NaN or inf weights ({len(bad)} of {len(tensors)} tensors, first "
+                            f"{bad[0]}): the file is damaged or the run diverged. {self._repair_hint(path)}")
+        return tensors
+
+    def _repair_hint(self, path: Path) -> str:
+        if path.name == CHECKPOINTS["final"] and self.train_state.is_file():
+            return (f"train_state.pt holds the weights of the last checkpoint: `dema train --resume {self.path}` "
+                    "rewrites it")
+        return "Train the run again (or restore the file from a copy)"
 
     # ------------------------------------------------------------------ writing
     def write_config(self, config: TrainConfig) -> None:
@@ -142,8 +214,24 @@ class RunDir:
         write_json(self.normalization, data)
 
     def write_eval(self, report: dict) -> Path:
+        """eval.json, only for a valid evaluation: episodes were run and every score is a number (an
+        earlier eval.json is never replaced by a NaN one)."""
+        checked = [report] + [report[k] for k in ("best_checkpoint",) if report.get(k)]
+        for part in checked:
+            values = [part.get("return_mean"), part.get("normalized_mean")]
+            values += [t.get(k) for t in part.get("per_target", []) for k in ("return_mean", "normalized_mean")]
+            if not part.get("episodes") or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise DemaError(f"the evaluation of {self.path} is not valid (episodes {part.get('episodes')}, "
+                                f"normalised {part.get('normalized_mean')}); {self.eval_report} was not written")
         write_json(self.eval_report, report)
         return self.eval_report
+
+    def write_identity(self, data: dict) -> None:
+        write_json(self.identity, data)
+
+    def read_identity(self) -> dict | None:
+        """identity.json, or None for a run made before dema recorded it."""
+        return self.read_json(self.identity) if self.identity.is_file() else None
 
     def add_session(self, step: int) -> None:
         """Record that a training session starts at update `step`: when, from which code, where."""
@@ -154,15 +242,21 @@ class RunDir:
                          "versions": provenance.versions(), "machine": provenance.machine()})
         write_json(self.provenance, {"sessions": sessions})
 
-    def save_weights(self, policy, path: Path, step: int) -> None:
+    def save_weights(self, policy, path: Path, step: int, run_id: str = "") -> None:
+        """The policy's weights, with the step, the run id and a checksum of the tensors as metadata."""
         from safetensors.torch import save_file
 
-        tensors = {k: v.detach().contiguous().clone() for k, v in policy.state_dict().items()}
-        atomic_write(path, lambda p: save_file(tensors, str(p), metadata={"step": str(step)}))
+        tensors = {k: v.detach().contiguous().cpu().clone() for k, v in policy.state_dict().items()}
+        meta = {"step": str(step), "sha256": _checksum(tensors), **({"run_id": run_id} if run_id else {})}
+        try:
+            atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+        except Exception as exc:  # a full disk, a read-only folder (safetensors has its own error types)
+            raise write_failed(path, exc, f"The previous {path.name}, if any, is kept.") from None
 
     def truncate_csv(self, path: Path, fieldnames: list[str], last_step: int) -> None:
         """Keep the header and the rows up to `last_step` (rows after it are recomputed on resume)."""
-        rows = [r for r in self.rows(path) if int(r["step"]) <= last_step]
+        steps = [(_number(r.get("step")), r) for r in self.rows(path)]
+        rows = [r for step, r in steps if step is not None and step <= last_step]  # damaged rows go too
 
         def write(tmp: Path) -> None:
             with tmp.open("w", newline="") as f:
@@ -175,6 +269,31 @@ class RunDir:
     def append_csv(self, path: Path, fieldnames: list[str], row: dict) -> None:
         with path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=fieldnames).writerow(row)
+
+
+def _checksum(tensors: dict) -> str:
+    """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+    import torch
+
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _number(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _now() -> str:

@@ -19,6 +19,7 @@ import dataclasses
 from pathlib import Path
 
 from dema.errors import ConfigError, DemaError
+from dema.run import RunDir
 from dema.run.config import TrainConfig, available_protocols, preset_config
 
 _HEAD = """usage: dema train --model MODEL --dataset DATASET [--protocol PROTOCOL] [OPTIONS]
@@ -33,6 +34,9 @@ _HEAD = """usage: dema train --model MODEL --dataset DATASET [--protocol PROTOCO
 Every field below is an option over the preset; booleans take True/False.
 """
 
+# The options that choose a new run's defaults, and their defaults (in preset_config's order).
+_CHOOSERS = {"--model": "dema", "--dataset": "hopper-medium", "--protocol": "paper", "--preset": None}
+
 # Fields that may change when resuming: they do not affect the weights' trajectory.
 _RESUMABLE_CHANGES = {"schedule", "eval", "progress", "threads", "tensorboard"}
 
@@ -42,10 +46,8 @@ def parse(argv: list[str]) -> tuple[TrainConfig, bool]:
     import tyro
 
     head = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    head.add_argument("--model", default="dema")
-    head.add_argument("--dataset", default="hopper-medium")
-    head.add_argument("--protocol", default="paper")
-    head.add_argument("--preset", default=None)
+    for option in _CHOOSERS:
+        head.add_argument(option, default=None)
     head.add_argument("--resume", default=None)
     known, rest = head.parse_known_args(argv)
     help_ = "-h" in rest or "--help" in rest
@@ -55,11 +57,13 @@ def parse(argv: list[str]) -> tuple[TrainConfig, bool]:
         if not (run_dir / "config.json").is_file():
             raise DemaError(f"--resume {run_dir}: no config.json there; is it a run directory made by `dema train`?")
         saved = TrainConfig.load(run_dir / "config.json")
+        _check_resume_choosers(known, saved)
         # The run lives where it is, whatever runs_dir/run_name said when it was made.
         saved = dataclasses.replace(saved, runs_dir=str(run_dir.parent), run_name=run_dir.name)
         default = saved
     else:
-        default = preset_config(known.model, known.dataset, known.protocol, known.preset)
+        chosen = {option: getattr(known, option[2:]) for option in _CHOOSERS}
+        default = preset_config(*(chosen[o] if chosen[o] is not None else d for o, d in _CHOOSERS.items()))
     if help_:
         print(_HEAD.format(protocols=", ".join(available_protocols())))
     config = tyro.cli(TrainConfig, default=default, args=rest, prog="dema train",
@@ -67,6 +71,21 @@ def parse(argv: list[str]) -> tuple[TrainConfig, bool]:
     if known.resume:
         _check_resume_changes(default, config)
     return config, bool(known.resume)
+
+
+def _check_resume_choosers(known: argparse.Namespace, saved: TrainConfig) -> None:
+    """--model, --dataset, --protocol and --preset choose a new run's defaults; with --resume they
+    may only repeat the run's own (anything else would be ignored, so it is refused)."""
+    own = {"--model": saved.model_name, "--dataset": saved.data.dataset, "--protocol": saved.protocol,
+           "--preset": saved.preset}
+    for option, value in own.items():
+        given = getattr(known, option[2:])
+        if given is None or given == value:
+            continue
+        if option == "--dataset" and Path(given).exists() and Path(value).exists() and Path(given).samefile(value):
+            continue  # the same file by another path
+        raise ConfigError(f"--resume {known.resume}: the run was made with {option} {value}, not {given}; a resumed run "
+                          f"keeps its own (drop {option}), or start a new run for {given}")
 
 
 def _check_resume_changes(saved: TrainConfig, new: TrainConfig) -> None:
@@ -83,12 +102,14 @@ def main(argv: list[str]) -> int:
 
     config, resume = parse(argv)
     result = train(config, resume=resume)
-    if resume:
-        config.save(result.run_dir / "config.json")  # schedule/eval changes, recorded
-    if config.eval.at_end and result.step == config.schedule.updates:
-        report = evaluate_run(result.run_dir)
-        path = write_eval(result.run_dir, report)
-        print(summary_line(report) + f" -> {path}")
+    run = RunDir(result.run_dir)
+    with run.lock():  # the final evaluation, like `dema eval`, holds the run
+        if resume:
+            run.write_config(config)  # schedule/eval changes, recorded
+        if config.eval.at_end and result.step == config.schedule.updates:
+            report = evaluate_run(result.run_dir)
+            path = write_eval(result.run_dir, report)
+            print(summary_line(report) + f" -> {path}")
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from dema.errors import DemaError
+from dema.files import write_failed
 from dema.run import EVAL_FIELDS, METRIC_FIELDS, TrainConfig
 from dema.train.metrics import MetricLogger
 from dema.train.state import last_checkpoint_note, start
@@ -40,9 +41,20 @@ class TrainResult:
 
 def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None, log=print) -> TrainResult:
     """Train (or resume) the run of `config`; `stop_at` ends early after that step (for tests)."""
+    s = start(config, resume, log)  # holds the run directory's lock until s.close()
+    try:
+        return _train(s, config, stop_at, log)
+    except OSError as exc:  # a full disk or a vanished folder while writing metrics, evaluations, logs
+        raise write_failed(getattr(exc, "filename", None) or s.run.path, exc,
+                           f"Training stopped at update {s.step}; {last_checkpoint_note(s.run)}, "
+                           f"and `dema train --resume {s.run.path}` continues from it.") from None
+    finally:
+        s.close()
+
+
+def _train(s, config: TrainConfig, stop_at: int | None, log) -> TrainResult:
     from tqdm import tqdm
 
-    s = start(config, resume, log)
     s.run.truncate_csv(s.run.metrics, METRIC_FIELDS, s.step)
     s.run.truncate_csv(s.run.evals, EVAL_FIELDS, s.step)
     schedule, device = config.schedule, torch.device(config.device)

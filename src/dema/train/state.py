@@ -3,25 +3,45 @@
 `start(config, resume)` validates the config, loads the dataset, builds the policy, optimiser,
 warm-up schedule and batch stream, and (on resume) restores them from train_state.pt, which holds
 the weights, optimiser, scheduler, batch stream, every RNG state (torch, numpy, Python, CUDA),
-the step, the best evaluation and the time spent. `Session.checkpoint()` writes it atomically.
-Resume is exact: on the CPU a killed and resumed run ends with bit-identical weights (tested).
+the step, the best evaluation and the time spent. `Session.checkpoint()` writes it atomically and
+keeps the one before as train_state.prev.pt; `restore` verifies what it reads and falls back to
+that previous checkpoint when the latest is damaged. Resume is exact: on the CPU a killed and
+resumed run ends with bit-identical weights (tested).
+
+What a start checks before it changes anything on disk (docs/GUARANTEES.md): the config, the
+device, the dataset (it loads, fits its environment, its values are learnable) and, on resume, that
+it is the dataset the run was started on and that train_state.pt is this run's. Only then is an
+existing run directory replaced (`--overwrite`) or written to; the run directory is locked
+(dema.run.lock) from then until training ends.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
-import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from dema.envs import EnvSpec, dataset_name, env_spec
 from dema.errors import ConfigError, DataError, DemaError
-from dema.files import atomic_write
+from dema.files import atomic_write, write_failed
 from dema.run import NormStats, RunDir, TrainConfig
+from dema.run.config import check_device
+from dema.run.lock import RunLock
+
+# Returns-to-go (after dividing by data.reward_scale) beyond this make the return embedding's inputs
+# so large that training diverges; MuJoCo's are below 15, the paper's Atari ones (unscaled) below 1e4.
+MAX_SCALED_RETURN = 1e4
+# Continuous actions beyond this are outside the environments' [-1, 1] by more than noise: the
+# policies' tanh head cannot produce them, so training would chase unreachable targets.
+MAX_ACTION = 1.5
+STATE_KEYS = ("step", "train_seconds", "best", "model", "optimizer", "scheduler", "stream", "rng")
 
 
 @dataclass
@@ -43,90 +63,290 @@ class Session:
     wall_before: float = 0.0  # wall time of earlier sessions of this run
     best: dict | None = None  # {"step", "normalized_mean", "return_mean"} of the best evaluation
     started: float = field(default_factory=time.perf_counter)
+    run_id: str = ""  # identity.json's; written into every checkpoint
+    lock: RunLock | None = None  # held from the start until `close`
 
     def checkpoint(self) -> None:
-        """model.safetensors and train_state.pt, each replaced atomically."""
-        self.run.save_weights(self.policy, self.run.weights, self.step)
+        """model.safetensors and train_state.pt, each replaced atomically; the train_state.pt being
+        replaced is kept as train_state.prev.pt. A failed write (a full disk) is a DemaError that
+        says which checkpoint is still there."""
+        self.run.save_weights(self.policy, self.run.weights, self.step, self.run_id)
         state = {"step": self.step, "train_seconds": self.train_seconds,
                  "wall_seconds": self.wall_before + time.perf_counter() - self.started, "best": self.best,
                  "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "stream": self.stream.state_dict(),
-                 "rng": _rng_states()}
-        atomic_write(self.run.train_state, lambda p: torch.save(state, p))
+                 "rng": _rng_states(), "run_id": self.run_id}
+        try:
+            atomic_write(self.run.train_state, lambda p: torch.save(state, p),
+                         keep_previous=self.run.previous_train_state)
+        except Exception as exc:  # torch reports a full disk as a RuntimeError from its zip writer
+            raise write_failed(self.run.train_state, exc, f"Training stopped at update {self.step}; "
+                               f"{last_checkpoint_note(self.run)}.") from None
 
-    def restore(self) -> None:
-        # loaded on the CPU: RNG states must stay there; load_state_dict moves the rest to the device
-        state = torch.load(self.run.train_state, map_location="cpu", weights_only=True)
-        self.policy.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.stream.load_state_dict(state["stream"])
-        _set_rng_states(state["rng"])
+    def restore(self, log=print) -> None:
+        """The state of the last good checkpoint: train_state.pt, else (damaged) train_state.prev.pt."""
+        state, path = load_train_state(self.run, log)
+        saved_id = state.get("run_id")
+        if saved_id and self.run_id and saved_id != self.run_id:
+            raise DemaError(f"{path} belongs to another run (run id {saved_id}; this run's, in identity.json, is "
+                            f"{self.run_id}): it was copied from another run directory. Put that run's own "
+                            "train_state.pt back, or start this run again with --overwrite True")
+        try:
+            self.policy.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.stream.load_state_dict(state["stream"])
+            _set_rng_states(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0][:200]
+            raise DemaError(f"{path} does not fit this run's model, optimiser or data ({first}); was it copied "
+                            "from another run? Put the run's own checkpoint back, or start again with "
+                            "--overwrite True") from None
         self.step, self.train_seconds, self.best = state["step"], state["train_seconds"], state["best"]
         self.wall_before = state.get("wall_seconds", 0.0)
 
+    def close(self) -> None:
+        """Release the run directory's lock (the end of training, however it ends)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
 
 def start(config: TrainConfig, resume: bool, log=print) -> Session:
-    """Validate, load the data, build the parts, and create or resume the run directory."""
+    """Validate, load the data, build the parts, then create (or replace) or resume the run directory.
+
+    Everything that can be checked is checked before the run directory is touched; the returned
+    session holds the run directory's lock (release it with `Session.close`)."""
     from dema.data.load import load_dataset
     from dema.data.streams import TrajectoryStream, WindowStream
     from dema.data.trajectories import TrajectoryDataset
     from dema.models import build_policy, count_parameters
 
     config.validate()
+    check_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     run = RunDir(config.run_dir())
-    if resume and not run.train_state.is_file():
-        raise DemaError(f"{run.path} has no train_state.pt to resume from (no checkpoint was written yet)")
-    if not resume:
-        prepare_run_dir(config, run)
-    log(f"run directory: {run.path}")
-    log("config: " + json.dumps(config.to_dict(), indent=2))
-
-    dataset = load_dataset(config.data.dataset)
-    if dataset.discrete:
-        raise DataError(f"{config.data.dataset}: discrete actions (Atari) are not supported by `dema train` yet")
-    spec = resolve_env(dataset, config)
-    data = TrajectoryDataset(dataset, config.model.context_len, config.data.reward_scale, config.data.delayed,
-                             seed=config.seed)
-    stats = NormStats(data.state_mean, data.state_std, config.data.reward_scale, config.data.delayed)
-    run.write_normalization({**stats.to_dict(), "env": spec.name, "gym_id": spec.gym_id,
-                             "state_dim": data.state_dim, "act_dim": data.act_dim, "dataset": config.data.dataset,
-                             "dataset_source": dataset.source, "transitions": len(dataset), "episodes": len(data)})
-
-    # Seed everything that is random in training: weights, dropout (torch), the sampler (numpy).
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    policy = build_policy(config.model, state_dim=data.state_dim, act_dim=data.act_dim).to(config.device)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay,
-                                  betas=tuple(config.optim.betas))
-    warmup = max(config.optim.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, 1.0))
-    stream_class = TrajectoryStream if config.model.recurrent else WindowStream
-    stream = stream_class(data, config.optim.batch_size, config.optim.updates_per_batch)
-    session = Session(config, run, spec, stats, data, policy, optimizer, scheduler, stream, count_parameters(policy))
+    lock = None
     if resume:
-        session.restore()
-        log(f"resumed at step {session.step}")
-    run.add_session(session.step)
+        if not (run.train_state.is_file() or run.previous_train_state.is_file()):
+            raise DemaError(f"{run.path} has no train_state.pt to resume from (no checkpoint was written yet)")
+        lock = run.lock().acquire()  # before anything is read: another process may be writing it
+    elif run.occupied() and not config.overwrite:
+        raise _exists(run)
+    try:
+        log(f"run directory: {run.path}")
+        log("config: " + json.dumps(config.to_dict(), indent=2))
+
+        dataset = load_dataset(config.data.dataset)
+        if dataset.discrete:
+            raise DataError(f"{config.data.dataset}: discrete actions (Atari) are not supported by `dema train` yet")
+        spec = resolve_env(dataset, config)
+        data = TrajectoryDataset(dataset, config.model.context_len, config.data.reward_scale, config.data.delayed,
+                                 seed=config.seed)
+        check_learnable(dataset, data, spec, config, log)
+        identity = dataset_identity(config.data.dataset, dataset, data)
+        run_id = _check_same_dataset(run, identity, log) if resume else uuid.uuid4().hex
+        stats = NormStats(data.state_mean, data.state_std, config.data.reward_scale, config.data.delayed)
+
+        # Seed everything that is random in training: weights, dropout (torch), the sampler (numpy).
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        policy = build_policy(config.model, state_dim=data.state_dim, act_dim=data.act_dim).to(config.device)
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay,
+                                      betas=tuple(config.optim.betas))
+        warmup = max(config.optim.warmup_steps, 1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, 1.0))
+        stream_class = TrajectoryStream if config.model.recurrent else WindowStream
+        stream = stream_class(data, config.optim.batch_size, config.optim.updates_per_batch)
+        session = Session(config, run, spec, stats, data, policy, optimizer, scheduler, stream,
+                          count_parameters(policy), run_id=run_id)
+        if resume:
+            session.restore(log)
+            log(f"resumed at step {session.step}")
+        else:  # everything is checked: only now is an existing run directory replaced
+            lock = prepare_run_dir(config, run)
+            run.write_identity({"run_id": run_id, "created": _now(), "dataset": identity})
+        run.write_normalization({**stats.to_dict(), "env": spec.name, "gym_id": spec.gym_id,
+                                 "state_dim": data.state_dim, "act_dim": data.act_dim,
+                                 "dataset": config.data.dataset, "dataset_source": dataset.source,
+                                 "transitions": len(dataset), "episodes": len(data)})
+        if resume:
+            _repair_weights(session, log)
+        run.add_session(session.step)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    session.lock = lock
     log(f"{config.model_name}: {session.params:,} parameters; {len(dataset):,} transitions in {len(data):,} "
         f"episodes; env {spec.gym_id}")
     return session
 
 
-def prepare_run_dir(config: TrainConfig, run: RunDir) -> None:
-    """Create the run directory; an existing one is an error unless `overwrite` is set."""
-    if run.path.exists() and any(run.path.iterdir()):
-        if not config.overwrite:
+def prepare_run_dir(config: TrainConfig, run: RunDir) -> RunLock:
+    """Create and lock the run directory; an existing one is an error unless `overwrite` is set, then
+    its files are removed (under the lock, so never while another process works in it). Returns
+    the held lock."""
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_failed(run.path, exc) from None
+    lock = run.lock().acquire()
+    try:
+        if run.occupied():
+            if not config.overwrite:
+                raise _exists(run)
+            run.clear()
+        run.write_config(config)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _exists(run: RunDir) -> ConfigError:
+    return ConfigError(f"run directory {run.path} exists; resume it with `dema train --resume {run.path}`, "
+                       "pass --overwrite True to replace it, or choose another --run-name")
+
+
+def check_learnable(dataset, data, spec: EnvSpec, config: TrainConfig, log=print) -> None:
+    """What loading cannot know: the dataset against the environment training evaluates in, and
+    values the model cannot learn from. A refusal names the value and the fix; a warning the
+    consequence."""
+    from dema.data.validate import check_against_env
+
+    named = dataset.env_name and _known_env(dataset.env_name)
+    check_against_env(dataset, spec, "" if named else "named by the dataset's name")
+    src = dataset.source or config.data.dataset
+    scaled = float(np.abs(data._rtg).max()) if len(data._rtg) else 0.0
+    if not math.isfinite(scaled) or scaled > MAX_SCALED_RETURN:
+        biggest = float(np.abs(dataset.rewards).max())
+        raise DataError(
+            f"{src}: returns-to-go reach {scaled:.3g} after dividing by data.reward_scale {config.data.reward_scale:g} "
+            f"(rewards up to {biggest:.3g}); the return embedding cannot take values this large and training would "
+            f"diverge. Fix: repair the rewards, or raise --data.reward-scale so that returns-to-go stay below "
+            f"{MAX_SCALED_RETURN:g}")
+    if not dataset.discrete:
+        biggest = float(np.abs(dataset.actions).max())
+        if biggest > MAX_ACTION:
+            raise DataError(
+                f"{src}: actions reach {biggest:.3g}, but {spec.gym_id} acts in [-1, 1] and the policy's tanh head "
+                "cannot output more than 1: the model would chase targets it cannot reach. Fix: rescale the "
+                "actions to the environment's [-1, 1] (or clip them)")
+        outside = np.abs(dataset.actions) > 1.0 + 1e-3
+        if outside.any():
+            log(f"warning: {src}: {int(outside.any(axis=-1).sum())} of {len(dataset)} actions lie outside [-1, 1] "
+                f"(up to {biggest:.3g}); the tanh head learns them as the nearest bound")
+    model = config.model
+    if model.position_embedding:
+        if data.max_length > model.max_ep_len:
             raise ConfigError(
-                f"run directory {run.path} exists; resume it with `dema train --resume {run.path}`, "
-                "pass --overwrite True to replace it, or choose another --run-name"
-            )
-        shutil.rmtree(run.path)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config)
+                f"model.max_ep_len is {model.max_ep_len} but {src} has episodes of {data.max_length} steps: "
+                f"timesteps {model.max_ep_len}..{data.max_length - 1} would all share the last timestep embedding. "
+                f"Fix: --model.max-ep-len {max(data.max_length, spec.max_episode_steps)}")
+        horizon = config.eval.max_episode_steps or spec.max_episode_steps
+        if horizon > model.max_ep_len:
+            log(f"warning: evaluation episodes run up to {horizon} steps but model.max_ep_len is {model.max_ep_len}: "
+                f"steps past {model.max_ep_len - 1} share one timestep embedding (--model.max-ep-len {horizon} "
+                "avoids it)")
+
+
+def _known_env(name: str) -> bool:
+    try:
+        env_spec(name)
+        return True
+    except ConfigError:
+        return False
+
+
+def dataset_identity(requested: str, dataset, data) -> dict:
+    """What identifies the data a run trains on: the name it was given, the file it was read from
+    (and its size), a hash of the arrays (dema.data.dataset.OfflineDataset.content_sha256) and
+    the transition and episode counts."""
+    source = Path(dataset.source) if dataset.source else None
+    size = source.stat().st_size if source is not None and source.is_file() else None
+    return {"dataset": requested, "path": str(source.resolve()) if source else None, "bytes": size,
+            "format": dataset.format, "sha256": dataset.content_sha256(), "transitions": len(dataset),
+            "episodes": len(data)}
+
+
+def _check_same_dataset(run: RunDir, identity: dict, log) -> str:
+    """On resume: the dataset must be the one the run started on (same content hash). Returns the
+    run's id (a new one, recorded with the dataset, for a run made before dema recorded them)."""
+    saved = run.read_identity()
+    if saved is None or "dataset" not in saved:
+        run_id = (saved or {}).get("run_id") or uuid.uuid4().hex
+        log(f"note: {run.path} records no dataset identity (made by an older dema); recording the current "
+            f"dataset's ({identity['transitions']} transitions, sha256 {identity['sha256'][:12]})")
+        run.write_identity({"run_id": run_id, "created": _now(), "dataset": identity})
+        return run_id
+    before = saved["dataset"]
+    if before.get("sha256") != identity["sha256"]:
+        raise DataError(
+            f"{identity['path'] or identity['dataset']}: not the data this run was trained on (now "
+            f"{identity['transitions']} transitions in {identity['episodes']} episodes, sha256 "
+            f"{identity['sha256'][:12]}; the run started on {before.get('transitions')} transitions in "
+            f"{before.get('episodes')} episodes, sha256 {str(before.get('sha256'))[:12]}, from {before.get('path')}). "
+            "Resuming would continue on other data and renormalise the states. Fix: put the original file back, "
+            "or train a new run on this data (another --run-name, or --overwrite True)")
+    return saved.get("run_id") or uuid.uuid4().hex
+
+
+def _repair_weights(session: Session, log) -> None:
+    """On resume, model.safetensors must hold weights of the restored state's step or later; a
+    damaged or missing one is rewritten from the restored state (`dema eval` points here)."""
+    try:
+        session.run.load_weights(session.run.weights)
+        return
+    except DemaError as exc:
+        problem = str(exc).split(". ")[0]
+    session.run.save_weights(session.policy, session.run.weights, session.step, session.run_id)
+    log(f"note: {problem}; rewritten from the checkpoint at step {session.step}")
+
+
+def load_train_state(run: RunDir, log=print) -> tuple[dict, Path]:
+    """The resume state, verified (it loads, has every part, finite weights): train_state.pt, or the
+    previous checkpoint train_state.prev.pt when the latest is damaged; a DemaError naming the files
+    when neither is usable."""
+    problems = []
+    for path in (run.train_state, run.previous_train_state):
+        if not path.is_file():
+            problems.append(f"{path.name} is missing")
+            continue
+        try:
+            state = _read_train_state(path)
+        except DemaError as exc:
+            problems.append(str(exc))
+            continue
+        if path != run.train_state:
+            note = ""
+            if run.train_state.is_file():  # set aside, so the next checkpoint does not keep it as the previous one
+                damaged = run.path / "train_state.damaged.pt"
+                run.train_state.replace(damaged)
+                note = f" (moved to {damaged.name})"
+            log(f"warning: {problems[0]}{note}; resuming from the previous checkpoint {path.name} "
+                f"(step {state['step']})")
+        return state, path
+    raise DemaError(f"cannot resume {run.path}: {'; '.join(problems)}. The checkpoint files are damaged: start the "
+                    "run again with --overwrite True (or restore them from a copy)")
+
+
+def _read_train_state(path: Path) -> dict:
+    try:
+        # loaded on the CPU: RNG states must stay there; load_state_dict moves the rest to the device
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated: RuntimeError from the zip reader; garbage: UnpicklingError, EOFError
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise DemaError(f"{path} is damaged and cannot be read ({first})") from None
+    if not isinstance(state, dict) or any(key not in state for key in STATE_KEYS):
+        missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+        raise DemaError(f"{path} is not a dema training state (missing {', '.join(missing)})")
+    bad = [k for k, v in state["model"].items() if torch.is_tensor(v) and v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise DemaError(f"{path} holds NaN or inf weights ({bad[0]}): it is damaged")
+    return state
 
 
 def resolve_env(dataset, config: TrainConfig) -> EnvSpec:
@@ -143,10 +363,20 @@ def resolve_env(dataset, config: TrainConfig) -> EnvSpec:
 
 def last_checkpoint_note(run: RunDir) -> str:
     """Where a stopped run can be picked up again, for error messages."""
-    if run.train_state.is_file():
-        last = torch.load(run.train_state, weights_only=True, map_location="cpu")["step"]
-        return f"the last good checkpoint (step {last}) is kept in {run.path}"
+    for path in (run.train_state, run.previous_train_state):
+        if path.is_file():
+            try:
+                last = _read_train_state(path)["step"]
+            except DemaError:
+                continue
+            return f"the last good checkpoint (step {last}) is kept in {run.path}"
     return "no checkpoint had been written yet"
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 # numpy's and Python's RNG states as plain containers torch.load(weights_only=True) accepts.
