@@ -46,3 +46,20 @@ def test_the_temporary_keeps_the_extension_for_writers_that_add_one(tmp_path):
     with np.load(path) as z:
         assert z["x"].tolist() == [0, 1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["buffer.npz"]
+
+
+def test_keep_previous_keeps_the_replaced_file(tmp_path):
+    path, previous = tmp_path / "train_state.pt", tmp_path / "train_state.prev.pt"
+    atomic_write(path, lambda tmp: tmp.write_text("1"), keep_previous=previous)
+    assert path.read_text() == "1" and not previous.exists()  # nothing to keep yet
+    atomic_write(path, lambda tmp: tmp.write_text("2"), keep_previous=previous)
+    assert path.read_text() == "2" and previous.read_text() == "1"
+
+    def fails(tmp):
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(path, fails, keep_previous=previous)
+    assert path.read_text() == "2" and previous.read_text() == "1"  # a failed write changes neither
+    assert {p.name for p in tmp_path.iterdir()} == {"train_state.pt", "train_state.prev.pt"}
