@@ -170,7 +170,8 @@ def test_markdown_report_with_figures(results, tmp_path):
     assert "**supported**" in text and "Rule:" in text and "equivalence margin" in text
     assert "not D4RL's own files" in text and "100,000" in text
     figures = sorted((tmp_path / "docs" / "REPORT_figures").glob("*.png"))
-    assert [p.name for p in figures] == ["final_scores_cpu-test.png", "learning_curves_cpu-test.png"]
+    assert [p.name for p in figures] == ["final_scores_cpu-test.png", "learning_curves_cpu-test.png",
+                                         "loss_curves_cpu-test.png"]
     assert all(p.stat().st_size > 5000 for p in figures)
     assert "](REPORT_figures/learning_curves_cpu-test.png)" in text  # linked relatively
     # references beside ours, each with its source
@@ -183,7 +184,7 @@ def test_markdown_to_stdout_and_figures_folder(results, tmp_path, capsys):
     assert main(["report", str(results), "--figures", str(figures)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("# DeMa against Decision Transformer")
-    assert len(list(figures.glob("*.png"))) == 2
+    assert len(list(figures.glob("*.png"))) == 3  # learning curves, loss curves, final scores
 
 
 def test_no_records_is_a_one_line_error(tmp_path):
@@ -202,3 +203,16 @@ def test_reference_table_has_a_source_for_every_number():
     figures = {ref.figure for ref in REFERENCES}
     assert {"DT paper", "CORL DT final", "CORL DT best", "DT paper (Atari)"} <= figures
     assert len({(r.dataset, r.figure) for r in REFERENCES}) == len(REFERENCES)
+
+
+def test_flattening_tells_a_flat_curve_from_a_rising_one():
+    from dema.experiments.report import _late_loss_drop, _slope
+
+    flat = [(s, 50.0 + (-1) ** (s // 500) * 3) for s in range(500, 5001, 500)]
+    rising = [(s, s / 100) for s in range(500, 5001, 500)]
+    slope, half = _slope([p for p in flat if p[0] > 2500])
+    assert abs(slope) <= half  # the interval contains 0
+    slope, half = _slope([p for p in rising if p[0] > 2500])
+    assert slope == pytest.approx(10.0) and slope > half
+    assert _late_loss_drop([(s, 1.0) for s in range(0, 5000, 250)]) == pytest.approx(0.0)
+    assert _late_loss_drop([(s, 1.0 / (1 + s)) for s in range(0, 5000, 250)]) > 0.4

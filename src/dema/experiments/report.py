@@ -33,9 +33,11 @@ from dema.envs import parse_dataset
 from dema.errors import DemaError
 from dema.experiments.records import read_records
 
-MODEL_ORDER = ("dema", "dt", "dt-shared", "dema-bl3d", "dema-post", "dema-rnn", "dc", "bc")
+MODEL_ORDER = ("dema", "dt", "dt-shared", "dema-bl3d", "dema-post", "dema-rnn", "dc", "bc", "dema-official",
+               "dt-official")
 LABEL = {"dema": "DeMa", "dt": "DT", "dt-shared": "DT (DeMa's token order)", "dema-bl3d": "DeMa-BL3D",
-         "dema-post": "DeMa-post", "dema-rnn": "DeMa-RNN", "dc": "DC", "bc": "BC"}
+         "dema-post": "DeMa-post", "dema-rnn": "DeMa-RNN", "dc": "DC", "bc": "BC",
+         "dema-official": "DeMa (official code's choices)", "dt-official": "DT (official init)"}
 DOMAIN_LABEL = {"mujoco": "MuJoCo", "atari": "Atari", "maze2d": "maze2d", "other": "other"}
 
 BOOTSTRAP_RESAMPLES = 10_000
@@ -581,6 +583,12 @@ def claims(runs: list[Run]) -> list[dict]:
                         std("dema"), std("dema-post"), "at_least"),
         _delayed_claim(runs),
         _context_claim(runs),
+        # fidelity checks, not claims of the paper: do the reference codes' choices (initialisation,
+        # unmasked padding, launch settings; docs/ARCHITECTURE.md) move the scores?
+        _pairwise_claim(runs, "Fidelity: the official DeMa code's choices (dema-official) beat ours (dema)",
+                        "dema-official", "dema", std("dema-official"), std("dema"), "beats"),
+        _pairwise_claim(runs, "Fidelity: DT's official initialisation (dt-official) beats ours (dt)",
+                        "dt-official", "dt", std("dt-official"), std("dt"), "beats"),
     ]
     return out
 
