@@ -58,6 +58,8 @@ def test_collect_stops_on_a_full_disk_and_keeps_what_it_wrote(tmp_path, capsys, 
     assert not out.exists()
     kept = load_dataset(partial)  # a valid D4RL file of the first stage: 10% of 120 steps, every episode ended
     assert len(kept) == 12 and kept.env_name == "Hopper-v5"
+    code, _, err = dema(capsys, "collect", "hopper", "random", "--steps", "30", "--out", out, "--no-progress")
+    assert code == 2 and "earlier, stopped collection" in one_error_line(err)  # what was kept is not overwritten
 
     # Too little free space is seen before the write (no failure inside the HDF5 library).
     import dema.data.collect.writer as writer

@@ -117,6 +117,9 @@ class PartialWriter:
         self.path = Path(path)
         check_writable(self.path, overwrite)
         self.partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix or '.hdf5'}")
+        if self.partial.exists() and not overwrite:
+            raise DataError(f"{self.partial} holds what an earlier, stopped collection kept; move it away (or pass "
+                            "--overwrite to replace it) before collecting again")
         self.keys = KEYS if next_observations else KEYS[:-1]
         self.rows = 0
         self.kept: str = ""
