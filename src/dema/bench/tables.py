@@ -65,7 +65,7 @@ def act_table(r: dict) -> str:
 
 
 def _m(value) -> str:
-    return "-" if value is None else f"{value / 1e6:.1f} M"
+    return "-" if value is None else "0" if value == 0 else f"{value / 1e6:.1f} M"
 
 
 def preset_rows(r: dict) -> list[str]:
@@ -74,7 +74,7 @@ def preset_rows(r: dict) -> list[str]:
     head = "| dataset | model | K | parameters | MACs per forward | scan elementwise (not counted) | MACs per decision |"
     rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
     if train:
-        head += f" train batch x steps | train step ms ({r.get('device', 'cpu')}) | CPU ms | peak MB |"
+        head += f" train batch x steps | train step wall ms ({r.get('device', 'cpu')}) | train step CPU ms | peak MB |"
         rule += " ---: | ---: | ---: | ---: |"
     lines = [head, rule]
     for p in r["presets"]:
