@@ -36,8 +36,9 @@ from dema.run.config import check_device
 from dema.run.lock import RunLock
 
 # Returns-to-go (after dividing by data.reward_scale) beyond this make the return embedding's inputs
-# so large that training diverges; MuJoCo's are below 15, the paper's Atari ones (unscaled) below 1e4.
-MAX_SCALED_RETURN = 1e4
+# so large that training diverges; MuJoCo's are below 15, Atari's (unscaled, as DT's Atari code) reach
+# a few 1e4 (Qbert), so the bound is far above anything an environment here produces.
+MAX_SCALED_RETURN = 1e6
 # Continuous actions beyond this are outside the environments' [-1, 1] by more than noise: the
 # policies' tanh head cannot produce them, so training would chase unreachable targets.
 MAX_ACTION = 1.5
