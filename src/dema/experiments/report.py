@@ -674,7 +674,7 @@ def _line_label(model: str, variant_key: str) -> str:
 
 
 def write_figures(runs: list[Run], folder: Path) -> list[Path]:
-    """Learning curves and final-score bars, one file of each per protocol, with matplotlib's Agg."""
+    """Learning curves, training loss and final-score bars, one file of each per protocol (matplotlib Agg)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for protocol in sorted({r.protocol for r in runs}):
@@ -682,80 +682,114 @@ def write_figures(runs: list[Run], folder: Path) -> list[Path]:
         datasets = sorted({r.dataset for r in mine})
         groups = group_runs(mine)
         cells = sorted({(model, vkey) for (_, _, model, vkey) in groups}, key=lambda c: _cell_rank(*c))
-        color = {cell: f"C{i % 10}" for i, cell in enumerate(cells)}
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", protocol)
-        ncols = min(3, len(datasets))
-        nrows = math.ceil(len(datasets) / ncols)
-
+        layout = _Layout(protocol, datasets, groups, cells, {cell: f"C{i % 10}" for i, cell in enumerate(cells)},
+                         re.sub(r"[^A-Za-z0-9_.-]+", "_", protocol), folder)
         if any(r.curve for r in mine):
-            fig, axes = _figure(nrows, ncols)
-            for ax, dataset in zip(axes, datasets):
-                for model, vkey in cells:
-                    group = groups.get((protocol, dataset, model, vkey))
-                    if not group or not all(r.curve for r in group):
-                        continue
-                    steps = sorted(set.intersection(*({s for s, _ in r.curve} for r in group)))
-                    if not steps:
-                        continue
-                    values = np.array([[dict(r.curve)[s] for s in steps] for r in group])
-                    ax.plot(steps, values.mean(axis=0), label=_line_label(model, vkey), color=color[(model, vkey)])
-                    if len(group) > 1:
-                        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2,
-                                        color=color[(model, vkey)], linewidth=0)
-                ax.set_title(dataset)
-                ax.set_xlabel("updates")
-                ax.set_ylabel("normalised score")
-                ax.grid(alpha=0.3)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(fontsize=7)
-            for ax in axes[len(datasets):]:
-                ax.set_visible(False)
-            fig.suptitle(f"Learning curves ({protocol}): mean over seeds, band = min to max")
-            path = folder / f"learning_curves_{safe}.png"
-            fig.savefig(path, dpi=110)
-            written.append(path)
-
+            written.append(_learning_figure(layout))
         if any(r.loss_curve for r in mine):
-            fig, axes = _figure(nrows, ncols)
-            for ax, dataset in zip(axes, datasets):
-                for model, vkey in cells:
-                    for i, r in enumerate(groups.get((protocol, dataset, model, vkey)) or []):
-                        if r.loss_curve:
-                            steps, losses = zip(*r.loss_curve)
-                            ax.plot(steps, losses, color=color[(model, vkey)], alpha=0.8,
-                                    label=_line_label(model, vkey) if i == 0 else None)
-                ax.set_title(dataset)
-                ax.set_xlabel("updates")
-                ax.set_ylabel("training loss")
-                ax.set_yscale("log")
-                ax.grid(alpha=0.3)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(fontsize=7)
-            for ax in axes[len(datasets):]:
-                ax.set_visible(False)
-            fig.suptitle(f"Training loss ({protocol}): one line per seed")
-            path = folder / f"loss_curves_{safe}.png"
-            fig.savefig(path, dpi=110)
-            written.append(path)
-
-        fig, axes = _figure(nrows, ncols)
-        for ax, dataset in zip(axes, datasets):
-            bars = [(m, v, groups[(protocol, dataset, m, v)]) for m, v in cells if (protocol, dataset, m, v) in groups]
-            means = [statistics.mean(r.final for r in g) for _, _, g in bars]
-            stds = [statistics.stdev(r.final for r in g) if len(g) > 1 else 0.0 for _, _, g in bars]
-            x = np.arange(len(bars))
-            ax.bar(x, means, yerr=stds, capsize=3, color=[color[(m, v)] for m, v, _ in bars])
-            ax.set_xticks(x, [_line_label(m, v) for m, v, _ in bars], rotation=30, ha="right", fontsize=7)
-            ax.set_title(dataset)
-            ax.set_ylabel("final normalised score")
-            ax.grid(axis="y", alpha=0.3)
-        for ax in axes[len(datasets):]:
-            ax.set_visible(False)
-        fig.suptitle(f"Final weights ({protocol}): mean +- std over seeds")
-        path = folder / f"final_scores_{safe}.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
+            written.append(_loss_figure(layout))
+        written.append(_scores_figure(layout))
     return written
+
+
+@dataclass
+class _Layout:
+    """What the figures of one protocol share: panels per dataset, a colour per (model, variant)."""
+
+    protocol: str
+    datasets: list[str]
+    groups: dict
+    cells: list[tuple[str, str]]
+    color: dict
+    safe: str  # the protocol as a file-name part
+    folder: Path
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        ncols = min(3, len(self.datasets))
+        return math.ceil(len(self.datasets) / ncols), ncols
+
+
+def _learning_figure(layout: _Layout) -> Path:
+    protocol, datasets, groups, cells, color, safe, folder = (
+        layout.protocol, layout.datasets, layout.groups, layout.cells, layout.color, layout.safe, layout.folder)
+    nrows, ncols = layout.shape
+    fig, axes = _figure(nrows, ncols)
+    for ax, dataset in zip(axes, datasets):
+        for model, vkey in cells:
+            group = groups.get((protocol, dataset, model, vkey))
+            if not group or not all(r.curve for r in group):
+                continue
+            steps = sorted(set.intersection(*({s for s, _ in r.curve} for r in group)))
+            if not steps:
+                continue
+            values = np.array([[dict(r.curve)[s] for s in steps] for r in group])
+            ax.plot(steps, values.mean(axis=0), label=_line_label(model, vkey), color=color[(model, vkey)])
+            if len(group) > 1:
+                ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2,
+                                color=color[(model, vkey)], linewidth=0)
+        ax.set_title(dataset)
+        ax.set_xlabel("updates")
+        ax.set_ylabel("normalised score")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    for ax in axes[len(datasets):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Learning curves ({protocol}): mean over seeds, band = min to max")
+    path = folder / f"learning_curves_{safe}.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _loss_figure(layout: _Layout) -> Path:
+    protocol, datasets, groups, cells, color, safe, folder = (
+        layout.protocol, layout.datasets, layout.groups, layout.cells, layout.color, layout.safe, layout.folder)
+    nrows, ncols = layout.shape
+    fig, axes = _figure(nrows, ncols)
+    for ax, dataset in zip(axes, datasets):
+        for model, vkey in cells:
+            for i, r in enumerate(groups.get((protocol, dataset, model, vkey)) or []):
+                if r.loss_curve:
+                    steps, losses = zip(*r.loss_curve)
+                    ax.plot(steps, losses, color=color[(model, vkey)], alpha=0.8,
+                            label=_line_label(model, vkey) if i == 0 else None)
+        ax.set_title(dataset)
+        ax.set_xlabel("updates")
+        ax.set_ylabel("training loss")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    for ax in axes[len(datasets):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Training loss ({protocol}): one line per seed")
+    path = folder / f"loss_curves_{safe}.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _scores_figure(layout: _Layout) -> Path:
+    protocol, datasets, groups, cells, color, safe, folder = (
+        layout.protocol, layout.datasets, layout.groups, layout.cells, layout.color, layout.safe, layout.folder)
+    nrows, ncols = layout.shape
+    fig, axes = _figure(nrows, ncols)
+    for ax, dataset in zip(axes, datasets):
+        bars = [(m, v, groups[(protocol, dataset, m, v)]) for m, v in cells if (protocol, dataset, m, v) in groups]
+        means = [statistics.mean(r.final for r in g) for _, _, g in bars]
+        stds = [statistics.stdev(r.final for r in g) if len(g) > 1 else 0.0 for _, _, g in bars]
+        x = np.arange(len(bars))
+        ax.bar(x, means, yerr=stds, capsize=3, color=[color[(m, v)] for m, v, _ in bars])
+        ax.set_xticks(x, [_line_label(m, v) for m, v, _ in bars], rotation=30, ha="right", fontsize=7)
+        ax.set_title(dataset)
+        ax.set_ylabel("final normalised score")
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(datasets):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Final weights ({protocol}): mean +- std over seeds")
+    path = folder / f"final_scores_{safe}.png"
+    fig.savefig(path, dpi=110)
+    return path
 
 
 # ----------------------------------------------------------------------------- the report
@@ -795,7 +829,15 @@ def _refs_for(dataset: str) -> dict[str, float]:
 
 
 def markdown(report: Report, command: str, figures: list[Path], relative_to: Path) -> str:
-    runs = report.runs
+    lines = (_head_section(report.runs, command) + _claims_section(report) + _aggregates_section(report)
+             + _groups_section(report) + _flattening_section(report.runs) + _reference_section(report)
+             + _figures_section(figures, relative_to) + _protocol_section(report.runs))
+    lines += ["", "## Problems", ""]
+    lines += [f"- {p}" for p in report.problems] or ["None: every record found was read."]
+    return "\n".join(lines) + "\n"
+
+
+def _head_section(runs: list[Run], command: str) -> list[str]:
     protocols = sorted({r.protocol for r in runs})
     updates = sorted({r.updates for r in runs if r.updates is not None})
     lines = [
@@ -818,6 +860,12 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
         "our verdicts use the final weights.",
         "- Reference numbers of other papers below are context only: other data, other protocol.",
         "",
+    ]
+    return lines
+
+
+def _claims_section(report: Report) -> list[str]:
+    lines = [
         "## Claims of the paper and verdicts",
         "",
         f"Rule: {RULE}",
@@ -827,6 +875,11 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
     ]
     for c in report.claims:
         lines.append(f"| {c['claim']} | **{c['verdict']}** | {_evidence_text(c['evidence'])} |")
+    return lines
+
+
+def _aggregates_section(report: Report) -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Aggregates across datasets", ""]
     if report.aggregates:
         lines += ["IQM (interquartile mean) and mean of final normalised scores over the (runs × datasets) matrix, "
@@ -842,6 +895,11 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
                          f"{', '.join(a['left_out']) or '-'} |")
     else:
         lines.append("No set of datasets on which the compared models share their seeds.")
+    return lines
+
+
+def _groups_section(report: Report) -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Every (dataset, model, variant)", "",
               "Mean ± std over seeds (std needs two seeds or more).", "",
               "| protocol | dataset | model | variant | seeds | final | best checkpoint, re-evaluated | "
@@ -856,6 +914,11 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
             f"{_pm(g['best_during_training_mean'], g['best_during_training_std'])} | "
             f"{' / '.join(f'{p:,}' for p in g['params']) or '-'} | {' / '.join(f'{u:,}' for u in g['updates']) or '-'} | "
             f"{_f(g['ms_per_update_mean'], 0)} | {'-' if wall is None else f'{wall / 60:.0f} min'} |")
+    return lines
+
+
+def _flattening_section(runs: list[Run]) -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Have the learning curves flattened?", "",
               "Loss: relative drop of the training loss over the second half of training (last 10% of log "
               "intervals against the 10% around half-way), mean over seeds. Score: least-squares slope of the "
@@ -871,7 +934,11 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
         lines.append(f"| {f['protocol']} | {f['dataset']} | {LABEL.get(f['model'], f['model'])} | "
                      f"{variant_text(f['variant'])} | {f['seeds']} | {drop} | {slope} | {f['score_points']} | "
                      f"{f['score_trend'] or '-'} |")
-    lines += _reference_section(report)
+    return lines
+
+
+def _figures_section(figures: list[Path], relative_to: Path) -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Figures", ""]
     if figures:
         for path in figures:
@@ -879,6 +946,11 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
             lines += [f"![{path.stem}]({rel})", ""]
     else:
         lines += ["Not written (pass --figures DIR or --out FILE).", ""]
+    return lines
+
+
+def _protocol_section(runs: list[Run]) -> list[str]:
+    lines: list[str] = []
     lines += ["## Protocol of every run", "",
               "Runs with identical settings share a row. K = context length; targets = raw return targets "
               "(the first is the headline); dataset sha256 = the first 12 hex digits.", "",
@@ -892,9 +964,7 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
             f"{_g(p['episodes'])} | {', '.join(_g(t) for t in p['targets']) or '-'} | "
             f"{', '.join(map(str, p['eval_seeds'])) or '-'} | {p['path'] or '-'} | {p['sha256'] or '-'} | "
             f"{_int(p['transitions'])} |")
-    lines += ["", "## Problems", ""]
-    lines += [f"- {p}" for p in report.problems] or ["None: every record found was read."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _int(value) -> str:
