@@ -140,3 +140,39 @@ def test_state_and_action_sizes_of_the_tiny_models():
     action, _ = fused.step(torch.zeros(4, STATE_DIM), torch.zeros(4, ACT_DIM), torch.ones(4, 1),
                            torch.zeros(4, dtype=torch.long), fused.init_cache(4))
     assert action.shape == (4, ACT_DIM) and bool((action.abs() <= 1).all())
+
+
+def padded_windows(policy, batch=3, steps=7, seed=2):
+    """Left-padded windows of 7, 4 and 1 real steps (the agent's first steps), random inputs."""
+    from tiny_models import random_batch
+
+    window = random_batch(batch, steps, dtype=torch.float32, seed=seed)
+    if policy.state_dim != STATE_DIM:
+        g = torch.Generator().manual_seed(seed)
+        window = dataclasses.replace(window, states=torch.randn(batch, steps, policy.state_dim, generator=g),
+                                     prev_actions=torch.rand(batch, steps, policy.act_dim, generator=g) * 2 - 1,
+                                     actions=torch.rand(batch, steps, policy.act_dim, generator=g) * 2 - 1)
+    real = torch.tensor([steps, 4, 1])[:batch]
+    mask = torch.arange(steps)[None] >= (steps - real)[:, None]
+    zero = lambda t: t * mask.view(*mask.shape, *[1] * (t.dim() - 2)).to(t.dtype)  # noqa: E731
+    return dataclasses.replace(window, mask=mask, states=zero(window.states), prev_actions=zero(window.prev_actions),
+                               returns_to_go=zero(window.returns_to_go), timesteps=zero(window.timesteps))
+
+
+@pytest.mark.parametrize("overrides", VARIANTS.values(), ids=VARIANTS.keys())
+def test_window_equals_predict_last(overrides):
+    """Transformer-like DeMa: the fused window read equals the full forward's last prediction."""
+    policy = perturbed(tiny_policy("dema", dtype=torch.float32, **overrides))
+    window = padded_windows(policy)
+    torch.testing.assert_close(FusedRecurrentStep(policy).predict_last(window), policy.predict_last(window),
+                               rtol=0, atol=TOL)
+
+
+def test_window_at_the_hopper_preset_and_unpadded():
+    torch.manual_seed(0)
+    policy = perturbed(build_policy(model_config("dema", "hopper-medium"), 11, 3), scale=0.05)
+    window = padded_windows(policy, steps=20)
+    full = dataclasses.replace(window, mask=torch.ones_like(window.mask))
+    fused = FusedRecurrentStep(policy)
+    for w in (window, full):
+        torch.testing.assert_close(fused.predict_last(w), policy.predict_last(w), rtol=0, atol=TOL)

@@ -1,8 +1,11 @@
 """`dema bench act`: the cost of one decision at batch 1, as in an evaluation episode.
 
-- RNN-like DeMa: one `policy.step` (three tokens R_t, a_{t-1}, s_t through the recurrent cache).
-- Transformer-like DeMa and DT: `predict_last` on a full K-step window (3K tokens recomputed).
-The issue's goals: the recurrent step at most 0.3x DT's window, DeMa's window no slower than DT's.
+- RNN-like DeMa: one step (three tokens R_t, a_{t-1}, s_t through the recurrent cache), by the path
+  `dema eval` takes: the fused Numba step (dema.models.fused_step) where it covers the policy, else
+  `policy.step`; `policy.step` itself is timed beside it (`dema-rnn_step_torch`).
+- Transformer-like DeMa and DT: `predict_last` on a full K-step window (3K tokens recomputed); for
+  DeMa also the fused window read (`dema_window_fused`: the same kernel from a zero state).
+The issue's goals: the recurrent step at most 0.1x DT's window, DeMa's window no slower than DT's.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import torch
 
 from dema.bench.timing import machine_info, measure_interleaved
 from dema.bench.workloads import build, random_batch
+from dema.models.fused_step import fused_step_for
 
 
 def run_act_bench(dataset: str = "hopper-medium", repeats: int = 200, budget_s: float = 15.0) -> dict:
@@ -21,25 +25,39 @@ def run_act_bench(dataset: str = "hopper-medium", repeats: int = 200, budget_s: 
         k = policy.cfg.context_len
         window = random_batch(1, k, state_dim, act_dim)
         fns[f"{model}_window"] = lambda policy=policy, window=window: policy.predict_last(window)
+        fused_window = fused_step_for(policy) if model == "dema" else None
+        if fused_window is not None:
+            fns["dema_window_fused"] = lambda fused=fused_window, window=window: fused.predict_last(window)
         context[model] = k
     policy, state_dim, act_dim = build("dema-rnn", dataset)
     policy.eval()
+    fused = fused_step_for(policy)
     cache = [policy.init_cache(1, "cpu")]
+    fused_cache = [fused.init_cache(1)] if fused is not None else None
     state, prev_action = torch.randn(1, state_dim), torch.zeros(1, act_dim)
     rtg, t = torch.full((1, 1), 3.6), torch.zeros(1, dtype=torch.long)
 
     @torch.no_grad()
-    def rnn_step():
+    def torch_step():
         _, cache[0] = policy.step(state, prev_action, rtg, t, cache[0])
 
-    fns["dema-rnn_step"] = rnn_step
+    def fused_step():
+        _, fused_cache[0] = fused.step(state, prev_action, rtg, t, fused_cache[0])
+
+    fns["dema-rnn_step"] = fused_step if fused is not None else torch_step  # what `dema eval` runs
+    fns["dema-rnn_step_torch"] = torch_step
     timings = measure_interleaved(fns, repeats=repeats, warmup=5, budget_s=budget_s)
-    ms = {name: round(t["ms"], 3) for name, t in timings.items()}
-    return {
+    ms = {name: round(t["ms"], 4) for name, t in timings.items()}
+    result = {
         "ms": ms,
         "rnn_step_over_dt_window": round(ms["dema-rnn_step"] / ms["dt_window"], 3),
         "dema_window_over_dt_window": round(ms["dema_window"] / ms["dt_window"], 3),
+        "rnn_step_path": "fused" if fused is not None else "torch",
+        "rnn_torch_step_over_dt_window": round(ms["dema-rnn_step_torch"] / ms["dt_window"], 3),
         "context_len": context,
         "timings": timings,
         **machine_info(),
     }
+    if "dema_window_fused" in ms:
+        result["dema_fused_window_over_dt_window"] = round(ms["dema_window_fused"] / ms["dt_window"], 3)
+    return result

@@ -20,6 +20,11 @@ order r-aprev-s, vector states and continuous actions, float32 CPU weights. Anyt
 (bare-S6 blocks, frames, discrete actions, CUDA) keeps `SequencePolicy.step`; `fused_step_for`
 says which. Equal to `SequencePolicy.step` to 1e-5 (tests/models/test_fused_step.py, random
 weights and a trained run); DEMA_FUSED_STEP=0 turns it off.
+
+The same function reads a K-step window for Transformer-like DeMa (`predict_last`): from a zero
+state, its real steps only (with `mask_padding`, left padding is zeros that leave the state at zero,
+so skipping it is exact), equal to `SequencePolicy.predict_last` to 1e-5 (tested). `dema bench act`
+times it; `dema eval`'s WindowAgent does not call it yet (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -128,55 +133,65 @@ def _embed(wt, bias, inp, one, emb, out):
 
 
 @njit(**_JIT)
-def _decide(states, prev_actions, rtgs, timesteps,
+def _decide(states, prev_actions, rtgs, timesteps, firsts, fresh,
             es_w, es_b, er_w, er_b, ea_w, ea_b, time_table, has_time, en_w, en_b, has_norm,
             proj_w, proj_b, has_proj, b3ld,
             norm_w, in_w, conv_w, conv_b, x_w, dt_w, dt_b, A, D_skip, out_w,
             fnorm_w, head_w, head_b,
             conv_cache, ssm_cache, actions):
-    """One decision for every row of the batch; conv_cache (L, B, W-1, Di) and ssm_cache
-    (L, B, N, Di) are updated in place. Weights (in, out); A (L, N, Di); conv_w (L, W, Di)."""
-    batch = states.shape[0]
+    """One decision per batch row b from its steps firsts[b]..K-1: states (B, K, S), prev_actions
+    (B, K, A), rtgs (B, K, 1), timesteps (B, K). The steps' tokens go through every layer from the
+    row's cache, conv_cache (L, B, W-1, Di) and ssm_cache (L, B, N, Di), updated in place (zeroed
+    first when `fresh`: a window read from the start). Weights (in, out); A (L, N, Di); conv_w
+    (L, W, Di). The decision is read at the last token (s_t of the last step)."""
+    batch, n_steps = states.shape[0], states.shape[1]
     E = es_w.shape[1]
     n_layer, D = norm_w.shape
     width, d_inner = conv_w.shape[1], conv_w.shape[2]
     n_state = A.shape[1]
     dt_rank = dt_w.shape[1]
-    T = 3 if b3ld else 1
+    per_step = 3 if b3ld else 1
     parts = np.empty((3, E), dtype=np.float32)
-    tokens = np.empty((T, 3 * E // T), dtype=np.float32)
-    x = np.empty((T, D), dtype=np.float32)
-    xn = np.empty((T, D), dtype=np.float32)
-    xz = np.empty((T, 2 * d_inner), dtype=np.float32)
-    u = np.empty((T, d_inner), dtype=np.float32)
-    xdbl = np.empty((T, dt_rank + 2 * n_state), dtype=np.float32)
-    y = np.empty((T, d_inner), dtype=np.float32)
-    res = np.empty((T, D), dtype=np.float32)
-    window = np.empty((width - 1 + T, d_inner), dtype=np.float32)
     delta = np.empty(d_inner, dtype=np.float32)
     du = np.empty(d_inner, dtype=np.float32)
     acc = np.empty(d_inner, dtype=np.float32)
-    one = np.empty((1, max(states.shape[1], prev_actions.shape[1], 1)), dtype=np.float32)
+    one = np.empty((1, max(states.shape[2], prev_actions.shape[2], 1)), dtype=np.float32)
     emb = np.empty((1, E), dtype=np.float32)
     last = np.empty((1, D), dtype=np.float32)
     out = np.empty((1, head_w.shape[1]), dtype=np.float32)
     for b in range(batch):
-        # 1. embeddings, in token order R_t, a_{t-1}, s_t
-        _embed(er_w, er_b, rtgs[b], one, emb, parts[0])
-        _embed(ea_w, ea_b, prev_actions[b], one, emb, parts[1])
-        _embed(es_w, es_b, states[b], one, emb, parts[2])
-        if has_time:
-            t_row = min(max(timesteps[b], 0), time_table.shape[0] - 1)
-            for k in range(3):
-                parts[k] += time_table[t_row]
-        if has_norm:
-            for k in range(3):
-                _layer_norm(parts[k], en_w, en_b, _F32(1e-5))
-        if b3ld:
-            tokens[:] = parts
-        else:
-            for k in range(3):
-                tokens[0, k * E:(k + 1) * E] = parts[k]
+        first = firsts[b]
+        T = (n_steps - first) * per_step
+        tokens = np.empty((T, 3 * E // per_step), dtype=np.float32)
+        x = np.empty((T, D), dtype=np.float32)
+        xn = np.empty((T, D), dtype=np.float32)
+        xz = np.empty((T, 2 * d_inner), dtype=np.float32)
+        u = np.empty((T, d_inner), dtype=np.float32)
+        xdbl = np.empty((T, dt_rank + 2 * n_state), dtype=np.float32)
+        y = np.empty((T, d_inner), dtype=np.float32)
+        res = np.empty((T, D), dtype=np.float32)
+        window = np.empty((width - 1 + T, d_inner), dtype=np.float32)
+        if fresh:
+            conv_cache[:, b] = _F32(0.0)
+            ssm_cache[:, b] = _F32(0.0)
+        # 1. embeddings, in token order R_t, a_{t-1}, s_t per step
+        for k in range(first, n_steps):
+            _embed(er_w, er_b, rtgs[b, k], one, emb, parts[0])
+            _embed(ea_w, ea_b, prev_actions[b, k], one, emb, parts[1])
+            _embed(es_w, es_b, states[b, k], one, emb, parts[2])
+            if has_time:
+                t_row = min(max(timesteps[b, k], 0), time_table.shape[0] - 1)
+                for j in range(3):
+                    parts[j] += time_table[t_row]
+            if has_norm:
+                for j in range(3):
+                    _layer_norm(parts[j], en_w, en_b, _F32(1e-5))
+            row = (k - first) * per_step
+            if b3ld:
+                tokens[row:row + 3] = parts
+            else:
+                for j in range(3):
+                    tokens[row, j * E:(j + 1) * E] = parts[j]
         if has_proj:
             _linear(proj_w, proj_b, True, tokens, x)
         else:
@@ -324,10 +339,32 @@ class FusedRecurrentStep:
         timestep (B,) -> (action (B, A) float32 tensor, cache, updated in place)."""
         batch = state.shape[0]
         actions = np.empty((batch, self.policy.act_dim), dtype=np.float32)
-        _decide(_np(state), _np(prev_action), _np(return_to_go),
-                np.ascontiguousarray(timestep.detach().cpu().numpy().astype(np.int64)),
+        _decide(_np(state)[:, None], _np(prev_action)[:, None], _np(return_to_go)[:, None],
+                _steps(timestep[:, None]), np.zeros(batch, dtype=np.int64), False,
                 *self.weights, cache.conv, cache.ssm, actions)
         return torch.from_numpy(actions), cache
+
+    def predict_last(self, batch) -> torch.Tensor:
+        """As `SequencePolicy.predict_last` for a Transformer-like model made of Mamba blocks: the
+        window read from a zero state, its real (unpadded) steps only. Exact for left-padded windows
+        with `mask_padding` (the padded tokens are then zeros that leave the state at zero); others
+        go to the policy's own forward."""
+        mask = batch.mask
+        real = mask.sum(1)
+        K = mask.shape[1]
+        suffix = torch.arange(K, device=mask.device)[None] >= (K - real)[:, None]
+        if not self.policy.cfg.mask_padding or not bool((suffix == mask).all()) or not bool((real > 0).all()):
+            return self.policy.predict_last(batch)
+        n = mask.shape[0]
+        cache = self.init_cache(n)
+        actions = np.empty((n, self.policy.act_dim), dtype=np.float32)
+        _decide(_np(batch.states), _np(batch.prev_actions), _np(batch.returns_to_go), _steps(batch.timesteps),
+                (K - real).cpu().numpy().astype(np.int64), True, *self.weights, cache.conv, cache.ssm, actions)
+        return torch.from_numpy(actions)
+
+
+def _steps(timesteps: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(timesteps.detach().cpu().numpy().astype(np.int64))
 
 
 def fused_step_for(policy, device="cpu") -> FusedRecurrentStep | None:
