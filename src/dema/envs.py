@@ -40,10 +40,75 @@ class EnvSpec:
     return_targets: tuple[float, ...]  # raw returns the policy is conditioned on when acting
     reward_scale: float = 1000.0  # returns-to-go are divided by this
     aliases: tuple[str, ...] = ()  # other names datasets use for it (Gymnasium ids of other versions)
+    frame_stack: int = 0  # Atari: frames stacked into one state, (frame_stack, 84, 84); 0: vector states
+    discrete: bool = False  # Atari: actions are indices into the game's minimal action set
+
+    @property
+    def atari(self) -> bool:
+        return self.frame_stack > 0
+
+    @property
+    def state_shape(self) -> int | tuple[int, int, int]:
+        """What the policy's state encoder takes: S, or (frame_stack, 84, 84) frames."""
+        return (self.frame_stack, *ATARI_FRAME) if self.atari else self.obs_dim
 
     def normalize(self, raw_return: float) -> float:
-        """D4RL-normalised score: 100 * (R - min) / (max - min)."""
+        """D4RL-normalised score: 100 * (R - min) / (max - min); Atari: gamer-normalised,
+        100 * (R - random) / (gamer - random)."""
         return 100.0 * (raw_return - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+
+
+# Atari games of the paper (DQN-replay, dopamine): size of each game's minimal action set, which
+# is what dopamine's agents act in and what the replay's `action` indices count. The DQN-replay
+# files do not store it; the loader reads it from here by the game's folder name.
+ATARI_ACTIONS: dict[str, int] = {
+    "Breakout": 4,
+    "Qbert": 6,
+    "Pong": 6,
+    "Seaquest": 18,
+    "Asterix": 9,
+    "Frostbite": 18,
+    "Assault": 7,
+    "Gopher": 8,
+}
+# (random, gamer) returns of the gamer-normalised score, 100 * (R - random) / (gamer - random): the
+# values Decision Transformer's and DeMa's Atari code use (shared/PAPER.md).
+ATARI_SCORES: dict[str, tuple[float, float]] = {
+    "Breakout": (2.0, 30.0),
+    "Qbert": (164.0, 13455.0),
+    "Pong": (-21.0, 15.0),
+    "Seaquest": (68.0, 42055.0),
+    "Asterix": (210.0, 8503.0),
+    "Frostbite": (65.0, 4335.0),
+    "Assault": (222.0, 742.0),
+    "Gopher": (258.0, 2412.0),
+}
+# Return targets of the DeMa paper's Atari runs (raw game scores; ranges list both ends, the upper
+# first: the headline target is the first).
+ATARI_TARGETS: dict[str, tuple[float, ...]] = {
+    "Breakout": (180.0, 90.0),
+    "Qbert": (14000.0, 8000.0),
+    "Pong": (20.0,),
+    "Seaquest": (1750.0, 1150.0),
+    "Asterix": (1100.0, 900.0),
+    "Frostbite": (1700.0, 1200.0),
+    "Assault": (1800.0, 1200.0),
+    "Gopher": (6500.0,),
+}
+ATARI_FRAME = (84, 84)  # one preprocessed frame (grayscale, resized)
+ATARI_FRAME_STACK = 4
+# DT's evaluation caps an episode at 108k emulator frames (27k agent steps at frame skip 4).
+ATARI_MAX_FRAMES = 108_000
+
+
+def _atari_env(game: str) -> EnvSpec:
+    """An Atari game under the DT evaluation protocol (dema.atari.env): frame skip 4 with max-pool,
+    84x84 grayscale, 4 stacked frames, up to 30 no-ops, no sticky actions, minimal action set.
+    Returns are raw game scores and stay unscaled (reward_scale 1), as in DT's Atari code."""
+    low, high = ATARI_SCORES[game]
+    return EnvSpec(game.lower(), f"ALE/{game}-v5", ATARI_FRAME[0] * ATARI_FRAME[1], ATARI_ACTIONS[game],
+                   ATARI_MAX_FRAMES // 4, low, high, ATARI_TARGETS[game], reward_scale=1.0,
+                   aliases=(game,), frame_stack=ATARI_FRAME_STACK, discrete=True)
 
 
 ENVS: dict[str, EnvSpec] = {
@@ -64,23 +129,9 @@ ENVS: dict[str, EnvSpec] = {
                 (500.0, 250.0), reward_scale=100.0, aliases=("dema/maze2d-medium-v3",)),
         EnvSpec("maze2d-large", "dema.data.collect.maze:dema/maze2d-large-v3", 6, 2, 800, 9.02, 667.46,
                 (670.0, 335.0), reward_scale=100.0, aliases=("dema/maze2d-large-v3",)),
+        *[_atari_env(game) for game in ATARI_ACTIONS],
     ]
 }
-
-# Atari games of the paper (DQN-replay, dopamine): size of each game's minimal action set, which
-# is what dopamine's agents act in and what the replay's `action` indices count. The DQN-replay
-# files do not store it; the loader reads it from here by the game's folder name.
-ATARI_ACTIONS: dict[str, int] = {
-    "Breakout": 4,
-    "Qbert": 6,
-    "Pong": 6,
-    "Seaquest": 18,
-    "Asterix": 9,
-    "Frostbite": 18,
-    "Assault": 7,
-    "Gopher": 8,
-}
-
 
 # ----------------------------------------------------------------------------- the paper's presets
 
@@ -96,10 +147,11 @@ class Preset:
     """
 
     name: str  # "hopper-medium", "maze2d-umaze", "atari", "breakout"
-    env: str | None  # key of ENVS; None for Atari (no simulator wired yet)
+    env: str | None  # key of ENVS; None for the Atari presets (the game comes from the dataset's name)
     lr: float
     dema: dict = field(default_factory=dict)  # DeMa sizes: n_layer, embed_dim, d_model, d_state, context_len
     dt: dict = field(default_factory=dict)  # DT / DC / BC sizes: n_layer, n_head, embed_dim, d_model, context_len
+    train: dict = field(default_factory=dict)  # TrainConfig sections over its (MuJoCo) defaults: {"optim": {...}}
 
 
 def _mujoco(name: str, lr: float, embed: int = 128, context: int = 20, env: str = "") -> Preset:
@@ -111,12 +163,31 @@ def _mujoco(name: str, lr: float, embed: int = 128, context: int = 20, env: str 
                   dt=dict(n_layer=3, n_head=1, embed_dim=128, d_model=128, context_len=context))
 
 
+ATARI_TRANSITIONS = 500_000  # DT's 1% of a game's DQN-replay, what the Atari schedule is sized for
+ATARI_BATCH = 8  # DeMa's Atari code (DT's: 128)
+
+
 def _atari(name: str, context: int) -> Preset:
     """Atari: 6 layers, width 128, K 30 (8 for Qbert and Frostbite); DT with 8 heads; DeMa's Atari
-    code uses d_state 16 and lr 1e-4."""
+    code uses d_state 16 and lr 1e-4. Training as DeMa's (DT-derived) Atari code: batch 8, AdamW
+    betas (0.9, 0.95), weight decay 1e-4 on weights only, grad clip 0.8, a linear warm-up of 512 * 20
+    tokens, then a cosine decay to 10% of lr reached at 2 * dataset size * K * 3 tokens, 10 epochs
+    (DT counts B * K tokens per update, so in updates: warm-up 10240 / (B K), decay 6 N / B,
+    10 N / B updates for N = 500k transitions), an evaluation of 10 episodes per target after every
+    epoch. Returns-to-go are unscaled (the game's EnvSpec has reward_scale 1)."""
+    epoch = ATARI_TRANSITIONS // ATARI_BATCH
+    train = {
+        "optim": {"betas": [0.9, 0.95], "weight_decay": 1e-4, "decay_weights_only": True, "grad_clip": 0.8,
+                  "batch_size": ATARI_BATCH, "warmup_steps": -(-512 * 20 // (ATARI_BATCH * context)),
+                  "decay_steps": 2 * ATARI_TRANSITIONS * 3 // ATARI_BATCH, "min_lr_ratio": 0.1},
+        "schedule": {"updates": 10 * epoch, "eval_every": epoch, "checkpoint_every": 5000, "log_every": 1000},
+        "eval": {"episodes": 10, "train_episodes": 10},
+    }
     return Preset(name, None, 1e-4,
                   dema=dict(n_layer=6, embed_dim=128, d_model=128, d_state=16, context_len=context),
-                  dt=dict(n_layer=6, n_head=8, embed_dim=128, d_model=128, context_len=context))
+                  dt=dict(n_layer=6, n_head=8, embed_dim=128, d_model=128, context_len=context,
+                          max_ep_len=ATARI_MAX_FRAMES // 4),  # DT's timestep embedding spans an episode
+                  train=train)
 
 
 # Learning rates: 1e-4 for hopper-medium, hopper-medium-replay and walker2d-medium, 1e-3 for the

@@ -150,11 +150,11 @@ def _read_folder(path: Path, max_transitions: int | None) -> OfflineDataset:
             from dema.data.formats.minari import load_minari
 
             return load_minari(data)
-    for logs in (path / "replay_logs", path):
-        if any(logs.glob("$store$_observation_ckpt.*.gz")):
-            from dema.data.formats.dqn_replay import load_dqn_replay
+    from dema.data.formats.dqn_replay import load_dqn_replay, replay_logs
 
-            return load_dqn_replay(logs, max_transitions=max_transitions)
+    logs = replay_logs(path)  # the folder itself, its replay_logs/, or a game folder's <run>/replay_logs/
+    if logs is not None:
+        return load_dqn_replay(logs, max_transitions=max_transitions)
     found = sorted(p.name for p in path.iterdir())[:10]
     raise fail(
         str(path),

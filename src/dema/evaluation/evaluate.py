@@ -38,10 +38,16 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
             returns, lengths, per_seed = [], [], []
             act_seconds, act_calls = 0.0, 0
             for seed in seeds:
-                factory = lambda n: make_agent(policy, stats, n, model_config.context_len, spec.act_dim,
-                                               model_config.recurrent, device)
-                result = run_episodes(factory, spec.gym_id, episodes, seed * 10_000, target, max_envs,
-                                      max_episode_steps)
+                if spec.atari:  # frames, discrete actions sampled from the softmax (dema.atari.evaluate)
+                    from dema.atari.evaluate import run_episodes as run_atari_episodes
+
+                    result = run_atari_episodes(policy, model_config, spec, episodes, seed * 10_000, target,
+                                                max_envs, max_episode_steps, device)
+                else:
+                    factory = lambda n: make_agent(policy, stats, n, model_config.context_len, spec.act_dim,
+                                                   model_config.recurrent, device)
+                    result = run_episodes(factory, spec.gym_id, episodes, seed * 10_000, target, max_envs,
+                                          max_episode_steps)
                 returns += result.returns
                 lengths += result.lengths
                 act_seconds += result.act_seconds
@@ -77,7 +83,8 @@ def load_policy(run: LoadedRun, weights: Path, device: str = "cpu"):
 
     weights = Path(weights)
     tensors = RunDir(run.path).load_weights(weights, device)
-    policy = build_policy(run.config.model, state_dim=run.state_dim, act_dim=run.act_dim)
+    state_dim = run.spec.state_shape if run.spec.atari else run.state_dim  # Atari: (4, 84, 84) frames
+    policy = build_policy(run.config.model, state_dim=state_dim, act_dim=run.act_dim, discrete=run.spec.discrete)
     try:
         policy.load_state_dict(tensors)
     except RuntimeError as exc:

@@ -118,7 +118,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
 
     Everything that can be checked is checked before the run directory is touched; the returned
     session holds the run directory's lock (release it with `Session.close`)."""
-    from dema.data.load import load_dataset
+    from dema.atari.data import check_dataset, load_training_data
     from dema.data.streams import TrajectoryStream, WindowStream
     from dema.data.trajectories import TrajectoryDataset
     from dema.models import build_policy, count_parameters
@@ -139,26 +139,31 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
         log(f"run directory: {run.path}")
         log("config: " + json.dumps(config.to_dict(), indent=2))
 
-        dataset = load_dataset(config.data.dataset)
-        if dataset.discrete:
-            raise DataError(f"{config.data.dataset}: discrete actions (Atari) are not supported by `dema train` yet")
+        # a DQN-replay game folder with data.max_transitions is sampled as DT does (dema.atari.data)
+        dataset = load_training_data(config.data.dataset, config.data.max_transitions, config.seed)
         spec = resolve_env(dataset, config)
+        check_dataset(dataset, spec)  # Atari: discrete actions of the game, 84x84 uint8 frames
         data = TrajectoryDataset(dataset, config.model.context_len, config.data.reward_scale, config.data.delayed,
-                                 seed=config.seed)
+                                 seed=config.seed, frame_stack=max(spec.frame_stack, 1))
         check_learnable(dataset, data, spec, config, log)
         identity = dataset_identity(config.data.dataset, dataset, data)
         run_id = _check_same_dataset(run, identity, log) if resume else uuid.uuid4().hex
-        stats = NormStats(data.state_mean, data.state_std, config.data.reward_scale, config.data.delayed)
+        # frames: a scalar mean 0 and std 255 (TrajectoryDataset), kept as 1-element lists
+        stats = NormStats(np.atleast_1d(data.state_mean), np.atleast_1d(data.state_std), config.data.reward_scale,
+                          config.data.delayed)
 
         # Seed everything that is random in training: weights, dropout (torch), the sampler (numpy).
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         np.random.seed(config.seed)
-        policy = build_policy(config.model, state_dim=data.state_dim, act_dim=data.act_dim).to(config.device)
-        optimizer = torch.optim.AdamW(policy.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay,
-                                      betas=tuple(config.optim.betas))
-        warmup = max(config.optim.warmup_steps, 1)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, 1.0))
+        # frames: the CNN takes (frame_stack, 84, 84); discrete: cross-entropy on the game's action indices
+        state_dim = spec.state_shape if spec.atari else data.state_dim
+        policy = build_policy(config.model, state_dim=state_dim, act_dim=data.act_dim,
+                              discrete=data.discrete).to(config.device)
+        groups = parameter_groups(policy, config.optim.weight_decay, config.optim.decay_weights_only)
+        optimizer = torch.optim.AdamW(groups, lr=config.optim.lr, betas=tuple(config.optim.betas))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_factor(config.optim.warmup_steps, config.optim.decay_steps, config.optim.min_lr_ratio))
         stream_class = TrajectoryStream if config.model.recurrent else WindowStream
         stream = stream_class(data, config.optim.batch_size, config.optim.updates_per_batch)
         session = Session(config, run, spec, stats, data, policy, optimizer, scheduler, stream,
@@ -210,6 +215,32 @@ def prepare_run_dir(config: TrainConfig, run: RunDir) -> RunLock:
 def _exists(run: RunDir) -> ConfigError:
     return ConfigError(f"run directory {run.path} exists; resume it with `dema train --resume {run.path}`, "
                        "pass --overwrite True to replace it, or choose another --run-name")
+
+
+def lr_factor(warmup_steps: int, decay_steps: int = 0, min_ratio: float = 0.1):
+    """The lr multiplier of update s: linear warm-up to 1 over warmup_steps, then constant, or with
+    decay_steps a cosine from 1 down to min_ratio at update decay_steps, then min_ratio (DT's Atari)."""
+    warmup = max(warmup_steps, 1)
+
+    def factor(step: int) -> float:
+        if step + 1 < warmup or not decay_steps:
+            return min((step + 1) / warmup, 1.0)
+        progress = min(max((step + 1 - warmup) / max(decay_steps - warmup, 1), 0.0), 1.0)
+        return max(min_ratio, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return factor
+
+
+def parameter_groups(policy: torch.nn.Module, weight_decay: float, weights_only: bool) -> list[dict]:
+    """AdamW parameter groups: every parameter decayed, or (weights_only, as DT's Atari code) only
+    the weights of Linear and convolution layers (not biases, norms, embeddings, Mamba's A and D)."""
+    if not weights_only:
+        return [{"params": list(policy.parameters()), "weight_decay": weight_decay}]
+    decayed = {id(m.weight) for m in policy.modules()
+               if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))}
+    params = list(policy.parameters())
+    return [{"params": [p for p in params if id(p) in decayed], "weight_decay": weight_decay},
+            {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
 
 
 def check_learnable(dataset, data, spec: EnvSpec, config: TrainConfig, log=print) -> None:
@@ -352,14 +383,16 @@ def _read_train_state(path: Path) -> dict:
 
 def resolve_env(dataset, config: TrainConfig) -> EnvSpec:
     """The simulator of the dataset: from its recorded env id, else from its name."""
-    for name in (dataset.env_name, dataset.metadata.get("env_name"), dataset_name(config.data.dataset)):
+    for name in (dataset.env_name, dataset.metadata.get("env_name"), dataset.metadata.get("game"),
+                 dataset_name(config.data.dataset)):
         if name:
             try:
                 return env_spec(name)
             except ConfigError:
                 continue
     raise DataError(f"cannot tell which environment {config.data.dataset!r} comes from; "
-                    "name the file after it (hopper-..., halfcheetah-..., walker2d-..., maze2d-umaze-...)")
+                    "name the file after it (hopper-..., halfcheetah-..., walker2d-..., maze2d-umaze-...; an Atari "
+                    "replay folder after its game: .../Pong)")
 
 
 def last_checkpoint_note(run: RunDir) -> str:

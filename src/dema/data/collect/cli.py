@@ -6,6 +6,7 @@ Examples:
   dema collect hopper medium --policy my_sac_agent.zip          # an SB3 zip as the policy
   dema collect hopper sac-replay --out datasets/hopper-sac-replay-v5.hdf5   # hours; resumable
   dema collect maze2d-umaze controller                           # PointMaze, waypoint controller
+  dema collect pong scripted --steps 100000 --out datasets/atari  # Atari: datasets/atari/Pong/1/replay_logs
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 2)[2],
     )
-    p.add_argument("env", help="hopper | halfcheetah | walker2d | maze2d-umaze | maze2d-medium | maze2d-large")
-    p.add_argument("recipe", help=f"MuJoCo: {', '.join(RECIPES)}; maze2d: controller | random")
+    p.add_argument("env", help="hopper | halfcheetah | walker2d | maze2d-umaze | maze2d-medium | maze2d-large | "
+                   "an Atari game (pong, breakout, qbert, seaquest, asterix, frostbite, assault, gopher)")
+    p.add_argument("recipe", help=f"MuJoCo: {', '.join(RECIPES)}; maze2d: controller | random; "
+                   "Atari (pong, breakout, ...): scripted | random | replay")
     p.add_argument("--steps", type=int, default=None, help="transitions to collect (default: D4RL's size)")
     p.add_argument("--out", type=Path, default=None, help="output file (default datasets/ENV-RECIPE-v5.hdf5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the environments and the policy noise")
@@ -57,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="sac-replay: steps between evaluations (and checkpoints)")
     p.add_argument("--medium-return", type=float, default=None,
                    help="sac-replay: stop at this evaluation return (default a third of D4RL's expert return)")
+    p.add_argument("--epsilons", type=float, nargs="+", default=None,
+                   help="Atari scripted: epsilon-random levels, an equal share of the steps each (default 0.02 0.1 0.25 0.5 1)")
+    p.add_argument("--capacity", type=int, default=100_000,
+                   help="Atari: transitions per DQN-replay checkpoint file")
     return p
 
 
@@ -75,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     command = "dema collect " + shlex.join(argv)
     if args.num_envs < 1:
         raise ConfigError(f"--num-envs must be at least 1, got {args.num_envs}")
-    if args.env.startswith("maze2d"):
+    from dema.envs import ATARI_ACTIONS
+
+    if args.env.lower() in {g.lower() for g in ATARI_ACTIONS}:  # Atari: a DQN-replay folder (dema.atari.collect)
+        from dema.atari.collect import collect_from_args
+
+        path, meta = collect_from_args(args, command)
+    elif args.env.startswith("maze2d"):
         from dema.data.collect.maze import collect_maze
 
         suffix = "" if args.recipe == "controller" else f"-{args.recipe}"  # D4RL's name for the controller data

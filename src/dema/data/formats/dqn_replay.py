@@ -44,23 +44,42 @@ def checkpoints_in(folder: Path) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+def replay_logs(path: Path) -> Path | None:
+    """The replay_logs folder of `path`: itself, its replay_logs/, or a game folder's run
+    (`<Game>/1/replay_logs`, the run DT reads; else the only run there); None when there is none."""
+    candidates = [path, path / "replay_logs", path / "1" / "replay_logs", *sorted(path.glob("*/replay_logs"))]
+    for logs in candidates:
+        if logs.is_dir() and any(logs.glob("$store$_observation_ckpt.*.gz")):
+            return logs
+    return None
+
+
 def load_dqn_replay(
     folder: str | Path,
     checkpoints: list[int] | None = None,
     max_transitions: int | None = None,
     n_actions: int | None = None,
+    budgets: dict[int, int] | None = None,
 ) -> OfflineDataset:
+    """`budgets` (checkpoint -> rows): read only the whole episodes within the first rows of each
+    checkpoint (in time order); what `dema.atari.dt_sample` plans."""
     folder = Path(folder)
     checkpoints = checkpoints_in(folder) if checkpoints is None else list(checkpoints)
     if not checkpoints:
         raise fail(str(folder), "no DQN-replay checkpoints ($store$_observation_ckpt.N.gz)", "name a run's replay_logs folder")
-    if max_transitions is None:
+    if max_transitions is None and budgets is None:
         _check_memory(folder, checkpoints)
     parts = []
     budget = max_transitions
     for ckpt in checkpoints:
         if budget is not None and budget <= 0:
             break
+        if budgets is not None:
+            if budgets.get(ckpt, 0) > 0:
+                part = _read_checkpoint(folder, ckpt, budgets[ckpt])
+                part.pop("cut")
+                parts.append(part)
+            continue
         part = _read_checkpoint(folder, ckpt, budget)
         parts.append(part)
         if part.pop("cut"):
@@ -68,7 +87,10 @@ def load_dqn_replay(
         budget = None if budget is None else budget - len(part["reward"])
 
     game = next((p for p in reversed(folder.resolve().parts) if p in ATARI_ACTIONS), None)
-    metadata = {"game": game or "", "checkpoints": checkpoints[: len(parts)], "frame_stack_hint": 4}
+    if not parts:
+        raise fail(str(folder), "no transitions selected from the checkpoints", "read more transitions")
+    read = [c for c in checkpoints if budgets.get(c, 0) > 0] if budgets is not None else checkpoints[: len(parts)]
+    metadata = {"game": game or "", "checkpoints": read, "frame_stack_hint": 4}
     actions = np.concatenate([p["action"] for p in parts]).astype(np.int64)
     if n_actions is None and game:
         n_actions = ATARI_ACTIONS[game]
@@ -136,12 +158,7 @@ def _read_checkpoint(folder: Path, ckpt: int, budget: int | None) -> dict[str, n
     invalid_path = folder / f"invalid_range_ckpt.{ckpt}.gz"
     invalid = _load_small(invalid_path).astype(np.int64).reshape(-1) if invalid_path.exists() else np.zeros(0, np.int64)
 
-    # Rows in time order: the oldest first (at the cursor once the circular buffer has wrapped).
-    if add_count <= capacity:
-        order = np.arange(add_count)
-    else:
-        order = (np.arange(capacity) + add_count % capacity) % capacity
-    order = order[~np.isin(order, invalid)]
+    order = time_order(add_count, capacity, invalid)
     terminal = small["terminal"][order] != 0
     cut = budget is not None and budget < len(order)
     if cut:
@@ -161,6 +178,16 @@ def _read_checkpoint(folder: Path, ckpt: int, budget: int | None) -> dict[str, n
         "timeout": timeout,
         "cut": cut,
     }
+
+
+def time_order(add_count: int, capacity: int, invalid: np.ndarray) -> np.ndarray:
+    """Rows in time order: the oldest first (at the cursor once the circular buffer has wrapped),
+    without the rows of invalid_range."""
+    if add_count <= capacity:
+        order = np.arange(add_count)
+    else:
+        order = (np.arange(capacity) + add_count % capacity) % capacity
+    return order[~np.isin(order, invalid)]
 
 
 def _load_small(path: Path) -> np.ndarray:

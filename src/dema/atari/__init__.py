@@ -1,0 +1,1 @@
+"""Atari: DT-protocol environments, scoring, data collection and on-the-fly frame stacking."""

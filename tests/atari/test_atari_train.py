@@ -1,0 +1,87 @@
+"""dema train / dema eval on tiny collected Atari data, and acting that embeds each frame once."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dema.atari.evaluate import AtariAgent
+from dema.cli import main
+from dema.data.batch import Batch
+from dema.envs import env_spec
+from dema.models import build_policy, model_config
+from dema.models.config import ModelConfig
+
+TINY = ["--model.n-layer", "1", "--model.embed-dim", "16", "--model.d-model", "16", "--model.context-len", "4",
+        "--optim.batch-size", "2", "--schedule.updates", "2", "--schedule.log-every", "1",
+        "--schedule.checkpoint-every", "1", "--schedule.eval-every", "2", "--eval.train-episodes", "1",
+        "--eval.episodes", "1", "--eval.max-episode-steps", "20", "--progress", "False", "--threads", "1"]
+
+
+@pytest.mark.parametrize("model", ["dema", "dt", "dema-rnn"])
+def test_train_then_eval_on_breakout(breakout_replay, tmp_path, capsys, model):
+    extra = ["--model.d-state", "4"] if model.startswith("dema") else ["--model.n-head", "2", "--model.max-ep-len", "128"]
+    argv = ["train", "--model", model, "--dataset", str(breakout_replay), "--runs-dir", str(tmp_path), *TINY, *extra]
+    assert main(argv) == 0
+    run_dir = tmp_path / f"Breakout_{model}_paper_s0"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["optim"]["betas"] == [0.9, 0.95] and config["optim"]["decay_weights_only"]  # the Atari preset
+    assert config["data"]["reward_scale"] == 1.0  # returns-to-go unscaled
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["env"] == "ALE/Breakout-v5" and report["episodes"] == 1
+    assert report["normalized_mean"] == pytest.approx(100 * (report["return_mean"] - 2) / 28)  # gamer-normalised
+    assert main(["eval", str(run_dir), "--episodes", "2", "--max-episode-steps", "10", "--checkpoint", "final"]) == 0
+    assert json.loads((run_dir / "eval.json").read_text())["episodes"] == 2
+    capsys.readouterr()
+
+
+class CountingCNN(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.frames = inner, 0
+
+    def forward(self, x):
+        self.frames += int(np.prod(x.shape[:-3]))
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("order", ["r-aprev-s", "r-s-a"])
+def test_acting_embeds_each_frame_once_and_equals_the_full_forward(order):
+    """The agent's cached embeddings give the logits of the full forward over the frames' window."""
+    spec = env_spec("pong")
+    cfg = ModelConfig.from_dict({**model_config("dema" if order == "r-aprev-s" else "dt", "pong").to_dict(),
+                                 "n_layer": 1, "embed_dim": 16, "d_model": 16, "d_state": 4, "n_head": 2,
+                                 "context_len": 3, "dropout": 0.0, "max_ep_len": 64})
+    torch.manual_seed(0)
+    policy = build_policy(cfg, spec.state_shape, spec.act_dim, discrete=True).eval()
+    policy.embed_state = CountingCNN(policy.embed_state)
+    agent = AtariAgent(policy, cfg, spec, 2, torch.Generator().manual_seed(0))
+    agent.reset(20.0)
+    rng = np.random.default_rng(0)
+    frames, actions, rewards = [], [], []
+    captured = []
+    original = agent._window_logits
+    agent._window_logits = lambda e: captured.append(original(e)) or captured[-1]
+    reward = None
+    for t in range(5):
+        obs = rng.integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
+        frames.append(obs)
+        actions.append(agent.act(obs, reward))
+        reward = rng.integers(0, 2, 2).astype(np.float32)
+        rewards.append(reward)
+    assert policy.embed_state.frames == 2 * 5  # one CNN pass per frame, not K per decision
+    # the same last decision from frames, through the encoder: window of the last 3 steps
+    k = 3
+    states = torch.as_tensor(np.stack(frames[-k:], 1)).float() / 255.0  # (2, K, 4, 84, 84)
+    prev = np.stack([np.full(2, spec.act_dim)] + actions[:-1], 1)[:, -k:]  # a_{t-1}, a_{-1} reserved
+    acts = np.concatenate([prev[:, 1:], np.full((2, 1), spec.act_dim)], 1)
+    rtg = 20.0 - np.concatenate([np.zeros((2, 1)), np.cumsum(np.stack(rewards[:-1], 1), 1)], 1)[:, -k:]
+    batch = Batch(states=states, actions=torch.as_tensor(acts), prev_actions=torch.as_tensor(prev),
+                  returns_to_go=torch.as_tensor(rtg, dtype=torch.float32)[..., None],
+                  timesteps=torch.arange(2, 5).repeat(2, 1), mask=torch.ones(2, k, dtype=torch.bool))
+    with torch.no_grad():
+        full = policy.predict_last(batch)
+    assert torch.allclose(full, captured[-1], atol=1e-5)
