@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 from dema.errors import DemaError
 
@@ -34,8 +35,14 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as users of a command read them: what and why, not the source line that warned."""
+    return f"dema: warning ({category.__name__}): {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = _one_line_warning
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0

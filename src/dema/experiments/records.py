@@ -59,7 +59,8 @@ def record_from_run(run_dir: str | Path, grid: str | None = None, variant: dict 
         "eval": {k: v for k, v in report.items() if k != "versions"},
         "evals": [_numbers(r) for r in run.rows(run.evals)],
         "metrics": [_numbers(r) for r in run.rows(run.metrics)],
-        "dataset_identity": dataset_identity(norm.get("dataset_source") or config["data"]["dataset"], norm),
+        "dataset_identity": _recorded_identity(run) or dataset_identity(norm.get("dataset_source")
+                                                                        or config["data"]["dataset"], norm),
         "provenance": {"recorded_at": _now(), "recorded_by_commit": provenance.git_commit(),
                        "training_sessions": _sessions(run), "versions": report.get("versions")},
     }
@@ -96,8 +97,17 @@ def read_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
     return records, problems
 
 
+def _recorded_identity(run: RunDir) -> dict | None:
+    """The identity the run recorded when it started (identity.json): sha256 of the arrays."""
+    identity = run.read_identity()
+    if not identity or "dataset" not in identity:
+        return None
+    return {**identity["dataset"], "sha256_of": "arrays", "run_id": identity.get("run_id")}
+
+
 def dataset_identity(source: str, norm: dict) -> dict:
-    """Path, size and sha256 of the dataset file (None when it is not a file here)."""
+    """Path, size and sha256 of the dataset file (None when it is not a file here), for runs made
+    before dema recorded identity.json."""
     path = Path(source)
     out = {"path": str(source), "transitions": norm.get("transitions"), "episodes": norm.get("episodes"),
            "bytes": None, "sha256": None}
@@ -106,7 +116,7 @@ def dataset_identity(source: str, norm: dict) -> dict:
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-        out.update(bytes=path.stat().st_size, sha256=digest.hexdigest())
+        out.update(bytes=path.stat().st_size, sha256=digest.hexdigest(), sha256_of="file")
     return out
 
 

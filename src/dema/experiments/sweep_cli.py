@@ -102,7 +102,10 @@ def _state(run_dir: Path) -> str:
     if (run_dir / "train_state.pt").is_file():
         import torch
 
-        step = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)["step"]
+        try:
+            step = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)["step"]
+        except Exception as exc:  # any damage: the cell's own resume reports it with its fix
+            return f"interrupted, train_state.pt unreadable ({type(exc).__name__}); the cell will report it"
         return f"interrupted at update {step} (will resume)"
     return "not started"
 
