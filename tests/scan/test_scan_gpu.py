@@ -183,3 +183,22 @@ def test_bad_dema_scan_values_are_clear_errors(monkeypatch):
         scan_backend(u)
     with pytest.raises(ConfigError, match="needs Triton"):
         dema.scan.selective_scan_gpu(u, u, torch.zeros(2, 1), torch.zeros(1, 1, 3), torch.zeros(1, 1, 3))
+
+
+@pytest.mark.skipif(CUDA, reason="the interpreter's import order matters on the CPU only")
+def test_interpreter_works_when_triton_was_imported_first():
+    """torch's FlopCounterMode imports triton; TRITON_INTERPRET=1 set only afterwards (as in a
+    test session) must still run the kernels under the interpreter."""
+    import subprocess
+
+    code = ("import os, sys, torch\n"
+            "from torch.utils.flop_counter import FlopCounterMode\n"
+            "assert 'triton' in sys.modules\n"
+            "os.environ['TRITON_INTERPRET'] = '1'\n"
+            "from dema.scan.triton_scan import selective_scan_triton\n"
+            "x = torch.randn(1, 2, 3, requires_grad=True)\n"
+            "out = selective_scan_triton(x, x, -torch.ones(2, 2), torch.ones(1, 2, 3), torch.ones(1, 2, 3))\n"
+            "out.sum().backward()\n"
+            "print('ok', bool(torch.isfinite(x.grad).all()))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "ok True" in result.stdout, result.stderr[-2000:]

@@ -34,6 +34,7 @@ the results cast back (mamba-ssm keeps float32 state too).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -233,6 +234,30 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
+@contextlib.contextmanager
+def _interpretable_stdlib(interpret: bool):
+    """The interpreter runs a kernel's calls into Triton's standard library (tl.zeros, tl.sum,
+    tl.flip, ...) only if those are interpreted functions too, which they are when TRITON_INTERPRET=1
+    was set before triton was first imported. Imported earlier (torch's FlopCounterMode imports
+    triton, for one), they are GPU functions; for the duration of an interpreted launch, every such
+    function of triton.language and its standard library is swapped for an interpreted copy."""
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    saved = []
+    if interpret:
+        for module in (tl, tl.standard, tl.math):
+            for name, fn in list(vars(module).items()):
+                if isinstance(fn, JITFunction):
+                    saved.append((module, name, fn))
+                    setattr(module, name, InterpretedFunction(fn.fn))
+    try:
+        yield
+    finally:
+        for module, name, fn in saved:
+            setattr(module, name, fn)
+
+
 @functools.cache
 def _kernels(interpret: bool):
     """The two kernels, compiled for the GPU or interpreted; triton.jit reads TRITON_INTERPRET when it
@@ -289,13 +314,15 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save_ckpt, block
     out = torch.empty_like(u)
     last = u.new_empty(batch, d_inner, d_state)
     ckpt = u.new_empty(batch, d_inner, n_chunks, d_state) if save_ckpt else last
-    fwd, _ = _kernels(interpreting())
+    interpret = interpreting()
+    fwd, _ = _kernels(interpret)
     grid = (batch, triton.cdiv(d_inner, bd))
-    fwd[grid](u, delta, A, B, C, u if D is None else D, u if z is None else z,
-              u if delta_bias is None else delta_bias, last if h0 is None else h0, out, last, ckpt,
-              d_inner, length, d_state, n_chunks,
-              HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
-              HAS_H0=h0 is not None, SAVE_CKPT=save_ckpt, BD=bd, BN=bn, CL=cl)
+    with _interpretable_stdlib(interpret):
+        fwd[grid](u, delta, A, B, C, u if D is None else D, u if z is None else z,
+                  u if delta_bias is None else delta_bias, last if h0 is None else h0, out, last, ckpt,
+                  d_inner, length, d_state, n_chunks,
+                  HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                  SOFTPLUS=bool(softplus), HAS_H0=h0 is not None, SAVE_CKPT=save_ckpt, BD=bd, BN=bn, CL=cl)
     return out, last, ckpt
 
 
@@ -324,13 +351,15 @@ class _TritonScan(torch.autograd.Function):
         dD, dbias = u.new_empty(batch, d_inner), u.new_empty(batch, d_inner)
         dB = u.new_empty(batch, n_dblk, d_state, length)
         dC = u.new_empty(batch, n_dblk, d_state, length)
-        _, bwd = _kernels(interpreting())
-        bwd[(batch, n_dblk)](u, delta, A, B, C, u if D is None else D, u if z is None else z,
-                             u if delta_bias is None else delta_bias, ckpt, grad_out, grad_last,
-                             du, ddelta, u if dz is None else dz, dA, dD, dbias, dB, dC,
-                             d_inner, length, d_state, n_chunks, n_dblk,
-                             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                             SOFTPLUS=ctx.softplus, BD=bd, BN=bn, CL=cl)
+        interpret = interpreting()
+        _, bwd = _kernels(interpret)
+        with _interpretable_stdlib(interpret):
+            bwd[(batch, n_dblk)](u, delta, A, B, C, u if D is None else D, u if z is None else z,
+                                 u if delta_bias is None else delta_bias, ckpt, grad_out, grad_last,
+                                 du, ddelta, u if dz is None else dz, dA, dD, dbias, dB, dC,
+                                 d_inner, length, d_state, n_chunks, n_dblk,
+                                 HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                                 SOFTPLUS=ctx.softplus, BD=bd, BN=bn, CL=cl)
         return (du, ddelta, dA.sum(0), dB.sum(1), dC.sum(1), dD.sum(0) if D is not None else None, dz,
                 dbias.sum(0) if delta_bias is not None else None, None, None)
 
