@@ -36,6 +36,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,6 +187,7 @@ class _Recorder(torch.nn.Module):
     def __init__(self, policy):
         super().__init__()
         self.policy = policy
+        self.cfg = policy.cfg  # what the agents look at to choose their path
         self.steps: list[dict] = []
 
     def _record(self, state, prev_action, rtg, timestep, action):
@@ -207,6 +210,22 @@ class _Recorder(torch.nn.Module):
         return action, cache
 
 
+@contextmanager
+def _unfused():
+    """RNN-like acting through `policy.step`, so the recorder sees every decision: the fused CPU step
+    (dema.models.fused_step, the same decision in one Numba call, tested equal to 1e-5) is switched
+    off by its documented variable for the duration."""
+    saved = os.environ.get("DEMA_FUSED_STEP")
+    os.environ["DEMA_FUSED_STEP"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("DEMA_FUSED_STEP", None)
+        else:
+            os.environ["DEMA_FUSED_STEP"] = saved
+
+
 def rollout_episodes(policy, run, episodes: int, seed: int = 0, target: float | None = None,
                      max_episode_steps: int = 0) -> tuple[list[Batch], list[float]]:
     """Play `episodes` episodes (environment i reset with seed * 10000 + i, as `dema eval`) and
@@ -217,9 +236,11 @@ def rollout_episodes(policy, run, episodes: int, seed: int = 0, target: float | 
     cfg = run.config.model
     recorder = _Recorder(policy).eval()
     target = run.spec.return_targets[0] if target is None else target
-    result = run_episodes(lambda n: make_agent(recorder, run.stats, n, cfg.context_len, run.act_dim, cfg.recurrent),
-                          run.spec.gym_id, episodes, seed * 10_000, target, max_envs=episodes,
-                          max_episode_steps=max_episode_steps)
+    with _unfused():
+        result = run_episodes(lambda n: make_agent(recorder, run.stats, n, cfg.context_len, run.act_dim,
+                                                   cfg.recurrent),
+                              run.spec.gym_id, episodes, seed * 10_000, target, max_envs=episodes,
+                              max_episode_steps=max_episode_steps)
     out = []
     for i, length in enumerate(result.lengths):
         steps = recorder.steps[:length]
