@@ -97,3 +97,13 @@ def test_unknown_game_and_wrong_frames_are_refused(breakout_replay, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert "(80, 80)" in err and "84x84" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_dema_collect_scripted_command(tmp_path, capsys):
+    out = tmp_path / "atari"
+    assert main(["collect", "breakout", "scripted", "--steps", "60", "--epsilons", "1", "--out", str(out)]) == 0
+    assert f"wrote {out / 'Breakout'}" in capsys.readouterr().out
+    assert main(["collect", "breakout", "scripted", "--steps", "60", "--out", str(out)]) == 2  # exists: refused
+    assert "already holds a replay" in capsys.readouterr().err
+    assert main(["collect", "qbert", "scripted", "--out", str(tmp_path / "q")]) == 2  # no controller for Qbert
+    assert "controllers for Pong, Breakout" in capsys.readouterr().err

@@ -176,7 +176,8 @@ def collect_from_args(args, command: str) -> tuple[Path, dict]:
     if args.recipe == "replay":
         from dema.atari.replay_recipe import collect_replay
 
-        return collect_replay(name, out, steps, args.seed, args.overwrite, args.capacity, command)
+        return collect_replay(name, out, steps, args.seed, args.overwrite, args.capacity, command,
+                              device=getattr(args, "device", "auto"))
     levels = tuple(args.epsilons) if args.epsilons else (DEFAULT_LEVELS if args.recipe == "scripted" else (1.0,))
     return collect_scripted(name, out, steps, args.seed, levels, args.overwrite, args.capacity, command=command,
                             recipe=args.recipe)

@@ -207,9 +207,13 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be > 0, got {value}")
         for name, value in {"optim.warmup_steps": self.optim.warmup_steps, "optim.grad_clip": self.optim.grad_clip,
                             "schedule.eval_every": self.schedule.eval_every, "threads": self.threads,
-                            "eval.max_episode_steps": self.eval.max_episode_steps}.items():
+                            "eval.max_episode_steps": self.eval.max_episode_steps,
+                            "optim.decay_steps": self.optim.decay_steps,
+                            "data.max_transitions": self.data.max_transitions}.items():
             if value < 0:
                 raise ConfigError(f"{name} must be >= 0, got {value}")
+        if not 0.0 <= self.optim.min_lr_ratio <= 1.0:
+            raise ConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
         if not self.eval.seeds:
             raise ConfigError("eval.seeds is empty; give at least one seed, e.g. --eval.seeds 0")
         check_targets(self.eval.targets, "eval.targets")

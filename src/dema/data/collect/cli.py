@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="Atari scripted: epsilon-random levels, an equal share of the steps each (default 0.02 0.1 0.25 0.5 1)")
     p.add_argument("--capacity", type=int, default=100_000,
                    help="Atari: transitions per DQN-replay checkpoint file")
+    p.add_argument("--device", default="auto", help="Atari replay: the torch device DQN trains on (auto, cpu, cuda)")
     return p
 
 
