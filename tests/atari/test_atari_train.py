@@ -48,11 +48,11 @@ class CountingCNN(torch.nn.Module):
         return self.inner(x)
 
 
-@pytest.mark.parametrize("order", ["r-aprev-s", "r-s-a"])
-def test_acting_embeds_each_frame_once_and_equals_the_full_forward(order):
+@pytest.mark.parametrize("model", ["dema", "dt"])  # token orders aprev-r-s (DeMa's Atari) and r-s-a (DT's)
+def test_acting_embeds_each_frame_once_and_equals_the_full_forward(model):
     """The agent's cached embeddings give the logits of the full forward over the frames' window."""
     spec = env_spec("pong")
-    cfg = ModelConfig.from_dict({**model_config("dema" if order == "r-aprev-s" else "dt", "pong").to_dict(),
+    cfg = ModelConfig.from_dict({**model_config(model, "pong").to_dict(),
                                  "n_layer": 1, "embed_dim": 16, "d_model": 16, "d_state": 4, "n_head": 2,
                                  "context_len": 3, "dropout": 0.0, "max_ep_len": 64})
     torch.manual_seed(0)

@@ -54,7 +54,8 @@ def token_types(order: TokenOrder, tokens_per_step: int) -> tuple[str, ...]:
     """The token types of one step, in sequence order."""
     if tokens_per_step == 1:
         return ("step",)
-    return ("R", "s", "a") if order is TokenOrder.RETURN_STATE_ACTION else ("R", "a", "s")
+    return {TokenOrder.RETURN_STATE_ACTION: ("R", "s", "a"), TokenOrder.RETURN_PREV_ACTION_STATE: ("R", "a", "s"),
+            TokenOrder.PREV_ACTION_RETURN_STATE: ("a", "R", "s")}[order]
 
 
 def decision_token(order: TokenOrder, tokens_per_step: int) -> int:

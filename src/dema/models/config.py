@@ -42,10 +42,19 @@ class TokenOrder(enum.Enum):
         holds the batch's `actions`, so s_t sees a_{t-1} through the previous step's a token (but
         the window's first s_t sees no action). B3LD only: in BL3D, a_t would sit inside the one
         token that predicts it.
+    PREV_ACTION_RETURN_STATE: the order of DeMa's Atari code, per step (a_{t-1}, R_t, s_t): the
+        tokens of r-aprev-s with the first two swapped, a_t predicted at token 2 (s_t); every
+        layout; what the Atari presets of the DeMa models use (dema.models.presets).
     """
 
     RETURN_PREV_ACTION_STATE = "r-aprev-s"
     RETURN_STATE_ACTION = "r-s-a"
+    PREV_ACTION_RETURN_STATE = "aprev-r-s"
+
+    @property
+    def state_last(self) -> bool:
+        """s_t is the last token of a step, after a_{t-1}: the model can act one step at a time."""
+        return self is not TokenOrder.RETURN_STATE_ACTION
 
 
 class Activation(enum.Enum):

@@ -6,6 +6,7 @@
     token order:  r-aprev-s  (R_t, a_{t-1}, s_t), the action token holds batch.prev_actions
                   r-s-a      (R_t, s_t, a_t), Decision Transformer's, the action token holds
                              batch.actions (B3LD only; s_t sees a_{t-1} via the previous step)
+                  aprev-r-s  (a_{t-1}, R_t, s_t), DeMa's Atari code's (its Atari presets)
     token layout: B3LD  the three as three tokens:               (B, K, 3, E) -> (B, 3K, E)
                   BL3D  the three concatenated into one token:   (B, K, 3E)
                   STATE_ONLY  s_t alone (behaviour cloning):     (B, K, E)
@@ -22,7 +23,7 @@ through the mixers like real tokens, as the official DeMa code does (docs/ARCHIT
 
 Acting: Transformer-like models re-read a K-step window (`predict_last`); models made of
 recurrent blocks can also act one step at a time (`init_cache`, `step`), equal to the full
-forward over the whole trajectory (order r-aprev-s only).
+forward over the whole trajectory (orders with s_t last: r-aprev-s, aprev-r-s).
 """
 
 from __future__ import annotations
@@ -121,11 +122,14 @@ class SequencePolicy(nn.Module):
 
     def _embed_step(self, states, action, returns_to_go, timesteps) -> list[torch.Tensor]:
         """Per-step embeddings in token order, each (..., E): [R_t, a_{t-1}, s_t] with
-        action = a_{t-1} (r-aprev-s), [R_t, s_t, a_t] with action = a_t (r-s-a), or [s_t]."""
+        action = a_{t-1} (r-aprev-s), [a_{t-1}, R_t, s_t] (aprev-r-s), [R_t, s_t, a_t] with
+        action = a_t (r-s-a), or [s_t]."""
         parts = [self.embed_state(states)]
         if self.embed_return is not None:
             r, a = self.embed_return(returns_to_go), self.embed_action(action)
-            parts = [r, parts[0], a] if self.cfg.token_order is TokenOrder.RETURN_STATE_ACTION else [r, a, parts[0]]
+            parts = {TokenOrder.RETURN_STATE_ACTION: [r, parts[0], a],
+                     TokenOrder.RETURN_PREV_ACTION_STATE: [r, a, parts[0]],
+                     TokenOrder.PREV_ACTION_RETURN_STATE: [a, r, parts[0]]}[self.cfg.token_order]
         if self.embed_timestep is not None:
             time = self.embed_timestep(timesteps.clamp(0, self.cfg.max_ep_len - 1))
             parts = [p + time for p in parts]
@@ -187,11 +191,11 @@ class SequencePolicy(nn.Module):
     @property
     def supports_step(self) -> bool:
         return (self.cfg.layout is not TokenLayout.STATE_ONLY
-                and self.cfg.token_order is TokenOrder.RETURN_PREV_ACTION_STATE
+                and self.cfg.token_order.state_last
                 and all(is_recurrent(b) for b in self.blocks))
 
     def _refuse_step_order(self) -> None:
-        if self.cfg.token_order is not TokenOrder.RETURN_PREV_ACTION_STATE:
+        if not self.cfg.token_order.state_last:
             raise ConfigError(f"token order {self.cfg.token_order.value} cannot act step by step (its action token "
                               f"a_t comes after the decision); use predict_last on a window, or token order "
                               f"{TokenOrder.RETURN_PREV_ACTION_STATE.value}")
@@ -209,7 +213,7 @@ class SequencePolicy(nn.Module):
 
         The step's tokens (R_t, a_{t-1}, s_t for B3LD, one token for BL3D) go through each layer
         as one chunk continuing from the cache; the decision is read at the last token (s_t).
-        Token order r-aprev-s only.
+        Token orders with s_t last only (r-aprev-s, aprev-r-s).
         """
         self._refuse_step_order()
         parts = self._embed_step(state, prev_action, return_to_go, timestep)  # each (B, E)

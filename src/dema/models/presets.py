@@ -3,7 +3,8 @@
 The sizes per dataset are the `Preset` table of `dema.envs` (one home for them); this module only
 says what each model name is: which block, token layout and options on the shared trunk.
 
-    dema       Transformer-like DeMa: pre up-projection Mamba blocks, B3LD tokens, no position embedding
+    dema       Transformer-like DeMa: pre up-projection Mamba blocks, B3LD tokens, no position embedding;
+               tokens (R_t, a_{t-1}, s_t), on Atari (a_{t-1}, R_t, s_t) as DeMa's Atari code (every dema-*)
     dema-bl3d  the same with the three embeddings of a step concatenated into one token
     dema-post  post up-projection: GPT-2 blocks whose attention is a bare selective scan
     dema-rnn   RNN-like DeMa: trains on whole trajectories and acts step by step
@@ -62,6 +63,8 @@ def model_config(model: str, dataset: str) -> ModelConfig:
             cfg = dataclasses.replace(cfg, block=BlockKind.MAMBA_POST_UP)
         elif model == "dema-rnn":
             cfg = dataclasses.replace(cfg, recurrent=True)
+        if sizes.env is None:  # Atari: the order of DeMa's Atari code, (a_{t-1}, R_t, s_t)
+            cfg = dataclasses.replace(cfg, token_order=TokenOrder.PREV_ACTION_RETURN_STATE)
         return cfg
     transformer_like = dict(activation=Activation.RELU, dropout=0.1, position_embedding=True,
                             embed_norm=True, **sizes.dt)
