@@ -37,6 +37,7 @@ from dema.envs import ATARI_ACTIONS
 _STORES = ("observation", "action", "reward", "terminal")
 _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error)
 MAX_BYTES = 16 * 2**30  # frames read without an explicit max_transitions
+CHUNK_ROWS = 8192  # frames read from a gzip stream at a time (58 MB of 84x84 frames)
 
 
 def checkpoints_in(folder: Path) -> list[int]:
@@ -101,7 +102,7 @@ def load_dqn_replay(
         raise fail(str(folder), f"action index {int(actions.max())} but the game has {n_actions} actions", "pass the right n_actions (dopamine uses the minimal action set)")
     metadata["n_actions"] = int(n_actions)
     return OfflineDataset(
-        observations=np.concatenate([p["observation"] for p in parts]),
+        observations=_read_frames(parts),
         actions=actions,
         rewards=np.concatenate([p["reward"] for p in parts]).astype(np.float32),
         terminals=np.concatenate([p["terminal"] for p in parts]) != 0,
@@ -171,7 +172,7 @@ def _read_checkpoint(folder: Path, ckpt: int, budget: int | None) -> dict[str, n
     timeout = np.zeros(len(order), bool)
     timeout[-1] = not terminal[-1]  # the data stop here; the episode did not
     return {
-        "observation": _read_rows(path("$store$_observation"), order),
+        "observation": (path("$store$_observation"), order),  # read by _read_frames, into one array
         "action": small["action"][order],
         "reward": small["reward"][order],
         "terminal": terminal,
@@ -198,11 +199,36 @@ def _load_small(path: Path) -> np.ndarray:
         raise fail(str(path), f"cannot be read as a gzip'd .npy ({type(exc).__name__}: {exc}): truncated or corrupt", "copy the checkpoint again") from None
 
 
-def _read_rows(path: Path, order: np.ndarray) -> np.ndarray:
-    """Rows `order` of a gzip'd .npy, reading contiguous runs by streaming (no full load)."""
+def _read_frames(parts: list[dict]) -> np.ndarray:
+    """The frames of every part, streamed straight into one preallocated array: the peak memory is
+    the frames kept plus one contiguous run of one checkpoint (no concatenated copy)."""
+    total = sum(len(part["reward"]) for part in parts)
+    out = None
+    at = 0
+    for part in parts:
+        path, order = part["observation"]
+        for piece in _read_rows(path, order, pieces=True):
+            if out is None:
+                out = np.empty((total, *piece.shape[1:]), dtype=piece.dtype)
+            elif piece.shape[1:] != out.shape[1:] or piece.dtype != out.dtype:
+                raise fail(str(path), f"frames of shape {piece.shape[1:]} ({piece.dtype}) where the earlier checkpoints "
+                           f"hold {out.shape[1:]} ({out.dtype})", "use checkpoints of one run")
+            out[at: at + len(piece)] = piece
+            at += len(piece)
+    return out
+
+
+def _read_rows(path: Path, order: np.ndarray, pieces: bool = False):
+    """Rows `order` of a gzip'd .npy, reading contiguous runs by streaming (no full load); with
+    `pieces`, a generator of the runs' arrays instead of their concatenation."""
+    if pieces:
+        return _read_runs(path, order)
+    return np.concatenate(list(_read_runs(path, order)))
+
+
+def _read_runs(path: Path, order: np.ndarray):
     runs = np.split(order, np.flatnonzero(np.diff(order) != 1) + 1)  # contiguous pieces, in order
     try:
-        pieces = []
         for run in runs:
             with gzip.open(path, "rb") as handle:
                 shape, fortran, dtype = _read_header(handle)
@@ -210,10 +236,11 @@ def _read_rows(path: Path, order: np.ndarray) -> np.ndarray:
                     raise ValueError(f"unexpected array layout {shape}, fortran={fortran}")
                 row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
                 handle.seek(handle.tell() + int(run[0]) * row_bytes)
-                data = handle.read(len(run) * row_bytes)
-                if len(data) != len(run) * row_bytes:
-                    raise EOFError(f"{len(data)} of {len(run) * row_bytes} bytes")
-                pieces.append(np.frombuffer(data, dtype=dtype).reshape((len(run), *shape[1:])))
+                for start in range(0, len(run), CHUNK_ROWS):  # chunks: the peak is one chunk, not one run
+                    rows = min(CHUNK_ROWS, len(run) - start)
+                    data = handle.read(rows * row_bytes)
+                    if len(data) != rows * row_bytes:
+                        raise EOFError(f"{len(data)} of {rows * row_bytes} bytes")
+                    yield np.frombuffer(data, dtype=dtype).reshape((rows, *shape[1:]))
     except _READ_ERRORS as exc:
         raise fail(str(path), f"cannot be read as a gzip'd .npy ({type(exc).__name__}: {exc}): truncated or corrupt", "copy the checkpoint again") from None
-    return np.concatenate(pieces)
