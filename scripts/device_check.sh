@@ -173,7 +173,7 @@ def timed(fn, reps=10):
 variants = {"gpu": triton_scan.selective_scan_triton, "fused": selective_scan_fused, "ref": selective_scan_ref}
 if dema.scan.mamba_ssm_available():
     variants["mamba_ssm"] = dema.scan._mamba_ssm_scan
-default = (triton_scan.TILE, triton_scan.CHUNK)
+default = (triton_scan.TILE, triton_scan.CHUNK, triton_scan.WARPS)
 rows = []
 for shape in [(64, 128, 60, 64), (8, 128, 3000, 64), (64, 256, 60, 16)]:
     x = inputs(*shape)
@@ -182,9 +182,9 @@ for shape in [(64, 128, 60, 64), (8, 128, 3000, 64), (64, 256, 60, 16)]:
             continue
         configs = [default]
         if name == "gpu" and shape == (64, 128, 60, 64):
-            configs = [default, (2048, 16), (8192, 32), (4096, 64), (1024, 16)]
-        for tile, chunk in configs:
-            triton_scan.TILE, triton_scan.CHUNK = tile, chunk
+            configs = [default, (4096, 32, 4), (2048, 16, 8), (2048, 16, 4), (8192, 32, 8), (4096, 64, 8)]
+        for tile, chunk, warps in configs:
+            triton_scan.TILE, triton_scan.CHUNK, triton_scan.WARPS = tile, chunk, warps
             def forward():
                 with torch.no_grad():
                     scan(*x, True)
@@ -197,12 +197,13 @@ for shape in [(64, 128, 60, 64), (8, 128, 3000, 64), (64, 256, 60, 16)]:
                 row = {"shape": shape, "variant": name, "fwd_ms": round(fwd, 4), "fwd_bwd_ms": round(both, 4),
                        "peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
                 if name == "gpu":
-                    row.update(tile=tile, chunk=chunk, blocks=triton_scan.block_sizes(*shape[1:]))
+                    row.update(tile=tile, chunk=chunk, warps=warps, blocks=triton_scan.block_sizes(*shape[1:]))
             except Exception as exc:  # noqa: BLE001
-                row = {"shape": shape, "variant": name, "tile": tile, "chunk": chunk, "error": repr(exc)[:300]}
+                row = {"shape": shape, "variant": name, "tile": tile, "chunk": chunk, "warps": warps,
+                       "error": repr(exc)[:300]}
             print(row, flush=True)
             rows.append(row)
-        triton_scan.TILE, triton_scan.CHUNK = default
+        triton_scan.TILE, triton_scan.CHUNK, triton_scan.WARPS = default
 json.dump({"rows": rows, **machine_info(), "gpu": torch.cuda.get_device_name(0)}, open(sys.argv[1], "w"), indent=1)
 PYEOF
     mkdir -p "$OUT/bench"

@@ -202,3 +202,40 @@ def test_interpreter_works_when_triton_was_imported_first():
             "print('ok', bool(torch.isfinite(x.grad).all()))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "ok True" in result.stdout, result.stderr[-2000:]
+
+
+COMPILE = """
+import sys
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource, compile
+from dema.scan import triton_scan
+
+fwd, bwd = triton_scan._kernels(False)
+flags = ("HAS_D", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "HAS_H0", "SAVE_CKPT", "BD", "BN", "CL")
+for shape in [(128, 60, 64), (128, 3000, 16), (5, 7, 3)]:
+    bd, bn, cl = triton_scan.block_sizes(*shape)
+    values = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True, HAS_H0=False, SAVE_CKPT=True,
+                  BD=bd, BN=bn, CL=cl)
+    for kernel in (fwd, bwd):
+        signature = {name: "constexpr" if name in flags else
+                     "i32" if name in ("Di", "L", "N", "n_chunks", "n_dblk") else "*fp32" for name in kernel.arg_names}
+        constexprs = {name: values[name] for name in kernel.arg_names if name in flags}
+        compiled = compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+                           target=GPUTarget("cuda", 90, 32), options={"num_warps": triton_scan.WARPS})
+        assert compiled.asm.get("cubin"), (shape, kernel)
+print("compiled")
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Triton's compiler tools ship for Linux")
+def test_kernels_compile_for_hopper_without_a_gpu():
+    """The interpreter does not compile: Triton's own compiler must accept the kernels too. Both are
+    compiled to machine code for sm_90 (H100/H200) at the block sizes of the preset, of a long
+    sequence and of a small odd shape, with the tools in Triton's wheel; no GPU needed. In a fresh
+    process: Triton cannot compile for a GPU once the interpreter's kind of triton was imported."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-c", COMPILE], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0 and "compiled" in result.stdout, result.stderr[-3000:]

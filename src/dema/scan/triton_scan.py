@@ -45,10 +45,14 @@ import triton.language as tl
 __all__ = ["selective_scan_triton", "selective_scan_triton_from_state", "interpreting", "block_sizes"]
 
 
-@triton.jit
-def _combine(a1, x1, a2, x2):
+def _combine_fn(a1, x1, a2, x2):
     """(a1, x1) then (a2, x2): h -> a2 (a1 h + x1) + x2."""
     return a1 * a2, a2 * x1 + x2
+
+
+# Always the GPU kind, whatever TRITON_INTERPRET says at import: the compiler needs it so, and the
+# interpreter calls the plain function behind it (`.fn`) either way.
+_combine = triton.JITFunction(_combine_fn)
 
 
 def _fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, h0_ptr, out_ptr, last_ptr, ckpt_ptr,
@@ -240,12 +244,14 @@ def _interpretable_stdlib(interpret: bool):
     tl.flip, ...) only if those are interpreted functions too, which they are when TRITON_INTERPRET=1
     was set before triton was first imported. Imported earlier (torch's FlopCounterMode imports
     triton, for one), they are GPU functions; for the duration of an interpreted launch, every such
-    function of triton.language and its standard library is swapped for an interpreted copy."""
+    function of triton.language is swapped for an interpreted copy. (The other way round, compiling
+    for a GPU in a process whose triton was imported for the interpreter, is not supported by Triton;
+    GPU runs never set TRITON_INTERPRET.)"""
     from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction
 
     saved = []
-    if interpret:
+    if interpret and isinstance(tl.zeros, JITFunction):
         for module in (tl, tl.standard, tl.math):
             for name, fn in list(vars(module).items()):
                 if isinstance(fn, JITFunction):
@@ -276,6 +282,9 @@ def _kernels(interpret: bool):
 # Tile sizes. TILE caps BD * BN * CL: the backward keeps about ten such tiles live per program.
 TILE = 4096
 CHUNK = 32
+# 8 warps: at the preset's blocks (2, 64, 32) the backward needs 255 registers and spills 216 bytes
+# per thread with 4 warps, none with 8 (ptxas for sm_90, compiled here without a GPU).
+WARPS = 8
 INTERPRET_TILE = 256  # the interpreter runs each scan element by element in Python: keep tiles small
 INTERPRET_CHUNK = 8
 
@@ -317,12 +326,14 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save_ckpt, block
     interpret = interpreting()
     fwd, _ = _kernels(interpret)
     grid = (batch, triton.cdiv(d_inner, bd))
+    launch = {} if interpret else {"num_warps": WARPS}
     with _interpretable_stdlib(interpret):
         fwd[grid](u, delta, A, B, C, u if D is None else D, u if z is None else z,
                   u if delta_bias is None else delta_bias, last if h0 is None else h0, out, last, ckpt,
                   d_inner, length, d_state, n_chunks,
                   HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                  SOFTPLUS=bool(softplus), HAS_H0=h0 is not None, SAVE_CKPT=save_ckpt, BD=bd, BN=bn, CL=cl)
+                  SOFTPLUS=bool(softplus), HAS_H0=h0 is not None, SAVE_CKPT=save_ckpt, BD=bd, BN=bn, CL=cl,
+                  **launch)
     return out, last, ckpt
 
 
@@ -353,13 +364,14 @@ class _TritonScan(torch.autograd.Function):
         dC = u.new_empty(batch, n_dblk, d_state, length)
         interpret = interpreting()
         _, bwd = _kernels(interpret)
+        launch = {} if interpret else {"num_warps": WARPS}
         with _interpretable_stdlib(interpret):
             bwd[(batch, n_dblk)](u, delta, A, B, C, u if D is None else D, u if z is None else z,
                                  u if delta_bias is None else delta_bias, ckpt, grad_out, grad_last,
                                  du, ddelta, u if dz is None else dz, dA, dD, dbias, dB, dC,
                                  d_inner, length, d_state, n_chunks, n_dblk,
                                  HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                                 SOFTPLUS=ctx.softplus, BD=bd, BN=bn, CL=cl)
+                                 SOFTPLUS=ctx.softplus, BD=bd, BN=bn, CL=cl, **launch)
         return (du, ddelta, dA.sum(0), dB.sum(1), dC.sum(1), dD.sum(0) if D is not None else None, dz,
                 dbias.sum(0) if delta_bias is not None else None, None, None)
 
