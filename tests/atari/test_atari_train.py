@@ -85,3 +85,24 @@ def test_acting_embeds_each_frame_once_and_equals_the_full_forward(model):
     with torch.no_grad():
         full = policy.predict_last(batch)
     assert torch.allclose(full, captured[-1], atol=1e-5)
+
+
+def test_every_model_of_the_trunk_learns_from_frames(breakout_replay):
+    """DeMa (Transformer- and RNN-like), BL3D, post, DT, DC, BC ...: cross-entropy on stacked frames."""
+    from dema.atari.data import load_training_data
+    from dema.data.trajectories import TrajectoryDataset
+    from dema.models import MODELS
+
+    spec = env_spec("breakout")
+    data = TrajectoryDataset(load_training_data(str(breakout_replay)), 4, 1.0, frame_stack=4, seed=0)
+    batch = data.sample(2)
+    assert batch.states.shape == (2, 4, 4, 84, 84) and batch.actions.dtype == torch.int64
+    assert (batch.prev_actions[batch.mask] <= spec.act_dim).all()
+    for model in MODELS:
+        cfg = ModelConfig.from_dict({**model_config(model, "breakout").to_dict(), "n_layer": 1, "embed_dim": 16,
+                                     "d_model": 16, "d_state": 4, "n_head": 2, "context_len": 4, "max_ep_len": 4096})
+        policy = build_policy(cfg, spec.state_shape, spec.act_dim, discrete=True)
+        loss = policy.loss(batch)
+        loss.backward()
+        assert torch.isfinite(loss) and 0.5 < loss.item() < 3.0, model  # about log(4) at the start
+        assert policy.embed_state.convs[0].weight.grad.abs().sum() > 0, model  # the CNN learns too
