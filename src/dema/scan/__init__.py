@@ -8,7 +8,7 @@
   the CPU (allocating and touching those tensors costs more than the reference's small per-step
   ops: 2.4 s against 0.5 s of CPU for forward + backward at B 64, Di 128, L 60, N 64; see
   docs/PERFORMANCE.md), so on the CPU it is used only when asked for (DEMA_SCAN=fused); it is
-  the CUDA path when mamba-ssm is missing.
+  the CUDA path when neither mamba-ssm nor triton is installed.
 - Without Numba (or for dtypes the kernel does not handle: half, bfloat16) the CPU path is the
   reference itself, the fastest pure-PyTorch scan we measured.
 - `selective_scan_gpu`: the GPU path without a build step (Triton kernels, forward and analytic
@@ -87,7 +87,7 @@ def _gpu_module():
     """The Triton path, imported on first use; None without triton (the `gpu` extra)."""
     try:
         from dema.scan import triton_scan
-    except ImportError:
+    except Exception:  # ImportError, or a triton that fails to load
         return None
     return triton_scan
 
