@@ -9,7 +9,8 @@ forward   for l in 0..L-1:  a = exp(delta_l A),  h = a * h + delta_l u_l B_l,  y
           (h lives in a length-N buffer; nothing of size L*N is kept)
 backward  recompute the forward of two channels into (2, L+1, N) scratch buffers (states and
           decays; a few tens of KB at K 20, per call), then run both adjoint recurrences backwards
-          in one loop over n (sharing the rows of B, C, dB, dC):
+          in one loop over n (sharing the rows of B, C, dB, dC); past 256 KB of such scratch (long
+          sequences) one channel at a time (PAIR_SCRATCH_BYTES):
           G_l = dL/dh_l = C_l gy_l + a_{l+1} G_{l+1}        (G_{L-1} starts at dL/dh_last)
           du_l = delta_l <G_l, B_l>
           ddelta_l = u_l <G_l, B_l> + sum_n G_l h_{l-1} a_l A       (through a_l = exp(delta_l A))
@@ -129,6 +130,15 @@ def _exp_overload(x):
 
 
 # --- kernels ---------------------------------------------------------------------------------
+
+# Two channels per adjoint loop share the rows of B, C, dB and dC (about 6% faster at the preset)
+# but need twice the scratch: past L2-sized scratch (long sequences) one channel at a time is
+# faster (measured at 3000 steps, batch 8: backward 250 ms against 322 ms). The wrapper picks.
+PAIR_SCRATCH_BYTES = 256 * 1024
+
+
+def _use_pairs(length: int, d_state: int, itemsize: int) -> bool:
+    return 4 * (length + 1) * d_state * itemsize <= PAIR_SCRATCH_BYTES  # states + decays of two channels
 # Argument order: the arrays shared by every batch slice (and flags) first, then the batched ones.
 
 
@@ -161,7 +171,7 @@ def _forward_kernel(A, D, has_z, has_h0, u, delta, gate, Bt, Ct, h0, out, last):
 
 
 @njit(**_JIT)
-def _backward_kernel(A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+def _backward_kernel(A, D, has_z, softplus, pairs, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
                      du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
     """Adjoint of `_forward_kernel` and of the step size and gate around it. In: z, sig_z =
     sigmoid(z), sig_raw = sigmoid(delta + bias) (softplus' derivative) (B, Di, L), grad_out
@@ -169,17 +179,90 @@ def _backward_kernel(A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct,
     softplus), dz_out (B, Di, L), dBt, dCt (B, L, N) and per-batch partials dA_part (B, Di, N),
     dD_part, dbias_part (B, Di), which the caller sums over the batch."""
     for b in range(u.shape[0]):
-        _backward_one(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
-                      du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt)
+        if pairs:
+            _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+                            du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt)
+        else:
+            _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+                             du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt)
 
 
 @njit(**_JIT)
-def _backward_one(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
+                  du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
+    """The backward for batch element b, every channel, one channel at a time (long sequences)."""
+    _, d_inner, length = u.shape
+    n_state = A.shape[1]
+    states = np.zeros((length + 1, n_state), dtype=u.dtype)  # states[l + 1] = h_l, states[0] = 0
+    decays = np.empty((length, n_state), dtype=u.dtype)
+    carry = np.empty(n_state, dtype=u.dtype)  # a_{l+1} G_{l+1}
+    dBt[b] = 0.0
+    dCt[b] = 0.0
+    for d in range(d_inner):
+        a_row = A[d]
+        for l in range(length):  # recompute the forward
+            dl = delta[b, d, l]
+            du = dl * u[b, d, l]
+            a_l, h_prev, h_cur, b_row = decays[l], states[l], states[l + 1], Bt[b, l]
+            for n in range(n_state):
+                an = _exp(dl * a_row[n])
+                a_l[n] = an
+                h_cur[n] = an * h_prev[n] + du * b_row[n]
+        carry[:] = grad_last[b, d]
+        dA_row = dA_part[b, d]
+        dA_row[:] = 0.0
+        dD = a_row[0] * np.float32(0.0)
+        dbias = a_row[0] * np.float32(0.0)
+        for l in range(length - 1, -1, -1):  # the adjoint, backwards in time
+            ul = u[b, d, l]
+            dl = delta[b, d, l]
+            du = dl * ul
+            g = grad_out[b, d, l]  # becomes dL/dy_l, y_l = <C_l, h_l> + D u_l, through the gate
+            if has_z:
+                zl, sz = z[b, d, l], sig_z[b, d, l]
+                g_gate = g
+                g = g * zl * sz
+            a_l, h_prev, h_cur = decays[l], states[l], states[l + 1]
+            b_row, c_row, dB_row, dC_row = Bt[b, l], Ct[b, l], dBt[b, l], dCt[b, l]
+            # One loop over n for the whole adjoint step: LLVM vectorises it (issue 12: the backward
+            # at the preset took 30 ms against 44 ms with the six short loops it replaced, which had
+            # been the faster form when the kernels ran on OpenMP threads in issue 5).
+            y = a_row[0] * np.float32(0.0)
+            g_dot_b = a_row[0] * np.float32(0.0)
+            g_log_a = a_row[0] * np.float32(0.0)
+            for n in range(n_state):
+                Gn = carry[n] + c_row[n] * g  # G_l = C_l g_l + a_{l+1} G_{l+1}
+                hc = h_cur[n]
+                an = a_l[n]
+                dC_row[n] += g * hc
+                y += c_row[n] * hc
+                dB_row[n] += du * Gn
+                g_dot_b += Gn * b_row[n]
+                t = Gn * h_prev[n] * an  # dL/d(delta_l A[n]) through a_l
+                dA_row[n] += dl * t
+                g_log_a += t * a_row[n]
+                carry[n] = an * Gn
+            if has_z:  # d silu(z)/dz = s (1 + z (1 - s))
+                dz_out[b, d, l] = g_gate * (y + D[d] * ul) * sz * (np.float32(1.0) + zl * (np.float32(1.0) - sz))
+            dD += g * ul
+            du_out[b, d, l] = g_dot_b * dl + g * D[d]
+            g_delta = g_dot_b * ul + g_log_a
+            if softplus:
+                g_delta *= sig_raw[b, d, l]
+            ddelta_out[b, d, l] = g_delta
+            dbias += g_delta
+        dD_part[b, d] = dD
+        dbias_part[b, d] = dbias
+
+
+@njit(**_JIT)
+def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
                   du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
     """The backward for batch element b, every channel, two channels (d0, d1) at a time: their
     adjoint steps share one loop over n, so each row of B, C, dB and dC is read and written once
-    for both (issue 12: the backward at the preset took 28.6 ms against 32.9 ms one channel at a
-    time). With an odd d_inner the last channel runs alone: its partner's inputs are zeroed."""
+    for both (issue 12: the backward at the preset took 29 ms against 31 ms one channel at a time,
+    in one process back to back). With an odd d_inner the last channel runs alone: its partner's
+    inputs are zeroed."""
     _, d_inner, length = u.shape
     n_state = A.shape[1]
     zero = A[0, 0] * np.float32(0.0)  # a zero of the input dtype
@@ -228,7 +311,7 @@ def _backward_one(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct,
             y0, y1, gb0, gb1, gl0, gl1 = zero, zero, zero, zero, zero, zero
             # One loop over n for the whole adjoint step of both channels: LLVM vectorises it.
             # (Six short loops per channel, the form issue 5 found faster with its threading,
-            # took 44 ms here; one loop per channel 33 ms; this 29 ms.)
+            # took 44 ms here; one loop per channel 31 ms; this 29 ms.)
             for n in range(n_state):
                 cn, bn = c_row[n], b_row[n]
                 G0 = c0[n] + cn * g0  # G_l = C_l g_l + a_{l+1} G_{l+1}
@@ -351,7 +434,8 @@ class _NumbaScan(torch.autograd.Function):
         batched = [_np(u), _np(step), _np(z_), _np(sig_z), _np(sig_raw), Bt.numpy(), Ct.numpy(), _np(grad_out),
                    _np(grad_last), du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), dD_part.numpy(),
                    dbias_part.numpy(), dBt.numpy(), dCt.numpy()]
-        _over_batch_slices(_backward_kernel, [_np(A), _np(D_), has_z, softplus], batched)
+        pairs = _use_pairs(u.shape[2], A.shape[1], u.element_size())
+        _over_batch_slices(_backward_kernel, [_np(A), _np(D_), has_z, softplus, pairs], batched)
         return (du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2),
                 dD_part.sum(0) if has_D else None, dz if has_z else None,
                 dbias_part.sum(0) if delta_bias is not None else None, None)
