@@ -136,3 +136,27 @@ def test_every_model_trains_and_acts(tiny_dataset, tmp_path, model):
     report = evaluate_run(run_dir, checkpoints=("final",), episodes=2, targets=(3600.0,), max_episode_steps=8)
     assert report["episodes"] == 2 and np.isfinite(report["return_mean"])
     assert max(report["per_target"][0]["lengths"]) <= 8
+
+
+# dema-official feeds its padding unmasked: the fused reader hands those windows to predict_last
+@pytest.mark.parametrize("model, fused", [("dema", True), ("dt", False), ("dema-official", True)])
+def test_window_agent_reads_a_plain_dema_window_through_the_fused_step(model, fused):
+    """The fused read is the one `dema eval` uses for Transformer-like DeMa; its actions equal
+    predict_last's over a whole episode of growing (left-padded) windows."""
+    from dema.models.fused_step import FusedRecurrentStep
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(model_config(model, "hopper-medium"), **TINY_MODEL)
+    policy = build_policy(cfg, state_dim=11, act_dim=3).eval()
+    stats = NormStats(np.zeros(11, np.float32), np.ones(11, np.float32), 1000.0, False)
+    fast, slow = WindowAgent(policy, stats, 2, cfg.context_len, 3), WindowAgent(policy, stats, 2, cfg.context_len, 3)
+    fast.reset(3600.0)
+    slow.reset(3600.0)
+    slow._reader = policy  # the reference path
+    assert isinstance(fast._reader, FusedRecurrentStep) is fused
+    rng = np.random.default_rng(0)
+    reward = None
+    for _ in range(2 * cfg.context_len):
+        obs = rng.normal(size=(2, 11)).astype(np.float32)
+        np.testing.assert_allclose(fast.act(obs, reward), slow.act(obs, reward), atol=1e-5)
+        reward = rng.normal(size=2).astype(np.float32)

@@ -86,6 +86,10 @@ class WindowAgent(_Agent):
     position j+1's a_{t-1}), and zero at the last position, not taken yet. The r-aprev-s order
     never reads them; Decision Transformer's r-s-a order embeds them, and the last one is never
     seen by the decision (it comes after the s_t token the action is read from).
+
+    A plain Transformer-like DeMa on the CPU reads its window through the fused step
+    (dema.models.fused_step: the same function as `predict_last`, tested equal, in one Numba call);
+    wrapped policies (layer surgery, attention recorders) and every other model use `predict_last`.
     """
 
     def __init__(self, policy, stats: NormStats, num_envs: int, context_len: int, act_dim: int, device="cpu"):
@@ -100,6 +104,7 @@ class WindowAgent(_Agent):
         self.returns_to_go = torch.zeros(n, k, 1, **zeros)
         self.timesteps = torch.zeros(n, k, dtype=torch.long, **zeros)
         self.mask = torch.zeros(n, k, dtype=torch.bool, **zeros)
+        self._reader = _fused_window_for(self.policy, self.device) or self.policy  # weights re-read per episode
 
     def _decide(self, state: torch.Tensor) -> torch.Tensor:
         from dema.data.batch import Batch
@@ -116,7 +121,7 @@ class WindowAgent(_Agent):
         self.mask = push(self.mask, torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
         batch = Batch(states=self.states, actions=self._window_actions(), prev_actions=self.prev_actions,
                       returns_to_go=self.returns_to_go, timesteps=self.timesteps, mask=self.mask)
-        return self.policy.predict_last(batch)  # (N, A)
+        return self._reader.predict_last(batch)  # (N, A)
 
     def _window_actions(self) -> torch.Tensor:
         """(N, K, ...) a_t of each window position: actions[:, :-1] = prev_actions[:, 1:] (a_{t-K+1}..a_{t-1}),
@@ -127,6 +132,20 @@ class WindowAgent(_Agent):
         else:
             last = torch.full_like(self.prev_actions[:, -1:], self.act_dim)
         return torch.cat([self.prev_actions[:, 1:], last], dim=1)
+
+
+def _fused_window_for(policy, device):
+    """The fused window read for a plain SequencePolicy it covers (None otherwise): a wrapper's own
+    `predict_last` must run, and so must an attention override set on a layer."""
+    from dema.models import SequencePolicy
+    from dema.models.fused_step import fused_step_for
+
+    if type(policy) is not SequencePolicy or policy.cfg.recurrent:
+        return None
+    fused = fused_step_for(policy, device)  # None unless every block is a Mamba block
+    if fused is not None and any(b.mixer.ssm.attention_override is not None for b in policy.blocks):
+        return None
+    return fused
 
 
 class RecurrentAgent(_Agent):
