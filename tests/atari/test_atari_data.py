@@ -107,3 +107,15 @@ def test_dema_collect_scripted_command(tmp_path, capsys):
     assert "already holds a replay" in capsys.readouterr().err
     assert main(["collect", "qbert", "scripted", "--out", str(tmp_path / "q")]) == 2  # no controller for Qbert
     assert "controllers for Pong, Breakout" in capsys.readouterr().err
+
+
+def test_rnn_like_batches_of_whole_episodes_that_cannot_fit_are_refused(breakout_replay, tmp_path, capsys,
+                                                                        monkeypatch):
+    import dema.atari.data as atari_data
+
+    monkeypatch.setattr(atari_data, "MAX_TRAJECTORY_BATCH_BYTES", 2**20)  # 1 MiB: the tiny episodes exceed it
+    assert main(["train", "--model", "dema-rnn", "--dataset", str(breakout_replay), "--runs-dir", str(tmp_path / "runs"),
+                 "--progress", "False", "--schedule.updates", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "whole episodes" in err and "--optim.batch-size" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

@@ -52,3 +52,18 @@ def check_dataset(dataset: OfflineDataset, spec: EnvSpec) -> None:
     if dataset.n_actions != spec.act_dim:
         raise fail(source, f"{dataset.n_actions} actions but {spec.name} has {spec.act_dim} in its minimal "
                    "action set", "check the game the folder is named after")
+
+
+MAX_TRAJECTORY_BATCH_BYTES = 8 * 2**30  # stacked float32 frames of one batch of whole episodes
+
+
+def check_trajectory_batch(data, batch_size: int, source: str) -> None:
+    """RNN-like training draws batches of WHOLE episodes (the paper's RNN-like DeMa on Atari); with
+    stacked frames the longest episode of a batch sets its size. Refuse a batch that cannot fit."""
+    per_step = data.frame_stack * 84 * 84 * 4  # float32 stacked frames
+    need = batch_size * data.max_length * per_step
+    if data.images and need > MAX_TRAJECTORY_BATCH_BYTES:
+        raise fail(source, f"RNN-like training takes whole episodes; the longest here has {data.max_length} steps, so a "
+                   f"batch of {batch_size} holds up to {need / 2**30:.0f} GiB of stacked frames",
+                   f"use --optim.batch-size {max(1, int(MAX_TRAJECTORY_BATCH_BYTES // (data.max_length * per_step)))} "
+                   "(the paper used 1 on Frostbite) or a Transformer-like model (dema)")

@@ -118,7 +118,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
 
     Everything that can be checked is checked before the run directory is touched; the returned
     session holds the run directory's lock (release it with `Session.close`)."""
-    from dema.atari.data import check_dataset, load_training_data
+    from dema.atari.data import check_dataset, check_trajectory_batch, load_training_data
     from dema.data.streams import TrajectoryStream, WindowStream
     from dema.data.trajectories import TrajectoryDataset
     from dema.models import build_policy, count_parameters
@@ -145,6 +145,8 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
         check_dataset(dataset, spec)  # Atari: discrete actions of the game, 84x84 uint8 frames
         data = TrajectoryDataset(dataset, config.model.context_len, config.data.reward_scale, config.data.delayed,
                                  seed=config.seed, frame_stack=max(spec.frame_stack, 1))
+        if config.model.recurrent:
+            check_trajectory_batch(data, config.optim.batch_size, dataset.source or config.data.dataset)
         check_learnable(dataset, data, spec, config, log)
         identity = dataset_identity(config.data.dataset, dataset, data)
         run_id = _check_same_dataset(run, identity, log) if resume else uuid.uuid4().hex
