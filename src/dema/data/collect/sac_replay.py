@@ -141,22 +141,7 @@ def collect_sac_replay(
     medium = medium_return if medium_return is not None else spec.ref_max_score / 3
     work = Path(work_dir) if work_dir else out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
-    env = gym.make(spec.gym_id)
-    state_path = work / "state.json"
-    if state_path.exists():
-        state = json.loads(state_path.read_text())
-        if state["seed"] != seed or state["env_id"] != spec.gym_id or state["budget"] != budget:
-            raise ConfigError(f"{work} holds a run with other settings ({state['env_id']}, seed {state['seed']}, "
-                              f"budget {state['budget']}); use another --work-dir or delete it")
-        model = sb3.SAC.load(work / state["checkpoint"] / "model.zip", env=env, device="cpu")
-        _restore_buffer(model, work / state["checkpoint"] / "buffer.npz")
-        print(f"resuming from {work / state['checkpoint']} at {state['steps']} steps")
-    else:
-        state = {"env_id": spec.gym_id, "seed": seed, "budget": budget, "steps": 0, "eval": [],
-                 "medium_return": medium, "reached_medium": False, "interruptions": 0}
-        model = sb3.SAC("MlpPolicy", env, buffer_size=budget, learning_starts=learning_starts, seed=seed,
-                        device="cpu", verbose=0)
-    state["interruptions"] += int(state["steps"] > 0)
+    model, state = _start_or_resume(sb3, gym.make(spec.gym_id), spec, work, seed, budget, medium, learning_starts)
 
     bar = tqdm(total=budget, initial=state["steps"], desc=f"{spec.name}-sac-replay", unit="step",
                disable=not progress, smoothing=0.05)
@@ -181,9 +166,38 @@ def collect_sac_replay(
     seconds = time.perf_counter() - start
 
     data = buffer_to_d4rl(model.replay_buffer)
+    meta = _metadata(spec, data, state, seed, learning_starts, medium, seconds, command)
+    write_hdf5(out, data, meta, overwrite=overwrite)
+    shutil.rmtree(work, ignore_errors=True)
+    return out, meta
+
+
+def _start_or_resume(sb3, env, spec: EnvSpec, work: Path, seed: int, budget: int, medium: float,
+                     learning_starts: int):
+    """A new SAC run, or the one checkpointed in `work` (refused when its settings differ)."""
+    state_path = work / "state.json"
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state["seed"] != seed or state["env_id"] != spec.gym_id or state["budget"] != budget:
+            raise ConfigError(f"{work} holds a run with other settings ({state['env_id']}, seed {state['seed']}, "
+                              f"budget {state['budget']}); use another --work-dir or delete it")
+        model = sb3.SAC.load(work / state["checkpoint"] / "model.zip", env=env, device="cpu")
+        _restore_buffer(model, work / state["checkpoint"] / "buffer.npz")
+        print(f"resuming from {work / state['checkpoint']} at {state['steps']} steps")
+    else:
+        state = {"env_id": spec.gym_id, "seed": seed, "budget": budget, "steps": 0, "eval": [],
+                 "medium_return": medium, "reached_medium": False, "interruptions": 0}
+        model = sb3.SAC("MlpPolicy", env, buffer_size=budget, learning_starts=learning_starts, seed=seed,
+                        device="cpu", verbose=0)
+    state["interruptions"] += int(state["steps"] > 0)
+    return model, state
+
+
+def _metadata(spec: EnvSpec, data: dict, state: dict, seed: int, learning_starts: int, medium: float,
+              seconds: float, command: str) -> dict:
     stats = collection_stats(data, spec.normalize)
     stopped = "medium level reached" if state["reached_medium"] else "step budget reached BELOW the medium level"
-    meta = {
+    return {
         "env_id": spec.gym_id,
         "env_name": spec.name,
         "recipe": "sac-replay",
@@ -204,6 +218,3 @@ def collect_sac_replay(
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_hdf5(out, data, meta, overwrite=overwrite)
-    shutil.rmtree(work, ignore_errors=True)
-    return out, meta
