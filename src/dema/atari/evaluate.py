@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from dema.data.batch import Batch
 from dema.envs import EnvSpec
-from dema.evaluation.rollout import Episodes
+from dema.evaluation.rollout import Episodes, play_rounds
 
 
 @contextmanager
@@ -113,39 +113,11 @@ def run_episodes(policy, model_config, spec: EnvSpec, n: int, seed: int, target:
     from dema.atari.env import vector_env
     from dema.envs import ATARI_MAX_FRAMES
 
-    out = Episodes()
-    done = 0
     max_frames = 4 * max_episode_steps if max_episode_steps else ATARI_MAX_FRAMES
-    while done < n:
-        num_envs = min(max_envs, n - done)
-        envs = vector_env(spec.name, num_envs, max_frames=max_frames)
-        generator = torch.Generator(device=device).manual_seed(seed + done)
-        try:
-            agent = AtariAgent(policy, model_config, spec, num_envs, generator, device)
-            _one_round(agent, envs, seed + done, target, out)
-        finally:
-            envs.close()
-        done += num_envs
-    return out
 
+    def make_agent(num_envs: int, round_seed: int) -> AtariAgent:
+        generator = torch.Generator(device=device).manual_seed(round_seed)
+        return AtariAgent(policy, model_config, spec, num_envs, generator, device)
 
-def _one_round(agent: AtariAgent, envs, seed: int, target: float, out: Episodes) -> None:
-    n = envs.num_envs
-    obs, _ = envs.reset(seed=seed)
-    agent.reset(target)
-    returns = np.zeros(n)
-    lengths = np.zeros(n, dtype=np.int64)
-    active = np.ones(n, dtype=bool)
-    reward = None
-    while active.any():
-        start = time.perf_counter()
-        action = agent.act(obs, reward)
-        out.act_seconds += time.perf_counter() - start
-        out.act_calls += 1
-        obs, reward, terminated, truncated, _ = envs.step(action.astype(np.int64))
-        returns += np.where(active, reward, 0.0)
-        lengths += active
-        active &= ~(terminated | truncated)
-    out.returns += returns.tolist()
-    out.lengths += lengths.tolist()
-    out.env_steps += int(lengths.sum())
+    return play_rounds(n, max_envs, seed, lambda num_envs, _: vector_env(spec.name, num_envs, max_frames=max_frames),
+                       make_agent, target, lambda action, envs: action.astype(np.int64))

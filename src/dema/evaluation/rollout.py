@@ -40,22 +40,36 @@ def make_vector_env(gym_id: str, num_envs: int, max_episode_steps: int = 0):
 def run_episodes(agent_factory, gym_id: str, n: int, seed: int, target_return: float,
                  max_envs: int = 50, max_episode_steps: int = 0) -> Episodes:
     """Play `n` episodes with agents from `agent_factory(num_envs)`, conditioned on `target_return`."""
+    return play_rounds(n, max_envs, seed, lambda num_envs, _: make_vector_env(gym_id, num_envs, max_episode_steps),
+                       lambda num_envs, _: agent_factory(num_envs), target_return, _clip_to_box)
+
+
+def play_rounds(n: int, max_envs: int, seed: int, make_envs, make_agent, target_return: float,
+                to_env_action) -> Episodes:
+    """`n` episodes in rounds of at most `max_envs` environments: round r's environments come from
+    `make_envs(num_envs, round_seed)`, its agent from `make_agent(num_envs, round_seed)`, with
+    round_seed = seed + the episodes played before it; `to_env_action(action, envs)` turns the
+    agent's actions into the environments' (MuJoCo: clipped to the box; Atari: indices)."""
     out = Episodes()
     done_so_far = 0
     while done_so_far < n:
         num_envs = min(max_envs, n - done_so_far)
-        envs = make_vector_env(gym_id, num_envs, max_episode_steps)
+        round_seed = seed + done_so_far
+        envs = make_envs(num_envs, round_seed)
         try:
-            _one_round(agent_factory(num_envs), envs, seed + done_so_far, target_return, out)
+            _one_round(make_agent(num_envs, round_seed), envs, round_seed, target_return, out, to_env_action)
         finally:
             envs.close()
         done_so_far += num_envs
     return out
 
 
-def _one_round(agent, envs, seed: int, target_return: float, out: Episodes) -> None:
+def _clip_to_box(action: np.ndarray, envs) -> np.ndarray:
+    return np.clip(action, envs.single_action_space.low, envs.single_action_space.high)
+
+
+def _one_round(agent, envs, seed: int, target_return: float, out: Episodes, to_env_action) -> None:
     n = envs.num_envs
-    low, high = envs.single_action_space.low, envs.single_action_space.high
     obs, _ = envs.reset(seed=seed)
     agent.reset(target_return)
     returns = np.zeros(n)
@@ -67,7 +81,7 @@ def _one_round(agent, envs, seed: int, target_return: float, out: Episodes) -> N
         action = agent.act(obs, reward)
         out.act_seconds += time.perf_counter() - start
         out.act_calls += 1
-        obs, reward, terminated, truncated, _ = envs.step(np.clip(action, low, high))
+        obs, reward, terminated, truncated, _ = envs.step(to_env_action(action, envs))
         returns += np.where(active, reward, 0.0)
         lengths += active
         active &= ~(terminated | truncated)
