@@ -710,86 +710,72 @@ class _Layout:
         return math.ceil(len(self.datasets) / ncols), ncols
 
 
+def _panels(layout: _Layout, draw, ylabel: str, title: str, name: str, line_plot: bool = True) -> Path:
+    """One panel per dataset: `draw(ax, dataset)` fills it; titles, labels, grid, legend, file."""
+    fig, axes = _figure(*layout.shape)
+    for ax, dataset in zip(axes, layout.datasets):
+        draw(ax, dataset)
+        ax.set_title(dataset)
+        ax.set_ylabel(ylabel)
+        if line_plot:
+            ax.set_xlabel("updates")
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        else:
+            ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(layout.datasets):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title} ({layout.protocol})")
+    path = layout.folder / f"{name}_{layout.safe}.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def _learning_figure(layout: _Layout) -> Path:
-    protocol, datasets, groups, cells, color, safe, folder = (
-        layout.protocol, layout.datasets, layout.groups, layout.cells, layout.color, layout.safe, layout.folder)
-    nrows, ncols = layout.shape
-    fig, axes = _figure(nrows, ncols)
-    for ax, dataset in zip(axes, datasets):
-        for model, vkey in cells:
-            group = groups.get((protocol, dataset, model, vkey))
+    def draw(ax, dataset):
+        for model, vkey in layout.cells:
+            group = layout.groups.get((layout.protocol, dataset, model, vkey))
             if not group or not all(r.curve for r in group):
                 continue
             steps = sorted(set.intersection(*({s for s, _ in r.curve} for r in group)))
             if not steps:
                 continue
-            values = np.array([[dict(r.curve)[s] for s in steps] for r in group])
-            ax.plot(steps, values.mean(axis=0), label=_line_label(model, vkey), color=color[(model, vkey)])
+            values = np.array([[dict(r.curve)[s] for s in steps] for r in group])  # (seeds, steps)
+            color = layout.color[(model, vkey)]
+            ax.plot(steps, values.mean(axis=0), label=_line_label(model, vkey), color=color)
             if len(group) > 1:
-                ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2,
-                                color=color[(model, vkey)], linewidth=0)
-        ax.set_title(dataset)
-        ax.set_xlabel("updates")
-        ax.set_ylabel("normalised score")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    for ax in axes[len(datasets):]:
-        ax.set_visible(False)
-    fig.suptitle(f"Learning curves ({protocol}): mean over seeds, band = min to max")
-    path = folder / f"learning_curves_{safe}.png"
-    fig.savefig(path, dpi=110)
-    return path
+                ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2, color=color, linewidth=0)
+
+    return _panels(layout, draw, "normalised score", "Learning curves: mean over seeds, band = min to max",
+                   "learning_curves")
 
 
 def _loss_figure(layout: _Layout) -> Path:
-    protocol, datasets, groups, cells, color, safe, folder = (
-        layout.protocol, layout.datasets, layout.groups, layout.cells, layout.color, layout.safe, layout.folder)
-    nrows, ncols = layout.shape
-    fig, axes = _figure(nrows, ncols)
-    for ax, dataset in zip(axes, datasets):
-        for model, vkey in cells:
-            for i, r in enumerate(groups.get((protocol, dataset, model, vkey)) or []):
+    def draw(ax, dataset):
+        for model, vkey in layout.cells:
+            for i, r in enumerate(layout.groups.get((layout.protocol, dataset, model, vkey)) or []):
                 if r.loss_curve:
                     steps, losses = zip(*r.loss_curve)
-                    ax.plot(steps, losses, color=color[(model, vkey)], alpha=0.8,
+                    ax.plot(steps, losses, color=layout.color[(model, vkey)], alpha=0.8,
                             label=_line_label(model, vkey) if i == 0 else None)
-        ax.set_title(dataset)
-        ax.set_xlabel("updates")
-        ax.set_ylabel("training loss")
         ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    for ax in axes[len(datasets):]:
-        ax.set_visible(False)
-    fig.suptitle(f"Training loss ({protocol}): one line per seed")
-    path = folder / f"loss_curves_{safe}.png"
-    fig.savefig(path, dpi=110)
-    return path
+
+    return _panels(layout, draw, "training loss", "Training loss: one line per seed", "loss_curves")
 
 
 def _scores_figure(layout: _Layout) -> Path:
-    protocol, datasets, groups, cells, color, safe, folder = (
-        layout.protocol, layout.datasets, layout.groups, layout.cells, layout.color, layout.safe, layout.folder)
-    nrows, ncols = layout.shape
-    fig, axes = _figure(nrows, ncols)
-    for ax, dataset in zip(axes, datasets):
-        bars = [(m, v, groups[(protocol, dataset, m, v)]) for m, v in cells if (protocol, dataset, m, v) in groups]
+    def draw(ax, dataset):
+        bars = [(m, v, layout.groups[(layout.protocol, dataset, m, v)]) for m, v in layout.cells
+                if (layout.protocol, dataset, m, v) in layout.groups]
         means = [statistics.mean(r.final for r in g) for _, _, g in bars]
         stds = [statistics.stdev(r.final for r in g) if len(g) > 1 else 0.0 for _, _, g in bars]
         x = np.arange(len(bars))
-        ax.bar(x, means, yerr=stds, capsize=3, color=[color[(m, v)] for m, v, _ in bars])
+        ax.bar(x, means, yerr=stds, capsize=3, color=[layout.color[(m, v)] for m, v, _ in bars])
         ax.set_xticks(x, [_line_label(m, v) for m, v, _ in bars], rotation=30, ha="right", fontsize=7)
-        ax.set_title(dataset)
-        ax.set_ylabel("final normalised score")
-        ax.grid(axis="y", alpha=0.3)
-    for ax in axes[len(datasets):]:
-        ax.set_visible(False)
-    fig.suptitle(f"Final weights ({protocol}): mean +- std over seeds")
-    path = folder / f"final_scores_{safe}.png"
-    fig.savefig(path, dpi=110)
-    return path
+
+    return _panels(layout, draw, "final normalised score", "Final weights: mean +- std over seeds", "final_scores",
+                   line_plot=False)
 
 
 # ----------------------------------------------------------------------------- the report
