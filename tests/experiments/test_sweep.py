@@ -176,3 +176,18 @@ def test_local_executor_resumes_a_killed_sweep_and_ctrl_c_keeps_finished_cells(t
     assert proc.returncode == 130, err
     assert "resume" in err and "Traceback" not in err
     assert (second / "train_state.pt").is_file()  # the checkpoint survives
+
+
+def test_cells_recorded_before_are_not_run_again(tmp_path):
+    """Records are what survives a machine: a cell with one in the results folder is skipped even
+    without its run directory (an earlier session, another machine)."""
+    grid_path = _grid(tmp_path, seeds=[0, 1])
+    results = tmp_path / "results"
+    (results / "t").mkdir(parents=True)
+    (results / "t" / "hopper-medium-tiny_dema_paper_s0.json").write_text("{}")
+    out = _sweep(grid_path, "--runs-dir", tmp_path / "runs", "--results-dir", results, "--executor", "local",
+                 "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "1 cells already recorded" in out.stdout
+    assert "hopper-medium-tiny_dema_paper_s1: not started" in out.stdout
+    assert "hopper-medium-tiny_dema_paper_s0:" not in out.stdout

@@ -6,7 +6,8 @@
     dema sweep mujoco-main --executor local --workers 16 --device cuda   # no Ray: a process pool
     dema sweep mujoco-main --dry-run                        # list the cells and their state
 
-Finished cells are skipped, interrupted ones resume exactly, a failing one is reported and the
+Finished cells are skipped (a run directory with eval.json, or a record in the results folder from
+an earlier session or another machine), interrupted ones resume exactly, a failing one is reported and the
 others go on; one progress line per finished cell. Records go to --results-dir (default results/).
 """
 
@@ -46,6 +47,14 @@ def main(argv: list[str]) -> int:
     results_dir = None if args.results_dir == "" else args.results_dir
     claim_runs_dir(grid, runs_dir, write=not args.dry_run)
     todo = tasks(grid, cells, runs_dir, results_dir, args.device)
+    # a cell whose record is in the results folder finished before, maybe on another machine whose
+    # run directories are not here: records are what accumulates across machines and sessions
+    recorded = [t for t in todo if results_dir and (Path(results_dir) / grid.name / f"{t.cell}.json").is_file()
+                and not (runs_dir / t.cell / "eval.json").is_file()]
+    if recorded:
+        print(f"grid {grid.name}: {len(recorded)} cells already recorded in {results_dir}/{grid.name}/, skipped "
+              "(delete a record to run its cell again)", flush=True)
+        todo = [t for t in todo if t not in recorded]
     if args.dry_run:
         for task in todo:
             print(f"{task.cell}: {_state(runs_dir / task.cell)}")
