@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from dema.models import MODELS, TokenLayout, build_policy, count_parameters, model_config
 
-from tiny_models import STATE_DIM, random_batch, tiny_config, tiny_policy
+from tiny_models import garbage_left_padded, STATE_DIM, random_batch, tiny_config, tiny_policy
 
 STEP_MODELS = [m for m in MODELS if m.startswith("dema")]
 
@@ -39,13 +39,7 @@ def test_left_padded_window_gives_the_unpadded_action(model_name):
     policy = tiny_policy(model_name, mask_padding=True)
     real = random_batch(batch_size=1, length=4, start=7)
     pad = 3
-    padded = dataclasses.replace(real)
-    for name in ("states", "actions", "prev_actions", "returns_to_go", "timesteps"):
-        value = getattr(real, name)
-        # pad with garbage rather than zeros: the model must ignore padded positions entirely
-        filler = torch.full((1, pad, *value.shape[2:]), 3, dtype=value.dtype)
-        setattr(padded, name, torch.cat([filler, value], dim=1))
-    padded.mask = torch.cat([torch.zeros(1, pad, dtype=torch.bool), real.mask], dim=1)
+    padded = garbage_left_padded(real, pad)
     torch.testing.assert_close(policy.predict_last(padded), policy.predict_last(real), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(policy(padded)[:, pad:], policy(real), rtol=1e-10, atol=1e-12)
 

@@ -20,7 +20,7 @@ from dema.evaluation.agent import WindowAgent
 from dema.models import build_policy
 from dema.models.config import ModelConfig, TokenLayout, TokenOrder
 
-from tiny_models import ACT_DIM, STATE_DIM, random_batch, tiny_config, tiny_policy
+from tiny_models import garbage_left_padded, ACT_DIM, STATE_DIM, random_batch, tiny_config, tiny_policy
 
 RSA = TokenOrder.RETURN_STATE_ACTION
 RAS = TokenOrder.RETURN_PREV_ACTION_STATE
@@ -135,12 +135,7 @@ def test_rsa_ignores_garbage_in_the_padding(model):
     policy = rsa_policy(model)
     real = random_batch(batch_size=1, length=4, start=7)
     pad = 3
-    padded = dataclasses.replace(real)
-    for name in ("states", "actions", "prev_actions", "returns_to_go", "timesteps"):
-        value = getattr(real, name)
-        filler = torch.full((1, pad, *value.shape[2:]), 3, dtype=value.dtype)
-        setattr(padded, name, torch.cat([filler, value], dim=1))
-    padded.mask = torch.cat([torch.zeros(1, pad, dtype=torch.bool), real.mask], dim=1)
+    padded = garbage_left_padded(real, pad)
     torch.testing.assert_close(policy(padded)[:, pad:], policy(real), rtol=1e-10, atol=1e-12)
 
 

@@ -32,3 +32,15 @@ def random_batch(batch_size=2, length=6, dtype=torch.float64, seed=1, start=0) -
         timesteps=torch.arange(start, start + length).repeat(batch_size, 1),
         mask=torch.ones(batch_size, length, dtype=torch.bool),
     )
+
+
+def garbage_left_padded(real: Batch, pad: int, value: float = 3.0) -> Batch:
+    """`real` with `pad` positions of garbage (not zeros) on the left, masked out: the model must
+    ignore padded positions entirely."""
+    padded = dataclasses.replace(real)
+    for name in ("states", "actions", "prev_actions", "returns_to_go", "timesteps"):
+        tensor = getattr(real, name)
+        filler = torch.full((tensor.shape[0], pad, *tensor.shape[2:]), value, dtype=tensor.dtype)
+        setattr(padded, name, torch.cat([filler, tensor], dim=1))
+    padded.mask = torch.cat([torch.zeros(real.mask.shape[0], pad, dtype=torch.bool), real.mask], dim=1)
+    return padded
