@@ -80,7 +80,7 @@ def results(tmp_path):
 def test_json_keys_verdicts_and_aggregates(results, capsys):
     assert main(["report", str(results), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"runs", "aggregates", "claims", "problems"}
+    assert set(out) == {"runs", "aggregates", "claims", "datasets", "problems"}
     assert len(out["runs"]) == 18 and out["problems"] == []
     for key in ("dataset", "model", "seed", "variant", "protocol", "normalized_mean",
                 "best_checkpoint_normalized_mean", "params"):
@@ -216,3 +216,25 @@ def test_flattening_tells_a_flat_curve_from_a_rising_one():
     assert slope == pytest.approx(10.0) and slope > half
     assert _late_loss_drop([(s, 1.0) for s in range(0, 5000, 250)]) == pytest.approx(0.0)
     assert _late_loss_drop([(s, 1.0 / (1 + s)) for s in range(0, 5000, 250)]) > 0.4
+
+
+def test_datasets_section_sets_the_data_returns_beside_the_scores(tmp_path, capsys):
+    """A record's dataset returns (raw and normalised) reach the JSON and the markdown; a dataset whose
+    records lack them says so instead of showing numbers."""
+    recs = grid_records()
+    for rec in recs:
+        if rec["dataset"] == "hopper-medium":
+            rec["dataset_identity"]["returns"] = {
+                "return_mean": 1500.0, "return_std": 300.0, "return_min": 100.0, "return_max": 3000.0,
+                "normalized_return_mean": 46.2, "normalized_return_std": 9.2,
+                "normalized_return_min": 3.7, "normalized_return_max": 92.6}
+    results = write(tmp_path / "results", recs)
+    assert main(["report", str(results), "--json"]) == 0
+    rows = {r["dataset"]: r for r in json.loads(capsys.readouterr().out)["datasets"]}
+    assert rows["hopper-medium"]["returns"]["normalized_return_mean"] == 46.2
+    assert rows["walker2d-medium"]["returns"] is None
+    out = tmp_path / "REPORT.md"
+    assert main(["report", str(results), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| hopper-medium | 100,000 | 1500.0 ± 300.0 | 46.2 ± 9.2 | 3.7 / 92.6 |" in text
+    assert "| walker2d-medium | 100,000 | not recorded | - | - |" in text

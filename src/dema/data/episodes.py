@@ -47,3 +47,10 @@ def collection_stats(data: dict[str, np.ndarray], normalize: Callable[[float], f
     if normalize is not None:
         stats["normalized_return_mean"] = float(normalize(stats["return_mean"]))
     return stats
+
+
+def returns_summary(returns: np.ndarray, normalize: Callable[[float], float]) -> dict[str, float]:
+    """The return statistics of a dataset's episodes, raw and normalised (`normalized_return_mean`, ...):
+    what run identities and records carry so a report can set scores beside the data's own."""
+    normalised = np.array([normalize(float(r)) for r in returns])
+    return {**return_stats(returns), **{f"normalized_{k}": v for k, v in return_stats(normalised).items()}}

@@ -12,7 +12,8 @@ machines and in different sessions add up; `dema report` reads them (and run dir
      "normalized_mean": 96.7, "normalized_std": 23.3, # final weights, first target
      "best_checkpoint_normalized_mean": ..., "best_during_training": {...},
      "config": {...}, "eval": {...}, "evals": [...], "metrics": [...],
-     "dataset_identity": {"path", "bytes", "sha256", "transitions", "episodes"},
+     "dataset_identity": {"path", "bytes", "sha256", "transitions", "episodes",
+                          "returns": {"return_mean", ..., "normalized_return_mean", ...}},
      "provenance": {"recorded_at", "recorded_by_commit", "training_sessions": [{"at", "commit", "from_step"}],
                     "versions"}}
 """
@@ -59,8 +60,8 @@ def record_from_run(run_dir: str | Path, grid: str | None = None, variant: dict 
         "eval": {k: v for k, v in report.items() if k != "versions"},
         "evals": [_numbers(r) for r in run.rows(run.evals)],
         "metrics": [_numbers(r) for r in run.rows(run.metrics)],
-        "dataset_identity": _recorded_identity(run) or dataset_identity(norm.get("dataset_source")
-                                                                        or config["data"]["dataset"], norm),
+        "dataset_identity": _with_returns(_recorded_identity(run) or dataset_identity(
+            norm.get("dataset_source") or config["data"]["dataset"], norm), config, norm),
         "provenance": {"recorded_at": _now(), "recorded_by_commit": provenance.git_commit(),
                        "training_sessions": _sessions(run), "versions": report.get("versions")},
     }
@@ -103,6 +104,28 @@ def _recorded_identity(run: RunDir) -> dict | None:
     if not identity or "dataset" not in identity:
         return None
     return {**identity["dataset"], "sha256_of": "arrays", "run_id": identity.get("run_id")}
+
+
+def _with_returns(identity: dict, config: dict, norm: dict) -> dict:
+    """The identity with the episode returns of the data (raw and normalised). Runs started before
+    dema recorded them in identity.json get them by reading the data again, when it is on this
+    machine and has the run's transition count; otherwise the identity is left without them."""
+    if "returns" in identity:
+        return identity
+    from dema.atari.data import load_training_data
+    from dema.data.episodes import returns_summary
+    from dema.envs import env_spec
+
+    data = config.get("data") or {}
+    try:
+        dataset = load_training_data(norm.get("dataset_source") or data["dataset"], data.get("max_transitions", 0),
+                                     config.get("seed", 0))
+        spec = env_spec(norm["env"])
+    except (DemaError, OSError, KeyError):
+        return identity
+    if identity.get("transitions") not in (None, len(dataset)):
+        return identity
+    return {**identity, "returns": returns_summary(dataset.episode_returns(), spec.normalize)}
 
 
 def dataset_identity(source: str, norm: dict) -> dict:

@@ -137,6 +137,7 @@ class Run:
     delayed: bool
     setup: dict  # the protocol row: lr, warm-up, batch, K, evaluation
     identity: dict
+    data_returns: dict | None = None  # the dataset's episode returns, raw and normalised (records.returns_summary)
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, normalised) on the first target
     loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) per log interval
 
@@ -236,6 +237,7 @@ def run_from_record(record: dict) -> Run:
                "eval_every": schedule.get("eval_every"), "train_episodes": ev.get("train_episodes")},
         identity={"path": identity.get("path"), "sha256": (identity.get("sha256") or "")[:12] or None,
                   "transitions": identity.get("transitions")},
+        data_returns=identity.get("returns") if isinstance(identity.get("returns"), dict) else None,
         curve=_curve(record.get("evals") or [], targets),
         loss_curve=sorted((int(m["step"]), float(m["loss"])) for m in metrics
                           if m.get("step") is not None and _number(m.get("loss")) is not None),
@@ -641,6 +643,18 @@ def _slope(points: list[tuple[int, float]]) -> tuple[float | None, float | None]
     return float(fit.slope), float(stats.t.ppf(0.975, len(points) - 2) * fit.stderr)
 
 
+def dataset_rows(runs: list[Run]) -> list[dict]:
+    """One row per dataset: its size and its episodes' returns (raw and normalised), from the first
+    record that carries them; datasets whose records all lack them are listed with None."""
+    rows: dict[str, dict] = {}
+    for run in sorted(runs, key=lambda r: (r.dataset, r.data_returns is None)):
+        if run.dataset in rows:
+            continue
+        rows[run.dataset] = {"dataset": run.dataset, "domain": run.domain,
+                             "transitions": run.identity.get("transitions"), "returns": run.data_returns}
+    return list(rows.values())
+
+
 def protocol_rows(runs: list[Run]) -> list[dict]:
     """Runs grouped by identical protocol settings and dataset identity."""
     rows: dict[str, dict] = {}
@@ -788,15 +802,16 @@ class Report:
     groups: list[dict]
     aggregates: list[dict]
     claims: list[dict]
+    datasets: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"runs": [r.to_json() for r in self.runs], "aggregates": self.aggregates, "claims": self.claims,
-                "problems": self.problems}
+                "datasets": self.datasets, "problems": self.problems}
 
 
 def build_report(paths: list[str | Path]) -> Report:
     runs, problems = load_runs(paths)
-    return Report(runs, problems, summaries(runs), aggregates(runs), claims(runs))
+    return Report(runs, problems, summaries(runs), aggregates(runs), claims(runs), dataset_rows(runs))
 
 
 def _f(value, digits: int = 1) -> str:
@@ -816,7 +831,7 @@ def _refs_for(dataset: str) -> dict[str, float]:
 
 def markdown(report: Report, command: str, figures: list[Path], relative_to: Path) -> str:
     lines = (_head_section(report.runs, command) + _claims_section(report) + _aggregates_section(report)
-             + _groups_section(report) + _flattening_section(report.runs) + _reference_section(report)
+             + _groups_section(report) + _datasets_section(report) + _flattening_section(report.runs) + _reference_section(report)
              + _figures_section(figures, relative_to) + _protocol_section(report.runs))
     lines += ["", "## Problems", ""]
     lines += [f"- {p}" for p in report.problems] or ["None: every record found was read."]
@@ -838,6 +853,10 @@ def _head_section(runs: list[Run], command: str) -> list[str]:
         "- Datasets: collected here by `dema collect` (docs/DATASETS.md) in Gymnasium's MuJoCo v5 from other "
         "behaviour policies, not D4RL's own files; scores use D4RL's normalisation "
         "(100 × (R − random) / (expert − random)) but are not comparable with numbers on D4RL data.",
+        *(["- Atari: datasets collected here (`dema collect GAME scripted`: a controller reading the console RAM, "
+           "mixed with random actions at five epsilon levels, docs/DATASETS.md), not the 1% DQN-replay; scores are "
+           "gamer-normalised (100 × (R − random) / (gamer − random)) with the DT code's values."]
+          if any(r.domain == "atari" for r in runs) else []),
         f"- Updates: {', '.join(f'{u:,}' for u in updates) or '?'} per run (the paper: {PAPER_UPDATES:,}); "
         f"protocols {', '.join(f'`{p}`' for p in protocols)} (src/dema/presets/protocol-<name>.json).",
         "- Scores: the final weights on the first return target (\"final\"), the best checkpoint re-evaluated with "
@@ -901,6 +920,27 @@ def _groups_section(report: Report) -> list[str]:
             f"{' / '.join(f'{p:,}' for p in g['params']) or '-'} | {' / '.join(f'{u:,}' for u in g['updates']) or '-'} | "
             f"{_f(g['ms_per_update_mean'], 0)} | {'-' if wall is None else f'{wall / 60:.0f} min'} |")
     return lines
+
+
+def _datasets_section(report: Report) -> list[str]:
+    lines = ["", "## The datasets: their own episode returns", "",
+             "What the scores above stand beside: the returns of the episodes each model was trained on, on the "
+             "same normalised scale (D4RL-normalised on MuJoCo, gamer-normalised on Atari).", "",
+             "| dataset | transitions | episode return, raw mean ± std | normalised mean ± std | normalised min / max |",
+             "| --- | ---: | --- | --- | --- |"]
+    for row in report.datasets:
+        r = row["returns"]
+        if r is None:
+            lines.append(f"| {row['dataset']} | {_count(row['transitions'])} | not recorded | - | - |")
+            continue
+        lines.append(f"| {row['dataset']} | {_count(row['transitions'])} | {_pm(r['return_mean'], r['return_std'])} | "
+                     f"{_pm(r['normalized_return_mean'], r['normalized_return_std'])} | "
+                     f"{r['normalized_return_min']:.1f} / {r['normalized_return_max']:.1f} |")
+    return lines
+
+
+def _count(value) -> str:
+    return "-" if value is None else f"{int(value):,}"
 
 
 def _flattening_section(runs: list[Run]) -> list[str]:

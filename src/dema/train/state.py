@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dema.data.episodes import returns_summary
 from dema.envs import EnvSpec, dataset_name, env_spec
 from dema.errors import ConfigError, DataError, DemaError
 from dema.files import atomic_write, write_failed
@@ -148,7 +149,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
         if config.model.recurrent:
             check_trajectory_batch(data, config.optim.batch_size, dataset.source or config.data.dataset)
         check_learnable(dataset, data, spec, config, log)
-        identity = dataset_identity(config.data.dataset, dataset, data)
+        identity = dataset_identity(config.data.dataset, dataset, data, spec)
         run_id = _check_same_dataset(run, identity, log) if resume else uuid.uuid4().hex
         # frames: a scalar mean 0 and std 255 (TrajectoryDataset), kept as 1-element lists
         stats = NormStats(np.atleast_1d(data.state_mean), np.atleast_1d(data.state_std), config.data.reward_scale,
@@ -295,15 +296,17 @@ def _known_env(name: str) -> bool:
         return False
 
 
-def dataset_identity(requested: str, dataset, data) -> dict:
+def dataset_identity(requested: str, dataset, data, spec) -> dict:
     """What identifies the data a run trains on: the name it was given, the file it was read from
     (and its size), a hash of the arrays (dema.data.dataset.OfflineDataset.content_sha256) and
-    the transition and episode counts."""
+    the transition and episode counts; plus its episode returns, raw and normalised, so that a
+    report can put the scores next to the data's own (only the hash is compared on resume)."""
     source = Path(dataset.source) if dataset.source else None
     size = source.stat().st_size if source is not None and source.is_file() else None
     return {"dataset": requested, "path": str(source.resolve()) if source else None, "bytes": size,
             "format": dataset.format, "sha256": dataset.content_sha256(), "transitions": len(dataset),
-            "episodes": len(data)}
+            "episodes": len(data),
+            "returns": returns_summary(dataset.episode_returns(), spec.normalize)}
 
 
 def _check_same_dataset(run: RunDir, identity: dict, log) -> str:
