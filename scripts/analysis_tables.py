@@ -1,0 +1,99 @@
+"""Markdown tables of docs/ANALYSES.md from the raw outputs of `dema surgery` and `dema decay`.
+
+    python scripts/analysis_tables.py RUN_DIR [RUN_DIR ...]
+
+For each run directory: the surgery table (RUN/surgery/surgery.json) and the decay tables of the
+window view (RUN/decay/decay.json) and of the episode view (RUN/decay-episode/decay.json), where
+they exist. The docs' tables are pasted from this output, never typed, so they can be checked
+against the records by running it again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _pm(m: dict) -> str:
+    return f"{m['normalized_mean']:.1f} +- {m['normalized_std']:.1f}"
+
+
+def surgery_table(result: dict) -> list[str]:
+    n = result["n_layer"]
+    found = {}
+    for m in result["manipulations"]:
+        with_ = m.get("with")
+        found[(m["kind"], str(m["layer"]), json.dumps(with_))] = m
+    header = "| manipulation | " + " | ".join(f"layer {i}" for i in range(n)) + " | all layers |"
+    lines = [header, "| --- |" + " ---: |" * (n + 1)]
+    lines.append("| none (intact) |" + " |" * n + f" {result['intact']:.1f} +- "
+                 f"{result['intact_detail']['normalized_std']:.1f} |")
+    for kind, label in (("zero", "zero"), ("random", "random (row sums kept)")):
+        cells = [found.get((kind, str(i), "null")) for i in range(n)] + [found.get((kind, "all", "null"))]
+        lines.append(f"| {label} | " + " | ".join(_pm(c) if c else "" for c in cells) + " |")
+    for j in range(n):
+        cells = []
+        for i in range(n):
+            m = found.get(("swap", str(i), str(j)))
+            cells.append("" if m is None else _pm(m) + (" (identity)" if i == j else ""))
+        lines.append(f"| swap with layer {j} | " + " | ".join(cells) + " | |")
+    cyclic = next((m for (k, layer, _), m in found.items() if k == "swap" and layer == "all"), None)
+    if cyclic is not None:
+        lines.append("| swap, cyclic (layer i takes layer i+1's) |" + " |" * n + f" {_pm(cyclic)} |")
+    return lines
+
+
+def _periodic(layer: dict) -> str:
+    p = layer["periodic"]
+    factors = " / ".join(f"{p['per_type'][t]['factor']:.2f}" for t in ("R", "a", "s"))
+    return f"{factors}, {100 * p['period3_variance_fraction']:.0f}%"
+
+
+def decay_window_table(result: dict) -> list[str]:
+    lines = [f"{result['decisions']} decisions, distances 1-{result['k_max']}; returns of the episodes: normalised "
+             + ", ".join(f"{s:.1f}" for s in result["normalized_scores"]), "",
+             "| layer | attention to s_t itself | exponential rate /token (R² log) | power-law exponent (R² log) | "
+             "AIC exp - power | far part k >= 10: rate (R²), exponent (R²) | period 3: factor R / a / s, share |",
+             "| --- | ---: | --- | --- | ---: | --- | --- |"]
+    for layer in result["layers"]:
+        a, f = layer["fit_all"], layer["fit_far"]
+        lines.append(
+            f"| {layer['layer']} | {layer['self']:.2f} | {a['exponential']['rate']:.3f} ({a['exponential']['r2_log']:.2f}) | "
+            f"{a['power_law']['exponent']:.2f} ({a['power_law']['r2_log']:.2f}) | {a['aic_exp_minus_power']:+.0f} | "
+            f"{f['exponential']['rate']:.3f} ({f['exponential']['r2_log']:.2f}), {f['power_law']['exponent']:.2f} "
+            f"({f['power_law']['r2_log']:.2f}) | {_periodic(layer)} |")
+    return lines
+
+
+def decay_episode_table(result: dict) -> list[str]:
+    lines = [f"{result['decisions']} decisions, distances up to {result['k_max']} tokens", "",
+             "| layer | exponential rate (R²) | power-law exponent (R²) | AIC exp - power | period 3: factor R / a / s, share |",
+             "| --- | --- | --- | ---: | --- |"]
+    for layer in result["layers"]:
+        a = layer["fit_all"]
+        lines.append(f"| {layer['layer']} | {a['exponential']['rate']:.4f} ({a['exponential']['r2_log']:.2f}) | "
+                     f"{a['power_law']['exponent']:.2f} ({a['power_law']['r2_log']:.2f}) | "
+                     f"{a['aic_exp_minus_power']:+.0f} | {_periodic(layer)} |")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    for run in map(Path, argv):
+        print(f"## {run.name}\n")
+        for name, path, render in (("surgery", run / "surgery" / "surgery.json", surgery_table),
+                                   ("decay, window view", run / "decay" / "decay.json", decay_window_table),
+                                   ("decay, episode view", run / "decay-episode" / "decay.json", decay_episode_table)):
+            if path.is_file():
+                print(f"**{name}** ({path})\n")
+                print("\n".join(render(json.loads(path.read_text()))) + "\n")
+            else:
+                print(f"**{name}**: {path} not found\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
