@@ -51,7 +51,7 @@ def _sweep(*args, cwd: Path, **kw) -> subprocess.CompletedProcess:
 def test_every_packaged_grid_loads_and_names_its_cells():
     names = available_grids()
     assert {"mujoco-main", "token-layout", "residual", "position-embedding", "rnn-like", "delayed-reward",
-            "sequence-length", "maze2d", "tiny-check"} <= set(names)
+            "sequence-length", "maze2d", "atari", "atari-ablations", "tiny-check"} <= set(names)
     for name in names:
         grid = load_grid(name)
         cells = [c.name(grid.protocol) for c in grid.cells()]
@@ -62,6 +62,10 @@ def test_every_packaged_grid_loads_and_names_its_cells():
     k = load_grid("sequence-length")
     assert {c.name("cpu-main") for c in k.cells()} >= {"hopper-medium_dema_cpu-main_s0_context_len-4"}
     assert k.config(k.cells()[0], "runs").model.context_len == 4
+    atari = load_grid("atari")  # game folders: the preset and the run name come from the folder's name
+    first = atari.config(atari.cells()[0], "runs")
+    assert atari.cells()[0].name("cpu-atari") == "Pong_dema_cpu-atari_s0"
+    assert first.model.token_order.value == "aprev-r-s" and first.model.context_len == 30
 
 
 @pytest.mark.parametrize("change, message", [
