@@ -255,6 +255,10 @@ def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, 
         dbias_part[b, d] = dbias
 
 
+# Channels per block in `_backward_pairs`: 16 float32 are one 64-byte cache line.
+CHANNEL_BLOCK = 16
+
+
 @njit(**_JIT)
 def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
                   du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
@@ -262,99 +266,140 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
     adjoint steps share one loop over n, so each row of B, C, dB and dC is read and written once
     for both (issue 12: the backward at the preset took 29 ms against 31 ms one channel at a time,
     in one process back to back). With an odd d_inner the last channel runs alone: its partner's
-    inputs are zeroed."""
+    inputs are zeroed.
+
+    The per-(channel, step) inputs and outputs go through a small (step, channel) buffer of
+    CHANNEL_BLOCK channels: gathered before the block's pairs run, scattered after. The fused
+    SSM node (numba_ssm) passes them as strided views of (B, L, Di) arrays; read in place, each
+    pair then touched a cache line of 16 channels in every array at every step, and the 30 KB
+    slabs of nine arrays had to stay cached across eight pairs: the backward at the preset took
+    20-23 ms in most processes and 28-35 ms in about one in seven (issue 12). With the block both
+    layouts read whole lines: 22-25 ms strided in 20 processes out of 20, and 24-27 ms (was 23-31)
+    with the plain (B, Di, L) arrays, at load about 4."""
     _, d_inner, length = u.shape
     n_state = A.shape[1]
     zero = A[0, 0] * np.float32(0.0)  # a zero of the input dtype
     states = np.zeros((2, length + 1, n_state), dtype=u.dtype)  # states[k, l + 1] = h_l of channel k
     decays = np.empty((2, length, n_state), dtype=u.dtype)
     carry = np.empty((2, n_state), dtype=u.dtype)  # a_{l+1} G_{l+1} per channel
+    # the block's inputs (u, delta, grad_out, z, sig_z, sig_raw) and outputs (du, ddelta, dz), [l, j]
+    blk_u = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_dl = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_g = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_z = np.zeros((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_sz = np.zeros((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_sr = np.zeros((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_du = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_dd = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
+    blk_dz = np.zeros((length, CHANNEL_BLOCK), dtype=u.dtype)
     dBt[b] = 0.0
     dCt[b] = 0.0
-    for d0 in range(0, d_inner, 2):
-        pair = min(2, d_inner - d0)
-        d1 = d0 + pair - 1  # == d0 when alone
-        for k in range(pair):  # recompute the forward of each channel
-            d = d0 + k
-            a_row, st, dc = A[d], states[k], decays[k]
-            for l in range(length):
-                dl = delta[b, d, l]
-                du = dl * u[b, d, l]
-                a_l, h_prev, h_cur, b_row = dc[l], st[l], st[l + 1], Bt[b, l]
+    for lo in range(0, d_inner, CHANNEL_BLOCK):
+        width = min(CHANNEL_BLOCK, d_inner - lo)
+        for l in range(length):  # gather
+            for j in range(width):
+                blk_u[l, j] = u[b, lo + j, l]
+                blk_dl[l, j] = delta[b, lo + j, l]
+                blk_g[l, j] = grad_out[b, lo + j, l]
+            if has_z:
+                for j in range(width):
+                    blk_z[l, j] = z[b, lo + j, l]
+                    blk_sz[l, j] = sig_z[b, lo + j, l]
+            if softplus:
+                for j in range(width):
+                    blk_sr[l, j] = sig_raw[b, lo + j, l]
+        for p0 in range(0, width, 2):
+            pair = min(2, width - p0)
+            j0, j1 = p0, p0 + pair - 1  # j1 == j0 when alone
+            d0, d1 = lo + j0, lo + j1
+            for k in range(pair):  # recompute the forward of each channel
+                j, d = j0 + k, d0 + k
+                a_row, st, dc = A[d], states[k], decays[k]
+                for l in range(length):
+                    dl = blk_dl[l, j]
+                    du = dl * blk_u[l, j]
+                    a_l, h_prev, h_cur, b_row = dc[l], st[l], st[l + 1], Bt[b, l]
+                    for n in range(n_state):
+                        an = _exp(dl * a_row[n])
+                        a_l[n] = an
+                        h_cur[n] = an * h_prev[n] + du * b_row[n]
+                carry[k, :] = grad_last[b, d]
+                dA_part[b, d] = 0.0
+            if pair == 1:  # a partner that contributes nothing
+                states[1] = 0.0
+                decays[1] = 0.0
+                carry[1] = 0.0
+            a0, a1, dA0, dA1, c0, c1 = A[d0], A[d1], dA_part[b, d0], dA_part[b, d1], carry[0], carry[1]
+            dD0, dD1, dbias0, dbias1 = zero, zero, zero, zero
+            for l in range(length - 1, -1, -1):  # the adjoint, backwards in time
+                ul0, ul1 = blk_u[l, j0], blk_u[l, j1]
+                dl0, dl1 = blk_dl[l, j0], blk_dl[l, j1]
+                g0, g1 = blk_g[l, j0], blk_g[l, j1]  # become dL/dy_l, y_l = <C_l, h_l> + D u_l
+                if pair == 1:
+                    dl1, g1 = zero, zero
+                du0, du1 = dl0 * ul0, dl1 * ul1
+                if has_z:  # through the gate
+                    z0, s0, z1, s1 = blk_z[l, j0], blk_sz[l, j0], blk_z[l, j1], blk_sz[l, j1]
+                    gate_g0, gate_g1 = g0, g1
+                    g0 = g0 * z0 * s0
+                    g1 = g1 * z1 * s1
+                al0, hp0, hc0 = decays[0, l], states[0, l], states[0, l + 1]
+                al1, hp1, hc1 = decays[1, l], states[1, l], states[1, l + 1]
+                b_row, c_row, dB_row, dC_row = Bt[b, l], Ct[b, l], dBt[b, l], dCt[b, l]
+                y0, y1, gb0, gb1, gl0, gl1 = zero, zero, zero, zero, zero, zero
+                # One loop over n for the whole adjoint step of both channels: LLVM vectorises it.
+                # (Six short loops per channel, the form issue 5 found faster with its threading,
+                # took 44 ms here; one loop per channel 31 ms; this 29 ms.)
                 for n in range(n_state):
-                    an = _exp(dl * a_row[n])
-                    a_l[n] = an
-                    h_cur[n] = an * h_prev[n] + du * b_row[n]
-            carry[k, :] = grad_last[b, d]
-            dA_part[b, d] = 0.0
-        if pair == 1:  # a partner that contributes nothing
-            states[1] = 0.0
-            decays[1] = 0.0
-            carry[1] = 0.0
-        a0, a1, dA0, dA1, c0, c1 = A[d0], A[d1], dA_part[b, d0], dA_part[b, d1], carry[0], carry[1]
-        dD0, dD1, dbias0, dbias1 = zero, zero, zero, zero
-        for l in range(length - 1, -1, -1):  # the adjoint, backwards in time
-            ul0, ul1 = u[b, d0, l], u[b, d1, l]
-            dl0, dl1 = delta[b, d0, l], delta[b, d1, l]
-            g0, g1 = grad_out[b, d0, l], grad_out[b, d1, l]  # become dL/dy_l, y_l = <C_l, h_l> + D u_l
-            if pair == 1:
-                dl1, g1 = zero, zero
-            du0, du1 = dl0 * ul0, dl1 * ul1
-            if has_z:  # through the gate
-                z0, s0, z1, s1 = z[b, d0, l], sig_z[b, d0, l], z[b, d1, l], sig_z[b, d1, l]
-                gate_g0, gate_g1 = g0, g1
-                g0 = g0 * z0 * s0
-                g1 = g1 * z1 * s1
-            al0, hp0, hc0 = decays[0, l], states[0, l], states[0, l + 1]
-            al1, hp1, hc1 = decays[1, l], states[1, l], states[1, l + 1]
-            b_row, c_row, dB_row, dC_row = Bt[b, l], Ct[b, l], dBt[b, l], dCt[b, l]
-            y0, y1, gb0, gb1, gl0, gl1 = zero, zero, zero, zero, zero, zero
-            # One loop over n for the whole adjoint step of both channels: LLVM vectorises it.
-            # (Six short loops per channel, the form issue 5 found faster with its threading,
-            # took 44 ms here; one loop per channel 31 ms; this 29 ms.)
-            for n in range(n_state):
-                cn, bn = c_row[n], b_row[n]
-                G0 = c0[n] + cn * g0  # G_l = C_l g_l + a_{l+1} G_{l+1}
-                G1 = c1[n] + cn * g1
-                h0, h1 = hc0[n], hc1[n]
-                dC_row[n] += g0 * h0 + g1 * h1
-                dB_row[n] += du0 * G0 + du1 * G1
-                y0 += cn * h0
-                y1 += cn * h1
-                gb0 += G0 * bn  # <G_l, B_l>
-                gb1 += G1 * bn
-                e0, e1 = al0[n], al1[n]
-                t0 = G0 * hp0[n] * e0  # dL/d(delta_l A[n]) through a_l
-                t1 = G1 * hp1[n] * e1
-                dA0[n] += dl0 * t0
-                dA1[n] += dl1 * t1
-                gl0 += t0 * a0[n]
-                gl1 += t1 * a1[n]
-                c0[n] = e0 * G0
-                c1[n] = e1 * G1
-            for k in range(pair):
-                d = d0 + k
-                ul, dl, g, y, g_dot_b, g_log_a = ((ul0, dl0, g0, y0, gb0, gl0) if k == 0
-                                                  else (ul1, dl1, g1, y1, gb1, gl1))
-                if has_z:  # d silu(z)/dz = s (1 + z (1 - s))
-                    zl, sz, g_gate = (z0, s0, gate_g0) if k == 0 else (z1, s1, gate_g1)
-                    dz_out[b, d, l] = g_gate * (y + D[d] * ul) * sz * (np.float32(1.0) + zl * (np.float32(1.0) - sz))
-                du_out[b, d, l] = g_dot_b * dl + g * D[d]
-                g_delta = g_dot_b * ul + g_log_a
-                if softplus:
-                    g_delta *= sig_raw[b, d, l]
-                ddelta_out[b, d, l] = g_delta
-                if k == 0:
-                    dD0 += g * ul
-                    dbias0 += g_delta
-                else:
-                    dD1 += g * ul
-                    dbias1 += g_delta
-        dD_part[b, d0] = dD0
-        dbias_part[b, d0] = dbias0
-        if pair == 2:
-            dD_part[b, d1] = dD1
-            dbias_part[b, d1] = dbias1
+                    cn, bn = c_row[n], b_row[n]
+                    G0 = c0[n] + cn * g0  # G_l = C_l g_l + a_{l+1} G_{l+1}
+                    G1 = c1[n] + cn * g1
+                    h0, h1 = hc0[n], hc1[n]
+                    dC_row[n] += g0 * h0 + g1 * h1
+                    dB_row[n] += du0 * G0 + du1 * G1
+                    y0 += cn * h0
+                    y1 += cn * h1
+                    gb0 += G0 * bn  # <G_l, B_l>
+                    gb1 += G1 * bn
+                    e0, e1 = al0[n], al1[n]
+                    t0 = G0 * hp0[n] * e0  # dL/d(delta_l A[n]) through a_l
+                    t1 = G1 * hp1[n] * e1
+                    dA0[n] += dl0 * t0
+                    dA1[n] += dl1 * t1
+                    gl0 += t0 * a0[n]
+                    gl1 += t1 * a1[n]
+                    c0[n] = e0 * G0
+                    c1[n] = e1 * G1
+                for k in range(pair):
+                    j, d = j0 + k, d0 + k
+                    ul, dl, g, y, g_dot_b, g_log_a = ((ul0, dl0, g0, y0, gb0, gl0) if k == 0
+                                                      else (ul1, dl1, g1, y1, gb1, gl1))
+                    if has_z:  # d silu(z)/dz = s (1 + z (1 - s))
+                        zl, sz, g_gate = (z0, s0, gate_g0) if k == 0 else (z1, s1, gate_g1)
+                        blk_dz[l, j] = g_gate * (y + D[d] * ul) * sz * (np.float32(1.0) + zl * (np.float32(1.0) - sz))
+                    blk_du[l, j] = g_dot_b * dl + g * D[d]
+                    g_delta = g_dot_b * ul + g_log_a
+                    if softplus:
+                        g_delta *= blk_sr[l, j]
+                    blk_dd[l, j] = g_delta
+                    if k == 0:
+                        dD0 += g * ul
+                        dbias0 += g_delta
+                    else:
+                        dD1 += g * ul
+                        dbias1 += g_delta
+            dD_part[b, d0] = dD0
+            dbias_part[b, d0] = dbias0
+            if pair == 2:
+                dD_part[b, d1] = dD1
+                dbias_part[b, d1] = dbias1
+        for l in range(length):  # scatter
+            for j in range(width):
+                du_out[b, lo + j, l] = blk_du[l, j]
+                ddelta_out[b, lo + j, l] = blk_dd[l, j]
+            if has_z:
+                for j in range(width):
+                    dz_out[b, lo + j, l] = blk_dz[l, j]
 
 
 # --- autograd wrapper ------------------------------------------------------------------------
