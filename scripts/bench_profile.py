@@ -2,7 +2,8 @@
 
     python scripts/bench_profile.py [dataset] [threads]     # defaults: hopper-medium 1
 
-Groups: the selective scan (our Numba autograd node), matmuls (mm/addmm/bmm/baddbmm),
+Groups: the selective scan (our Numba autograd node; with the fused SSM node, the default on the
+CPU, its Numba kernels: the scan and the conv + SiLU, "scan+conv"), matmuls (mm/addmm/bmm/baddbmm),
 convolutions, the AdamW update, and everything else (elementwise ops, copies, norms, softmax).
 The profiler adds its own overhead per op, so the totals exceed `dema bench step`'s times; the
 shares are what this is for (docs/PERFORMANCE.md).
@@ -22,6 +23,8 @@ MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 def group(name: str) -> str:
     if "NumbaScan" in name:
         return "scan"
+    if "FusedSSM" in name:  # the fused SSM node's own Numba kernels: the scan and the conv + SiLU
+        return "scan+conv"
     if name in MATMULS:
         return "matmul"
     if "conv" in name:
