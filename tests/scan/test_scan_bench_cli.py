@@ -33,7 +33,19 @@ def test_bench_scan_table_on_a_tiny_shape(capsys):
 def test_bench_act_table(capsys):
     assert main(["act", "--budget", "0.5"]) == 0
     out = capsys.readouterr().out
-    assert "| RNN-like DeMa, one `step` |" in out and "| DT, K 20 window |" in out  # dema.bench.tables
+    # dema.bench.tables: the paths `dema eval` takes (fused on the CPU), their PyTorch references beside
+    assert "| RNN-like DeMa, one `step` (fused, what `dema eval` runs) |" in out and "| DT, K 20 window |" in out
+    assert "| Transformer-like DeMa, K 20 window (fused, what `dema eval` runs) |" in out
+    assert "window, `predict_last` |" in out
+
+
+def test_bench_act_json_times_what_dema_eval_runs(capsys):
+    assert main(["act", "--budget", "0.5", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["rnn_step_path"] == result["dema_window_path"] == "fused"
+    ms = result["ms"]
+    assert result["dema_window_over_dt_window"] == round(ms["dema_window"] / ms["dt_window"], 3)
+    assert result["dema_torch_window_over_dt_window"] == round(ms["dema_window_torch"] / ms["dt_window"], 3)
 
 
 def test_bench_cost_writes_json_and_plots(tmp_path, monkeypatch, capsys):
