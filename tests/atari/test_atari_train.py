@@ -38,6 +38,24 @@ def test_train_then_eval_on_breakout(breakout_replay, tmp_path, capsys, model):
     capsys.readouterr()
 
 
+
+def test_training_without_ale_py_stops_before_the_first_update(breakout_replay, tmp_path, capsys, monkeypatch):
+    """A run that will evaluate in ALE checks the simulator first: without ale-py it is one line, exit 2,
+    and no run directory, instead of failing at the first evaluation after minutes of updates."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # `import ale_py` now raises ImportError
+    argv = ["train", "--model", "dt", "--dataset", str(breakout_replay), "--runs-dir", str(tmp_path), *TINY,
+            "--model.n-head", "2", "--model.max-ep-len", "128"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'Atari needs ale-py (it ships the ROMs): pip install -e ".[atari]"' in err[0]
+    assert not (tmp_path / "Breakout_dt_paper_s0").exists()
+    # training without evaluations does not need it
+    assert main([*argv, "--schedule.eval-every", "0", "--eval.at-end", "False"]) == 0
+    assert (tmp_path / "Breakout_dt_paper_s0" / "model.safetensors").is_file()
+
+
 class CountingCNN(torch.nn.Module):
     def __init__(self, inner):
         super().__init__()

@@ -63,6 +63,29 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
             "per_target": per_target}
 
 
+def check_simulator(spec: EnvSpec) -> None:
+    """Open (and close) one environment of the kind `evaluate` plays in, so that a missing simulator
+    (ale-py for Atari, gymnasium-robotics for maze2d, MuJoCo) is a ConfigError before training
+    starts rather than a failure at the first evaluation."""
+    try:
+        if spec.atari:
+            from dema.atari.env import vector_env
+
+            envs = vector_env(spec.name, 1)
+        else:
+            from dema.evaluation.rollout import make_vector_env
+
+            envs = make_vector_env(spec.gym_id, 1)
+        envs.close()
+    except ConfigError:
+        raise
+    except Exception as exc:  # gymnasium's DependencyNotInstalled, NameNotFound, ImportError, ...
+        extra = "atari" if spec.atari else "maze" if spec.name.startswith("maze2d") else "test"
+        raise ConfigError(f"evaluation needs the simulator of {spec.gym_id}, which does not start here "
+                          f"({type(exc).__name__}: {exc}); install it (pip install -e \".[{extra}]\") or "
+                          "train without evaluations (--schedule.eval-every 0 --eval.at-end False)") from exc
+
+
 def _summary(returns: list[float], spec: EnvSpec) -> dict:
     raw = np.asarray(returns, dtype=np.float64)
     norm = np.array([spec.normalize(r) for r in raw])

@@ -30,6 +30,7 @@ import torch
 
 from dema.data.episodes import returns_summary
 from dema.envs import EnvSpec, dataset_name, env_spec
+from dema.evaluation.evaluate import check_simulator
 from dema.errors import ConfigError, DataError, DemaError
 from dema.files import atomic_write, write_failed
 from dema.run import NormStats, RunDir, TrainConfig
@@ -149,6 +150,8 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
         if config.model.recurrent:
             check_trajectory_batch(data, config.optim.batch_size, dataset.source or config.data.dataset)
         check_learnable(dataset, data, spec, config, log)
+        if config.eval.at_end or (config.schedule.eval_every and config.eval.train_episodes):
+            check_simulator(spec)  # a missing ale-py is an error now, not after the first updates
         identity = dataset_identity(config.data.dataset, dataset, data, spec)
         run_id = _check_same_dataset(run, identity, log) if resume else uuid.uuid4().hex
         # frames: a scalar mean 0 and std 255 (TrajectoryDataset), kept as 1-element lists
