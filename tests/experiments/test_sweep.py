@@ -182,6 +182,58 @@ def test_local_executor_resumes_a_killed_sweep_and_ctrl_c_keeps_finished_cells(t
     assert (second / "train_state.pt").is_file()  # the checkpoint survives
 
 
+
+@pytest.mark.slow
+def test_sigterm_to_the_driver_stops_its_workers_and_the_cell_resumes(tmp_path):
+    """`kill PID` of the sweep alone (not its process group) exits 130 and takes the workers with it: no
+    orphan keeps training and holding the cell's lock, so the same command resumes the cell."""
+    grid_path = _grid(tmp_path, overrides={**TINY, "schedule.updates": 100_000})
+    runs = tmp_path / "runs"
+    cell = runs / "hopper-medium-tiny_dema_paper_s0"
+    proc = subprocess.Popen([sys.executable, "-m", "dema.cli", "sweep", str(grid_path), "--runs-dir", str(runs),
+                             "--executor", "local", "--workers", "1", "--results-dir", ""],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while not (cell / "train_state.pt").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert workers, "the sweep started no worker process"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "resume" in err and "Traceback" not in err
+    deadline = time.time() + 60
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived the sweep"
+    from dema.run import RunDir
+
+    RunDir(cell).lock().acquire().release()  # free: a resuming sweep is not refused as "in use"
+    assert (cell / "train_state.pt").is_file() and not (cell / "eval.json").is_file()
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_cells_recorded_before_are_not_run_again(tmp_path):
     """Records are what survives a machine: a cell with one in the results folder is skipped even
     without its run directory (an earlier session, another machine)."""

@@ -149,6 +149,10 @@ def _execute_local(todo: list[Task], workers: int, on_result) -> None:
                     on_result(future.result())
                 except Exception as exc:  # the worker process itself died
                     on_result({"cell": task.cell, "status": "failed", "error": f"worker died: {exc!r}"})
+    except BaseException:  # Ctrl-C (the workers got it too) or SIGTERM (only the driver did): stop them
+        for worker in multiprocessing.active_children():
+            worker.terminate()  # a cell resumes from its last checkpoint, as after kill -9
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,9 @@ def main(argv: list[str]) -> int:
         print(f"[{n}/{len(todo)}] {result['cell']}: {result['status']} {detail} "
               f"({result.get('seconds', 0) / 60:.1f} min)", flush=True)
 
+    # `kill PID` (SIGTERM) stops the sweep as Ctrl-C does: its workers too (dema.experiments.sweep), so
+    # no orphan keeps a cell's run directory locked against the sweep that resumes it
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         execute(todo, executor, workers, args.address, args.gpu_fraction if args.device == "cuda" else 0.0,
                 on_result)
@@ -85,6 +89,10 @@ def main(argv: list[str]) -> int:
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"grid {grid.name}: {summary} in {(time.time() - began) / 60:.1f} min", flush=True)
     return 1 if counts.get("failed") else 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser(grids: list[str]) -> argparse.ArgumentParser:
