@@ -45,7 +45,8 @@ BOOTSTRAP_SEED = 0
 MARGIN = 5.0  # equivalence margin of ">=" and "not needed" claims, in normalised points
 MIN_PAIRS = 3  # fewer paired runs than this: "inconclusive" whatever the interval
 SHORT_K = 30  # "short K": the context lengths trajectory optimisation uses (8-20 MuJoCo, 30 Atari)
-PAPER_UPDATES = 100_000
+PAPER_UPDATES = 100_000  # MuJoCo: 10 x 10k
+PAPER_ATARI_UPDATES = 625_000  # Atari: 10 epochs of DT's 1% data at batch 8 (docs/RESULTS.md)
 PARAM_BOUNDS = {"mujoco": (0.30, "about a quarter of DT's parameters"),
                 "atari": (0.75, "about 70% of DT's parameters (30% fewer)")}
 
@@ -857,7 +858,7 @@ def _head_section(runs: list[Run], command: str) -> list[str]:
            "mixed with random actions at five epsilon levels, docs/DATASETS.md), not the 1% DQN-replay; scores are "
            "gamer-normalised (100 × (R − random) / (gamer − random)) with the DT code's values."]
           if any(r.domain == "atari" for r in runs) else []),
-        f"- Updates: {', '.join(f'{u:,}' for u in updates) or '?'} per run (the paper: {PAPER_UPDATES:,}); "
+        f"- Updates: {', '.join(f'{u:,}' for u in updates) or '?'} per run (the paper: {PAPER_UPDATES:,} on MuJoCo, {PAPER_ATARI_UPDATES:,} on Atari); "
         f"protocols {', '.join(f'`{p}`' for p in protocols)} (src/dema/presets/protocol-<name>.json).",
         "- Scores: the final weights on the first return target (\"final\"), the best checkpoint re-evaluated with "
         "the final evaluation's episodes, and the best periodic evaluation during training. The paper's code "
