@@ -171,7 +171,7 @@ def _atari(name: str, context: int) -> Preset:
     """Atari: 6 layers, width 128, K 30 (8 for Qbert and Frostbite); DT with 8 heads; DeMa's Atari
     code uses d_state 16 and lr 1e-4. Training as DeMa's (DT-derived) Atari code: batch 8, AdamW
     betas (0.9, 0.95), weight decay 1e-4 on weights only, grad clip 0.8, a linear warm-up of 512 * 20
-    tokens, then a cosine decay to 10% of lr reached at 2 * dataset size * K * 3 tokens, 10 epochs
+    tokens, then a cosine from lr to 0 at 2 * dataset size * K * 3 tokens, floored at 10% of lr, 10 epochs
     (DT counts B * K tokens per update, so in updates: warm-up 10240 / (B K), decay 6 N / B,
     10 N / B updates for N = 500k transitions), an evaluation of 10 episodes per target after every
     epoch. Returns-to-go are unscaled (the game's EnvSpec has reward_scale 1)."""

@@ -47,6 +47,21 @@ _JIT_DIV = dict(_JIT, error_model="numpy")
 
 
 @njit(**_JIT_DIV)
+def _conv_pre(Wt, bias, xz, mask, b, l, out):
+    """The conv's pre-activation of token l of batch element b into out (Di,): bias plus the W taps
+    over the masked x of tokens l-W+1 .. l (tap W-1 on token l)."""
+    width, d_inner = Wt.shape
+    out[:] = bias
+    for k in range(width):
+        src = l - width + 1 + k
+        if src >= 0:
+            m = mask[b, src]
+            w_row, x_row = Wt[k], xz[b, src, :d_inner]
+            for d in range(d_inner):
+                out[d] += w_row[d] * (x_row[d] * m)
+
+
+@njit(**_JIT_DIV)
 def _conv_silu_forward(Wt, bias, xz, mask, u):
     """Wt (W, Di) the conv taps (tap W-1 on the current token), bias (Di,); xz (B, L, >= Di) whose
     first Di columns are x; mask (B, L) 1.0 / 0.0. Writes u = silu(conv(x * mask)) * mask (B, L, Di)."""
@@ -56,14 +71,7 @@ def _conv_silu_forward(Wt, bias, xz, mask, u):
     for b in range(batch):
         for l in range(length):
             out = u[b, l]
-            out[:] = bias
-            for k in range(width):
-                src = l - width + 1 + k
-                if src >= 0:
-                    m = mask[b, src]
-                    w_row, x_row = Wt[k], xz[b, src, :d_inner]
-                    for d in range(d_inner):
-                        out[d] += w_row[d] * (x_row[d] * m)
+            _conv_pre(Wt, bias, xz, mask, b, l, out)
             m = mask[b, l]
             for d in range(d_inner):
                 p = out[d]
@@ -84,14 +92,7 @@ def _conv_silu_backward(Wt, bias, xz, mask, gu, dxz, dW_part, dbias_part):
         db[:] = 0
         for l in range(length):
             g = gpre[l]
-            g[:] = bias
-            for k in range(width):  # the pre-activation again
-                src = l - width + 1 + k
-                if src >= 0:
-                    m = mask[b, src]
-                    w_row, x_row = Wt[k], xz[b, src, :d_inner]
-                    for d in range(d_inner):
-                        g[d] += w_row[d] * (x_row[d] * m)
+            _conv_pre(Wt, bias, xz, mask, b, l, g)  # the pre-activation again
             m = mask[b, l]
             g_row = gu[b, l]
             for d in range(d_inner):  # d silu(p)/dp = s (1 + p (1 - s))

@@ -225,7 +225,9 @@ def _exists(run: RunDir) -> ConfigError:
 
 def lr_factor(warmup_steps: int, decay_steps: int = 0, min_ratio: float = 0.1):
     """The lr multiplier of update s: linear warm-up to 1 over warmup_steps, then constant, or with
-    decay_steps a cosine from 1 down to min_ratio at update decay_steps, then min_ratio (DT's Atari)."""
+    decay_steps DT's Atari schedule: a cosine from 1 at the end of the warm-up to 0 at update
+    decay_steps, floored at min_ratio (so the floor is reached before decay_steps: at about 80% of
+    it for min_ratio 0.1), then min_ratio."""
     warmup = max(warmup_steps, 1)
 
     def factor(step: int) -> float:
