@@ -238,3 +238,22 @@ def test_datasets_section_sets_the_data_returns_beside_the_scores(tmp_path, caps
     text = out.read_text()
     assert "| hopper-medium | 100,000 | 1500.0 ± 300.0 | 46.2 ± 9.2 | 3.7 / 92.6 |" in text
     assert "| walker2d-medium | 100,000 | not recorded | - | - |" in text
+
+
+def test_rewriting_an_unchanged_record_keeps_its_provenance(tmp_path):
+    """A sweep passing over a finished cell writes its record again: the stamp of the session that
+    recorded it stays; a record whose content changed is written with the new stamp."""
+    from dema.experiments.records import write_record
+
+    first = record("hopper-medium", "dema", 0, 50.0)
+    first["provenance"]["recorded_by_commit"] = "a" * 40
+    path = write_record(first, tmp_path)
+    again = json.loads(json.dumps(first))
+    again["provenance"].update(recorded_at="2026-12-01T00:00:00+00:00", recorded_by_commit="b" * 40)
+    write_record(again, tmp_path)
+    assert json.loads(path.read_text())["provenance"]["recorded_by_commit"] == "a" * 40
+
+    again["normalized_mean"] = 51.0
+    write_record(again, tmp_path)
+    stored = json.loads(path.read_text())
+    assert stored["normalized_mean"] == 51.0 and stored["provenance"]["recorded_by_commit"] == "b" * 40

@@ -68,12 +68,30 @@ def record_from_run(run_dir: str | Path, grid: str | None = None, variant: dict 
 
 
 def write_record(record: dict, results_dir: str | Path) -> Path:
-    """results_dir/<grid or "runs">/<run>.json, written atomically."""
+    """results_dir/<grid or "runs">/<run>.json, written atomically. A record that says the same
+    apart from when and by which commit it was written is left as it is, so a sweep passing over
+    a finished cell keeps the provenance of the session that recorded it."""
     folder = Path(results_dir) / (record.get("grid") or "runs")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{record['run']}.json"
+    if _same_content(path, record):
+        return path
     atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=1) + "\n"))
     return path
+
+
+def _same_content(path: Path, record: dict) -> bool:
+    """Whether the record at path (if readable) equals `record` up to recorded_at / recorded_by_commit."""
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+
+    def content(r: dict) -> str:
+        stamp = {k: v for k, v in r.get("provenance", {}).items() if k not in ("recorded_at", "recorded_by_commit")}
+        return json.dumps({**r, "provenance": stamp}, sort_keys=True)
+
+    return isinstance(existing, dict) and content(existing) == content(json.loads(json.dumps(record)))
 
 
 def read_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
