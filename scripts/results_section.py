@@ -1,0 +1,78 @@
+"""One protocol's scores beside the datasets' own returns, generated into a markdown page.
+
+    python scripts/results_section.py PROTOCOL PAGE [RESULTS ...]     # default RESULTS: results
+
+Reads the run records (as `dema report` does) of the runs trained under PROTOCOL and writes, in
+PAGE, between the lines `<!-- results_section PROTOCOL -->` and `<!-- end results_section -->`:
+per dataset and model (and variant), the seeds, every seed's final score, their mean ± std, the best
+checkpoint's, and the training data's episode returns on the same normalised scale. The page's
+other text is left as it is; without the markers in PAGE, the table is printed instead. So
+docs/RESULTS.md carries the Atari scores without a number typed by hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dema.experiments.report import LABEL, Run, build_report, variant_text
+
+END = "<!-- end results_section -->"
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.1f}" + ("" if std is None else f" ± {std:.1f}")
+
+
+def table(runs: list[Run], datasets: list[dict]) -> list[str]:
+    data = {row["dataset"]: row["returns"] for row in datasets}
+    lines = ["| dataset | model | seeds | final, per seed | final, mean ± std over seeds | best checkpoint, mean | "
+             "the data's episodes: mean ± std (max) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.dataset, run.model, run.variant_key), []).append(run)
+    for (dataset, model, _), group in sorted(groups.items()):
+        group.sort(key=lambda r: r.seed)
+        finals = [r.final for r in group]
+        mean = sum(finals) / len(finals)
+        std = (sum((f - mean) ** 2 for f in finals) / (len(finals) - 1)) ** 0.5 if len(finals) > 1 else None
+        ckpts = [r.best_ckpt for r in group if r.best_ckpt is not None]
+        returns = data.get(dataset)
+        data_text = "not recorded" if returns is None else (
+            f"{_pm(returns['normalized_return_mean'], returns['normalized_return_std'])} "
+            f"({returns['normalized_return_max']:.1f})")
+        name = LABEL.get(model, model) + (f" ({variant_text(group[0].variant)})" if group[0].variant else "")
+        lines.append(f"| {dataset} | {name} | {', '.join(str(r.seed) for r in group)} | "
+                     f"{' / '.join(f'{f:.1f}' for f in finals)} | {_pm(mean, std)} | "
+                     f"{_pm(sum(ckpts) / len(ckpts) if ckpts else None, None)} | {data_text} |")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    protocol, page, sources = argv[0], Path(argv[1]), argv[2:] or ["results"]
+    report = build_report(sources)
+    runs = [r for r in report.runs if r.protocol == protocol]
+    if not runs:
+        print(f"no run records under protocol {protocol!r} in {', '.join(sources)}", file=sys.stderr)
+        return 2
+    body = table(runs, report.datasets)
+    begin = f"<!-- results_section {protocol} -->"
+    text = page.read_text() if page.is_file() else ""
+    if begin not in text or END not in text.split(begin, 1)[1]:
+        print("\n".join(body))
+        return 0
+    head, rest = text.split(begin, 1)
+    tail = rest.split(END, 1)[1]
+    page.write_text(head + begin + "\n" + "\n".join(body) + "\n" + END + tail)
+    print(f"wrote {len(runs)} runs of {protocol} into {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
