@@ -1,0 +1,61 @@
+"""`dema report`: tables, aggregates, figures and the paper's claims with verdicts, from run records.
+
+Everything is computed from run records (`dema.experiments.records`: `results/<grid>/<run>.json`,
+or run directories); nothing is typed in by hand except the reference scores of other papers
+(`REFERENCES`, each with its source), which are shown beside ours as context only.
+
+- Runs are grouped by (protocol, dataset, model, variant): seeds, normalised score mean and std
+  over seeds of the final weights, of the best checkpoint re-evaluated, and of the best evaluation
+  during training; parameters, updates, wall time.
+- Aggregates: per model, the IQM and the mean of normalised scores across datasets with
+  stratified-bootstrap 95% intervals (rliable), over the tasks on which every compared model has
+  the same seeds.
+- Claims: each claim of the paper gets a verdict by ONE rule (`RULE`): runs are paired by
+  (protocol, dataset, seed, the rest of the variant), the mean paired difference A - B of final
+  normalised scores is bootstrapped (10,000 resamples, fixed seed) and its 95% interval decides.
+
+Read in this order: `runs` (records -> Runs, groups and the per-group tables), `references` (other
+papers' scores), `verdicts` (RULE, the rliable aggregates, the claims), `figures`, `document` (the
+Markdown), then `Report` and `build_report` below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dema.experiments.report.document import PAPER_ATARI_UPDATES, PAPER_UPDATES, markdown
+from dema.experiments.report.figures import write_figures
+from dema.experiments.report.references import REFERENCES, Reference
+from dema.experiments.report.runs import DOMAIN_LABEL, LABEL, MODEL_ORDER, Run, dataset_rows, domain, flattening
+from dema.experiments.report.runs import group_runs, load_runs, protocol_rows, run_from_record, summaries, variant_text
+from dema.experiments.report.runs import _late_loss_drop, _slope
+from dema.experiments.report.verdicts import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, MIN_PAIRS, PARAM_BOUNDS
+from dema.experiments.report.verdicts import RULE, SHORT_K, aggregates, claims, paired_bootstrap, verdict_of
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    problems: list[str]
+    groups: list[dict]
+    aggregates: list[dict]
+    claims: list[dict]
+    datasets: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"runs": [r.to_json() for r in self.runs], "aggregates": self.aggregates, "claims": self.claims,
+                "datasets": self.datasets, "problems": self.problems}
+
+
+def build_report(paths: list[str | Path]) -> Report:
+    runs, problems = load_runs(paths)
+    return Report(runs, problems, summaries(runs), aggregates(runs), claims(runs), dataset_rows(runs))
+
+
+# The names of the one module this package replaces, importable from here as before (the last two: tests use them).
+__all__ = ["MODEL_ORDER", "LABEL", "DOMAIN_LABEL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "MARGIN", "MIN_PAIRS",
+           "SHORT_K", "PAPER_UPDATES", "PAPER_ATARI_UPDATES", "PARAM_BOUNDS", "RULE", "Reference", "REFERENCES", "Run",
+           "domain", "variant_text", "run_from_record", "load_runs", "group_runs", "summaries", "aggregates",
+           "paired_bootstrap", "verdict_of", "claims", "flattening", "dataset_rows", "protocol_rows", "write_figures",
+           "Report", "build_report", "markdown", "_late_loss_drop", "_slope"]
