@@ -257,3 +257,17 @@ def test_rewriting_an_unchanged_record_keeps_its_provenance(tmp_path):
     write_record(again, tmp_path)
     stored = json.loads(path.read_text())
     assert stored["normalized_mean"] == 51.0 and stored["provenance"]["recorded_by_commit"] == "b" * 40
+
+
+def test_ms_per_update_is_the_median_of_the_log_intervals():
+    """A pause of the machine inside one log interval must not make a run look 4x slower."""
+    from dema.experiments.report import run_from_record
+
+    rec = record("hopper-medium", "dema", 0, 50.0)
+    rec["metrics"] = [{"step": 100 * (i + 1), "loss": 0.1, "ms_per_step": ms, "train_seconds": 0.0}
+                      for i, ms in enumerate([200.0, 210.0, 47_000.0, 190.0, 205.0])]
+    rec["eval"]["training"]["train_seconds"] = 4_780.5
+    rec["eval"]["training"]["step"] = 500
+    assert run_from_record(rec).ms_per_update == 205.0
+    rec["metrics"] = []
+    assert run_from_record(rec).ms_per_update == pytest.approx(9_561.0)  # no intervals: the total / steps

@@ -111,7 +111,9 @@ def _aggregates_section(report: Report) -> list[str]:
 def _groups_section(report: Report) -> list[str]:
     lines: list[str] = []
     lines += ["", "## Every (dataset, model, variant)", "",
-              "Mean ± std over seeds (std needs two seeds or more).", "",
+              "Mean ± std over seeds (std needs two seeds or more). ms / update: the median over the run's log "
+              "intervals (100 updates each) of their mean update time, averaged over seeds: the cores were shared "
+              "with other runs, so compare it only between runs trained side by side.", "",
               "| protocol | dataset | model | variant | seeds | final | best checkpoint, re-evaluated | "
               "best during training | params | updates | ms / update | wall time per run |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -212,7 +214,7 @@ def _evidence_text(e: dict) -> str:
     if "params_ratio_dema_over_dt" in e:
         ratios = ", ".join(f"{d} {r:.2f}" for d, r in e["params_ratio_dema_over_dt"].items())
         return f"DeMa / DT parameters: {ratios} (bound {e['bound']:g})"
-    text = (f"{e['pairs']} pairs on {', '.join(e['datasets'])}; mean A − B {e['mean_difference']:+.1f}, "
+    text = (f"{e['pairs']} pair{'' if e['pairs'] == 1 else 's'} on {', '.join(e['datasets'])}; mean A − B {e['mean_difference']:+.1f}, "
             f"95% CI [{e['ci95'][0]:+.1f}, {e['ci95'][1]:+.1f}] (A = {e['a']}, B = {e['b']})")
     if e.get("note"):
         text += f"; {e['note']}"

@@ -53,6 +53,7 @@ class Run:
     data_returns: dict | None = None  # the dataset's episode returns, raw and normalised (records.returns_summary)
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, normalised) on the first target
     loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) per log interval
+    interval_ms: list[float] = field(default_factory=list)  # mean ms per update of each log interval
 
     @property
     def variant_key(self) -> str:
@@ -64,6 +65,11 @@ class Run:
 
     @property
     def ms_per_update(self) -> float | None:
+        """The median over log intervals of their mean update time, else train_seconds / steps. The
+        median, because a machine paused between sessions counts its pause inside one update (one
+        run's interval read 47 s per update, which made its total 4x its real cost)."""
+        if self.interval_ms:
+            return statistics.median(self.interval_ms)
         if self.train_seconds is None or not self.steps:
             return None
         return 1000.0 * self.train_seconds / self.steps
@@ -154,6 +160,7 @@ def run_from_record(record: dict) -> Run:
         curve=_curve(record.get("evals") or [], targets),
         loss_curve=sorted((int(m["step"]), float(m["loss"])) for m in metrics
                           if m.get("step") is not None and _number(m.get("loss")) is not None),
+        interval_ms=[ms for ms in (_number(m.get("ms_per_step")) for m in metrics) if ms is not None],
     )
 
 
