@@ -100,7 +100,7 @@ def _tokens(policy, steps: int) -> int:
 
 def forward_macs(policy, state_dim, act_dim, steps: int) -> int:
     """Counted MACs of one forward over a `steps`-step window at batch 1 (the policy on the CPU)."""
-    batch = _batch(1, steps, state_dim, act_dim)
+    batch = random_batch(1, steps, state_dim, act_dim)
     policy.eval()
     return count_macs(lambda: policy(batch))
 
@@ -113,21 +113,6 @@ def decision_macs(policy, state_dim, act_dim) -> int:
     prev = torch.zeros(1, dtype=torch.long) if discrete else torch.zeros(1, act_dim)
     cache = policy.init_cache(1)
     return count_macs(lambda: policy.step(state, prev, torch.ones(1, 1), torch.zeros(1, dtype=torch.long), cache))
-
-
-def _batch(batch_size, steps, state_dim, act_dim, device="cpu", seed: int = 0):
-    """Random data of the preset's shapes: vectors (MuJoCo) or stacked frames with discrete actions."""
-    if isinstance(state_dim, int):
-        return random_batch(batch_size, steps, state_dim, act_dim, device=device, seed=seed)
-    from dema.data.batch import Batch
-
-    gen = torch.Generator().manual_seed(seed)
-    actions = torch.randint(0, act_dim, (batch_size, steps), generator=gen)
-    prev = torch.cat([torch.full((batch_size, 1), act_dim), actions[:, :-1]], dim=1)
-    return Batch(states=torch.rand(batch_size, steps, *state_dim, generator=gen), actions=actions, prev_actions=prev,
-                 returns_to_go=torch.rand(batch_size, steps, 1, generator=gen),
-                 timesteps=torch.arange(steps).repeat(batch_size, 1),
-                 mask=torch.ones(batch_size, steps, dtype=torch.bool)).to(device)
 
 
 def _table_policy(model: str, dataset: str, device="cpu", seed: int = 0):
@@ -164,7 +149,7 @@ def preset_table(device: str = "cpu", train: bool = True, budget_s: float = 10.0
             if train:
                 batch_size, steps = (s["rnn_batch"], s["rnn_steps"]) if cfg.recurrent else (s["batch"], k)
                 on_device, _, _ = _table_policy(model, dataset, device)
-                steps_by_model[model] = TrainStep(on_device, _batch(batch_size, steps, state_dim, act_dim, device))
+                steps_by_model[model] = TrainStep(on_device, random_batch(batch_size, steps, state_dim, act_dim, device=device))
                 row.update({"train_batch": batch_size, "train_steps": steps, "device": str(device)})
             these.append(row)
             del policy

@@ -24,8 +24,13 @@ class NatureCNN(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         lead = frames.shape[:-3]
-        x = frames.reshape(-1, *frames.shape[-3:]).float()  # (..., C, H, W) -> (M, C, H, W)
-        return self.proj(self.convs(x)).reshape(*lead, -1)  # (M, E) -> (..., E)
+        x = frames.reshape(-1, *frames.shape[-3:])  # (..., C, H, W) -> (M, C, H, W)
+        if x.device.type == "cpu":
+            # Channels-last (NHWC) on the CPU: oneDNN's convolutions run them ~1.7x faster forward and
+            # backward than NCHW (one thread, 240 frames: 122 -> 72 ms), with the same values up to
+            # float rounding. The conversion happens before the float cast, on the smaller array.
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.proj(self.convs(x.float())).reshape(*lead, -1)  # (M, E) -> (..., E)
 
 
 def state_encoder(state_shape: int | tuple[int, ...], embed_dim: int) -> nn.Module:
