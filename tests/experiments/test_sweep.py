@@ -134,12 +134,18 @@ def test_ray_runs_the_cells_skips_resumes_and_reports_a_failure(tmp_path):
     assert record["model"] == "dema" and record["seed"] == 0 and record["grid"] == "t"
     assert record["dataset_identity"]["sha256"] and len(record["metrics"]) == 6
 
-    # again: the finished cells are skipped, not retrained
+    # again: the finished cells are skipped, not retrained; a record stays as written, a missing one
+    # is written again from its run directory
     before = (runs / "hopper-medium-tiny_dema_paper_s0" / "eval.json").stat().st_mtime_ns
+    kept = results / "t" / records[0]
+    kept.write_text(kept.read_text().replace('"grid": "t"', '"grid": "t", "marker": 1', 1))
+    (results / "t" / records[1]).unlink()
     again = _sweep(grid_path, "--runs-dir", runs, "--results-dir", results, "--workers", "2", "--executor", "ray",
                    cwd=tmp_path)
     assert again.stdout.count(": skipped") == 2
     assert (runs / "hopper-medium-tiny_dema_paper_s0" / "eval.json").stat().st_mtime_ns == before
+    assert json.loads(kept.read_text())["marker"] == 1
+    assert json.loads((results / "t" / records[1]).read_text())["seed"] == 1
 
 
 @pytest.mark.slow

@@ -67,13 +67,17 @@ def record_from_run(run_dir: str | Path, grid: str | None = None, variant: dict 
     }
 
 
+def record_path(results_dir: str | Path, grid: str | None, run: str) -> Path:
+    """Where the record of `run` of `grid` lives: results_dir/<grid or "runs">/<run>.json."""
+    return Path(results_dir) / (grid or "runs") / f"{run}.json"
+
+
 def write_record(record: dict, results_dir: str | Path) -> Path:
     """results_dir/<grid or "runs">/<run>.json, written atomically. A record that says the same
     apart from when and by which commit it was written is left as it is, so a sweep passing over
     a finished cell keeps the provenance of the session that recorded it."""
-    folder = Path(results_dir) / (record.get("grid") or "runs")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{record['run']}.json"
+    path = record_path(results_dir, record.get("grid"), record["run"])
+    path.parent.mkdir(parents=True, exist_ok=True)
     if _same_content(path, record):
         return path
     atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=1) + "\n"))

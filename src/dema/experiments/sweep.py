@@ -5,7 +5,8 @@
         <cell>/              the cell's run directory (dema.run.RunDir)
         logs/<cell>.log      everything the cell printed
 
-A cell with eval.json is finished and skipped (its record is written if missing); a cell with
+A cell with eval.json is finished and skipped (its record is written if missing, and an existing
+record is never replaced); a cell with
 train_state.pt resumes from it, exactly (`dema train --resume`); a cell that fails reports its
 error and the others go on; Ctrl-C stops the cells where they are, and every finished result and
 checkpoint stays on disk. Each cell uses one torch thread, so N workers use N cores.
@@ -81,10 +82,13 @@ def run_cell(task: Task) -> dict:
         try:
             status, report = _train_and_evaluate(TrainConfig.from_dict(task.config))
             if task.results_dir:
-                from dema.experiments.records import record_from_run, write_record
+                from dema.experiments.records import record_from_run, record_path, write_record
 
-                write_record(record_from_run(Path(task.config["runs_dir"]) / task.cell, task.grid, task.variant),
-                             task.results_dir)
+                # A cell finished before keeps the record it has: the result as recorded stays, even if
+                # the run was evaluated again since (`dema eval` with other targets rewrites eval.json).
+                if status != "skipped" or not record_path(task.results_dir, task.grid, task.cell).is_file():
+                    write_record(record_from_run(Path(task.config["runs_dir"]) / task.cell, task.grid, task.variant),
+                                 task.results_dir)
             return {"cell": task.cell, "status": status, "normalized_mean": report.get("normalized_mean"),
                     "seconds": time.time() - began}
         except Exception as exc:  # reported to the driver; the other cells go on
