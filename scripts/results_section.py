@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dema.experiments.report import LABEL, Run, build_report, variant_text
+from dema.experiments.report import LABEL, Run, build_report, group_runs, summaries, variant_text
 
 END = "<!-- end results_section -->"
 
@@ -27,27 +27,20 @@ def _pm(mean: float | None, std: float | None) -> str:
 
 
 def table(runs: list[Run], datasets: list[dict]) -> list[str]:
+    """One row per (dataset, model, variant): the report's own groups and their statistics."""
     data = {row["dataset"]: row["returns"] for row in datasets}
     lines = ["| dataset | model | seeds | final, per seed | final, mean ± std over seeds | best checkpoint, mean | "
              "the data's episodes: mean ± std (max) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    groups: dict[tuple, list[Run]] = {}
-    for run in runs:
-        groups.setdefault((run.dataset, run.model, run.variant_key), []).append(run)
-    for (dataset, model, _), group in sorted(groups.items()):
-        group.sort(key=lambda r: r.seed)
-        finals = [r.final for r in group]
-        mean = sum(finals) / len(finals)
-        std = (sum((f - mean) ** 2 for f in finals) / (len(finals) - 1)) ** 0.5 if len(finals) > 1 else None
-        ckpts = [r.best_ckpt for r in group if r.best_ckpt is not None]
-        returns = data.get(dataset)
+    for group, g in zip(group_runs(runs).values(), summaries(runs)):  # summaries() walks group_runs() in order
+        returns = data.get(g["dataset"])
         data_text = "not recorded" if returns is None else (
             f"{_pm(returns['normalized_return_mean'], returns['normalized_return_std'])} "
             f"({returns['normalized_return_max']:.1f})")
-        name = LABEL.get(model, model) + (f" ({variant_text(group[0].variant)})" if group[0].variant else "")
-        lines.append(f"| {dataset} | {name} | {', '.join(str(r.seed) for r in group)} | "
-                     f"{' / '.join(f'{f:.1f}' for f in finals)} | {_pm(mean, std)} | "
-                     f"{_pm(sum(ckpts) / len(ckpts) if ckpts else None, None)} | {data_text} |")
+        name = LABEL.get(g["model"], g["model"]) + (f" ({variant_text(g['variant'])})" if g["variant"] else "")
+        lines.append(f"| {g['dataset']} | {name} | {', '.join(map(str, g['seeds']))} | "
+                     f"{' / '.join(f'{r.final:.1f}' for r in group)} | {_pm(g['final_mean'], g['final_std'])} | "
+                     f"{_pm(g['best_checkpoint_mean'], None)} | {data_text} |")
     return lines
 
 
