@@ -80,7 +80,7 @@ def results(tmp_path):
 def test_json_keys_verdicts_and_aggregates(results, capsys):
     assert main(["report", str(results), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"runs", "aggregates", "claims", "datasets", "problems"}
+    assert set(out) == {"runs", "aggregates", "claims", "datasets", "flattening", "problems"}
     assert len(out["runs"]) == 18 and out["problems"] == []
     for key in ("dataset", "model", "seed", "variant", "protocol", "normalized_mean",
                 "best_checkpoint_normalized_mean", "params"):
@@ -216,6 +216,25 @@ def test_flattening_tells_a_flat_curve_from_a_rising_one():
     assert slope == pytest.approx(10.0) and slope > half
     assert _late_loss_drop([(s, 1.0) for s in range(0, 5000, 250)]) == pytest.approx(0.0)
     assert _late_loss_drop([(s, 1.0 / (1 + s)) for s in range(0, 5000, 250)]) > 0.4
+
+
+def test_flattening_summary_counts_the_groups_and_says_what_a_flat_slope_cannot_rule_out():
+    from dema.experiments.report import flattening_summary
+    from dema.experiments.report.document import _flattening_text
+
+    def row(trend, width, drop):
+        return {"score_trend": trend, "score_slope_ci95_half_width": width, "loss_drop_second_half": drop}
+
+    rows = [row("flat", 10.0, 0.12), row("flat", 30.0, 0.02), row("flat", 50.0, 0.08), row(None, None, None)]
+    s = flattening_summary(rows)
+    assert (s["groups"], s["flat"], s["rising"], s["falling"]) == (4, 3, 0, 0)
+    assert s["median_slope_half_width"] == 30.0
+    assert (s["loss_still_falling"], s["loss_groups"]) == (2, 3) and s["median_loss_drop"] == pytest.approx(0.08)
+    text = _flattening_text(s)
+    assert "flat in 3 of 4 groups" in text and "±30.0 points" in text and "in 2 of 3 groups" in text
+    assert "no trend the evaluations can resolve" in text
+    s = flattening_summary([row("rising", 5.0, 0.2)])
+    assert s["rising"] == 1 and "can resolve" not in _flattening_text(s)
 
 
 def test_datasets_section_sets_the_data_returns_beside_the_scores(tmp_path, capsys):

@@ -28,6 +28,7 @@ from dema.experiments.report.document import PAPER_ATARI_UPDATES, PAPER_UPDATES,
 from dema.experiments.report.figures import write_figures
 from dema.experiments.report.references import REFERENCES, Reference
 from dema.experiments.report.runs import DOMAIN_LABEL, LABEL, MODEL_ORDER, Run, dataset_rows, domain, flattening
+from dema.experiments.report.runs import flattening_summary
 from dema.experiments.report.runs import group_runs, load_runs, protocol_rows, run_from_record, summaries, variant_text
 from dema.experiments.report.runs import _late_loss_drop, _slope
 from dema.experiments.report.verdicts import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, MIN_PAIRS, PARAM_BOUNDS
@@ -42,20 +43,24 @@ class Report:
     aggregates: list[dict]
     claims: list[dict]
     datasets: list[dict] = field(default_factory=list)
+    flattening: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"runs": [r.to_json() for r in self.runs], "aggregates": self.aggregates, "claims": self.claims,
-                "datasets": self.datasets, "problems": self.problems}
+                "datasets": self.datasets, "flattening": {"groups": self.flattening,
+                                                          "summary": flattening_summary(self.flattening)},
+                "problems": self.problems}
 
 
 def build_report(paths: list[str | Path]) -> Report:
     runs, problems = load_runs(paths)
-    return Report(runs, problems, summaries(runs), aggregates(runs), claims(runs), dataset_rows(runs))
+    return Report(runs, problems, summaries(runs), aggregates(runs), claims(runs), dataset_rows(runs),
+                  flattening(runs))
 
 
 # The names of the one module this package replaces, importable from here as before (the last two: tests use them).
 __all__ = ["MODEL_ORDER", "LABEL", "DOMAIN_LABEL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "MARGIN", "MIN_PAIRS",
            "SHORT_K", "PAPER_UPDATES", "PAPER_ATARI_UPDATES", "PARAM_BOUNDS", "RULE", "Reference", "REFERENCES", "Run",
            "domain", "variant_text", "run_from_record", "load_runs", "group_runs", "summaries", "aggregates",
-           "paired_bootstrap", "verdict_of", "claims", "flattening", "dataset_rows", "protocol_rows", "write_figures",
+           "paired_bootstrap", "verdict_of", "claims", "flattening", "flattening_summary", "dataset_rows", "protocol_rows", "write_figures",
            "Report", "build_report", "markdown", "_late_loss_drop", "_slope"]

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from dema.envs import parse_dataset
 from dema.experiments.report.references import REFERENCES
-from dema.experiments.report.runs import DOMAIN_LABEL, LABEL, Run, _mean, _std, flattening, protocol_rows, variant_text
+from dema.experiments.report.runs import (DOMAIN_LABEL, LABEL, LOSS_STILL_FALLING, Run, _mean, _std, flattening,
+                                         flattening_summary, protocol_rows, variant_text)
 from dema.experiments.report.verdicts import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, RULE, _standard
 
 if TYPE_CHECKING:
@@ -160,14 +161,35 @@ def _flattening_section(runs: list[Run]) -> list[str]:
               "episodes, so the score slope is noisy; read it with the loss column and the figures.", "",
               "| protocol | dataset | model | variant | seeds | loss drop, 2nd half | score slope / 1k updates | "
               "points | trend |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for f in flattening(runs):
+    rows = flattening(runs)
+    for f in rows:
         slope = "-" if f["score_slope_per_1k"] is None else \
             f"{f['score_slope_per_1k']:+.1f} ± {f['score_slope_ci95_half_width']:.1f}"
         drop = "-" if f["loss_drop_second_half"] is None else f"{100 * f['loss_drop_second_half']:.1f}%"
         lines.append(f"| {f['protocol']} | {f['dataset']} | {LABEL.get(f['model'], f['model'])} | "
                      f"{variant_text(f['variant'])} | {f['seeds']} | {drop} | {slope} | {f['score_points']} | "
                      f"{f['score_trend'] or '-'} |")
-    return lines
+    return lines + ["", _flattening_text(flattening_summary(rows))]
+
+
+def _flattening_text(s: dict) -> str:
+    """The flattening table in words, from its counts: what it shows and what it cannot."""
+    if not s["groups"]:
+        return "No learning curves recorded."
+    text = (f"In short: the score slope is flat in {s['flat']} of {s['groups']} groups, rising in {s['rising']}, "
+            f"falling in {s['falling']}")
+    if s["median_slope_half_width"] is not None:
+        text += (f"; the median interval is ±{s['median_slope_half_width']:.1f} points per 1,000 updates, so a "
+                 "\"flat\" score only rules out rises larger than that")
+    text += "."
+    if s["loss_groups"]:
+        text += (f" The training loss still fell by more than {100 * LOSS_STILL_FALLING:.0f}% over the second "
+                 f"half in {s['loss_still_falling']} of {s['loss_groups']} groups (median drop "
+                 f"{100 * s['median_loss_drop']:.1f}%)")
+        text += (": the models still fit the data better at the end, while their scores show no trend the "
+                 "evaluations can resolve." if s["loss_still_falling"] and not (s["rising"] or s["falling"])
+                 else ".")
+    return text
 
 
 def _figures_section(figures: list[Path], relative_to: Path) -> list[str]:

@@ -274,6 +274,23 @@ def flattening(runs: list[Run]) -> list[dict]:
     return out
 
 
+LOSS_STILL_FALLING = 0.05  # a loss that fell by more than 5% over the second half has not flattened
+
+
+def flattening_summary(rows: list[dict]) -> dict:
+    """What the flattening rows say together: how many groups have a flat / rising / falling score, how
+    wide the slope intervals are (a "flat" slope of +-W cannot rule out a rise of W per 1k updates), and
+    how many groups' loss still fell by more than LOSS_STILL_FALLING over the second half."""
+    trends = [r["score_trend"] for r in rows if r["score_trend"]]
+    widths = [r["score_slope_ci95_half_width"] for r in rows if r["score_slope_ci95_half_width"] is not None]
+    drops = [r["loss_drop_second_half"] for r in rows if r["loss_drop_second_half"] is not None]
+    return {"groups": len(rows), "flat": trends.count("flat"), "rising": trends.count("rising"),
+            "falling": trends.count("falling"),
+            "median_slope_half_width": statistics.median(widths) if widths else None,
+            "loss_still_falling": sum(d > LOSS_STILL_FALLING for d in drops), "loss_groups": len(drops),
+            "median_loss_drop": statistics.median(drops) if drops else None}
+
+
 def _late_loss_drop(curve: list[tuple[int, float]]) -> float | None:
     if len(curve) < 10:
         return None
