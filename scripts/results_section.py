@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from dema.experiments.report import LABEL, Run, build_report, group_runs, summaries, variant_text
+from dema.files import write_between_markers
 
 END = "<!-- end results_section -->"
 
@@ -55,14 +56,9 @@ def main(argv: list[str]) -> int:
         print(f"no run records under protocol {protocol!r} in {', '.join(sources)}", file=sys.stderr)
         return 2
     body = table(runs, report.datasets)
-    begin = f"<!-- results_section {protocol} -->"
-    text = page.read_text() if page.is_file() else ""
-    if begin not in text or END not in text.split(begin, 1)[1]:
+    if not write_between_markers(page, f"<!-- results_section {protocol} -->", END, body):
         print("\n".join(body))
         return 0
-    head, rest = text.split(begin, 1)
-    tail = rest.split(END, 1)[1]
-    page.write_text(head + begin + "\n" + "\n".join(body) + "\n" + END + tail)
     print(f"wrote {len(runs)} runs of {protocol} into {page}")
     return 0
 

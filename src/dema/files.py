@@ -70,3 +70,17 @@ def write_failed(path: str | Path, exc: BaseException, kept: str = "") -> DemaEr
         free = ""
     return DemaError(f"cannot write {path}: {reason}{free}. {kept + ' ' if kept else ''}"
                      "Free some space (or fix the folder's permissions) and run the command again")
+
+
+def write_between_markers(page: str | Path, begin: str, end: str, lines: list[str]) -> bool:
+    """Replace what lies between the lines `begin` and `end` in the text file `page` with `lines`
+    (atomically; the rest of the page stays as it is). False, and nothing written, when the page or
+    either marker is missing: generated tables go only where a page asks for them."""
+    page = Path(page)
+    text = page.read_text() if page.is_file() else ""
+    if begin not in text or end not in text.split(begin, 1)[1]:
+        return False
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    atomic_write(page, lambda tmp: tmp.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail))
+    return True

@@ -1,0 +1,171 @@
+"""Do more updates change the scores? Finished runs continued past their last update, side by side.
+
+    python scripts/continue_runs.py SOURCE_RUNS_DIR RUN [RUN ...] --updates 10000 --into runs/continued \
+        [--page docs/RESULTS.md] [--figure docs/RESULTS_figures/continued.png]
+
+Each RUN (the name of a finished run directory under SOURCE_RUNS_DIR) is copied once into --into
+and resumed there with `dema train --resume COPY --schedule.updates N`. Under a learning rate that
+is constant after the warm-up (no optim.decay_steps, as on MuJoCo) that is the same run trained
+longer, because resume is exact; a run whose schedule decays is refused. The original directory
+and its record stay as they are. Rerunning resumes unfinished continuations and skips finished ones.
+
+The table compares per run: the final score at the original's last update (its eval.json) and at N
+(the continuation's eval.json: same targets, episodes and evaluation seeds), the mean of the
+periodic evaluations over the second half of each span, and the training loss (mean of the log rows
+of the last 10% of each span). It is written between `<!-- continue_runs -->` and
+`<!-- end continue_runs -->` in --page (else printed); the learning curves go to --figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+from dema.errors import DemaError
+from dema.files import write_between_markers
+
+BEGIN, END = "<!-- continue_runs -->", "<!-- end continue_runs -->"
+
+
+def _eval(run_dir: Path) -> dict | None:
+    path = run_dir / "eval.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def prepare(source: Path, into: Path, updates: int) -> Path:
+    """The continuation's directory: a copy of the finished run `source`, made once."""
+    config = json.loads((source / "config.json").read_text())
+    done = _eval(source)
+    if done is None or done.get("checkpoint_step") != config["schedule"]["updates"]:
+        raise DemaError(f"{source}: not a finished run (no final eval.json at its last update); finish it first")
+    if config["optim"].get("decay_steps"):
+        raise DemaError(f"{source}: its learning rate decays (optim.decay_steps {config['optim']['decay_steps']}), "
+                        "so training it longer is not the same run; continue only runs with a constant rate")
+    if updates <= config["schedule"]["updates"]:
+        raise DemaError(f"--updates {updates}: {source.name} already has {config['schedule']['updates']}")
+    copy = into / source.name
+    if not copy.exists():
+        partial = into / (source.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)  # a copy interrupted last time
+        shutil.copytree(source, partial)
+        partial.rename(copy)
+    return copy
+
+
+def continue_run(copy: Path, updates: int) -> None:
+    done = _eval(copy)
+    if done is not None and done.get("checkpoint_step") == updates:
+        print(f"{copy.name}: continued to {updates:,} already")
+        return
+    from dema.train.cli import main as train
+
+    print(f"{copy.name}: training on to {updates:,} updates", flush=True)
+    if train(["--resume", str(copy), "--schedule.updates", str(updates), "--threads", "1", "--progress", "False"]):
+        raise DemaError(f"{copy}: `dema train --resume` failed; see above")
+
+
+def _first_target_score(report: dict) -> tuple[float, float]:
+    first = report["per_target"][0]
+    return first["normalized_mean"], first["normalized_std"]
+
+
+def compare(source: Path, copy: Path) -> dict:
+    """The original run at its last update against its continuation at the continuation's last."""
+    before, after = _eval(source), _eval(copy)
+    u0, u1 = before["checkpoint_step"], after["checkpoint_step"]
+    target = before["per_target"][0]["target"]
+    evals = [(int(r["step"]), float(r["normalized_mean"])) for r in _rows(copy / "evals.csv")
+             if float(r["target"]) == target]
+    losses = [(int(r["step"]), float(r["loss"])) for r in _rows(copy / "metrics.csv")]
+
+    def mean_over(points, start, end):
+        values = [v for s, v in points if start < s <= end]
+        return statistics.mean(values) if values else None
+
+    return {"run": source.name, "updates": (u0, u1), "final": (_first_target_score(before), _first_target_score(after)),
+            "episodes": after["per_target"][0]["episodes"], "curve": evals,
+            "periodic": (mean_over(evals, u0 / 2, u0), mean_over(evals, (u0 + u1) / 2, u1)),
+            "loss": (mean_over(losses, 0.9 * u0, u0), mean_over(losses, u0 + 0.9 * (u1 - u0), u1))}
+
+
+def table(rows: list[dict]) -> list[str]:
+    def f(v, digits=1):
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    u0, u1 = rows[0]["updates"]
+    lines = [f"| run | final at {u0:,} | final at {u1:,} | change | periodic evaluations, mean over "
+             f"{u0 // 2:,}-{u0:,} | over {(u0 + u1) // 2:,}-{u1:,} | training loss at {u0:,} | at {u1:,} |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        (m0, s0), (m1, s1) = r["final"]
+        lines.append(f"| {r['run']} | {m0:.1f} ± {s0:.1f} | {m1:.1f} ± {s1:.1f} | {m1 - m0:+.1f} | "
+                     f"{f(r['periodic'][0])} | {f(r['periodic'][1])} | {f(r['loss'][0], 4)} | {f(r['loss'][1], 4)} |")
+    lines += ["", f"Final scores: mean ± std over {rows[0]['episodes']} episodes, normalised, first return target; "
+              "periodic evaluations: 5 episodes each."]
+    return lines
+
+
+def figure(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        ax.plot(*zip(*r["curve"]), marker=".", label=r["run"])
+    ax.axvline(rows[0]["updates"][0], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("updates")
+    ax.set_ylabel("normalised score (5 episodes)")
+    ax.set_title("Runs continued past their protocol's end (dashed)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="the folder of the finished run directories")
+    parser.add_argument("runs", nargs="+", help="run directory names under SOURCE")
+    parser.add_argument("--updates", type=int, required=True, help="train each run on to this many updates")
+    parser.add_argument("--into", type=Path, required=True, help="folder of the continued copies")
+    parser.add_argument("--page", type=Path, help="markdown page with the markers; else the table is printed")
+    parser.add_argument("--figure", type=Path, help="PNG of the continued learning curves")
+    args = parser.parse_args(argv)
+    try:
+        args.into.mkdir(parents=True, exist_ok=True)
+        copies = [prepare(args.source / name, args.into, args.updates) for name in args.runs]
+        rows = []
+        for name, copy in zip(args.runs, copies):  # the page grows with every finished continuation
+            continue_run(copy, args.updates)
+            rows.append(compare(args.source / name, copy))
+            publish(rows, args.page, args.figure)
+    except DemaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def publish(rows: list[dict], page: Path | None, figure_path: Path | None) -> None:
+    body = table(rows)
+    if page is None or not write_between_markers(page, BEGIN, END, body):
+        print("\n".join(body))
+    if figure_path:
+        figure(rows, figure_path)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+"""scripts/continue_runs.py: a finished run trained on in a copy is the same run trained longer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from dema.cli import main as dema
+from test_train_cli import TINY  # pytest puts this folder on sys.path (no __init__.py)
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "continue_runs.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("continue_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _train(dataset: Path, runs: Path, updates: int) -> Path:
+    assert dema(["train", "--model", "dema", "--dataset", str(dataset), "--protocol", "cpu-short",
+                 "--runs-dir", str(runs), "--schedule.updates", str(updates), "--schedule.eval-every", "2",
+                 *TINY]) == 0
+    return runs / "hopper-medium-tiny_dema_cpu-short_s0"
+
+
+def test_a_continued_copy_equals_a_longer_run_and_the_original_stays(tiny_dataset, tmp_path, capsys):
+    original = _train(tiny_dataset, tmp_path / "short", updates=4)
+    longer = _train(tiny_dataset, tmp_path / "long", updates=8)
+    before = (original / "eval.json").read_bytes()
+    page = tmp_path / "PAGE.md"
+    page.write_text("intro\n<!-- continue_runs -->\nold\n<!-- end continue_runs -->\nafter\n")
+    figure = tmp_path / "figures" / "continued.png"
+    into = tmp_path / "continued"
+    script = _script()
+    capsys.readouterr()
+
+    assert script.main([str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into),
+                        "--page", str(page), "--figure", str(figure)]) == 0
+    copy = into / original.name
+    assert (original / "eval.json").read_bytes() == before  # the original run is not touched
+    assert json.loads((copy / "eval.json").read_text())["checkpoint_step"] == 8
+    ours, reference = load_file(copy / "model.safetensors"), load_file(longer / "model.safetensors")
+    assert ours.keys() == reference.keys()
+    assert all(torch.equal(ours[k], reference[k]) for k in ours)  # 4 + 4 updates = 8 updates, bit for bit
+    text = page.read_text()
+    assert text.startswith("intro\n<!-- continue_runs -->\n| run | final at 4 | final at 8 |")
+    assert text.endswith("<!-- end continue_runs -->\nafter\n") and "old" not in text
+    assert f"| {original.name} |" in text and figure.stat().st_size > 0
+
+    capsys.readouterr()
+    assert script.main([str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into)]) == 0
+    assert "continued to 8 already" in capsys.readouterr().out  # a rerun skips finished continuations
+
+
+def test_refuses_runs_it_cannot_continue_exactly(tiny_dataset, tmp_path, capsys):
+    original = _train(tiny_dataset, tmp_path / "runs", updates=2)
+    decaying = shutil.copytree(original, tmp_path / "runs" / "decaying")
+    config = json.loads((decaying / "config.json").read_text())
+    config["optim"]["decay_steps"] = 10
+    (decaying / "config.json").write_text(json.dumps(config))
+    unfinished = shutil.copytree(original, tmp_path / "runs" / "unfinished")
+    (unfinished / "eval.json").unlink()
+    script = _script()
+    args = ["--into", str(tmp_path / "continued")]
+    assert script.main([str(tmp_path / "runs"), "decaying", "--updates", "4", *args]) == 2
+    assert "its learning rate decays" in capsys.readouterr().err
+    assert script.main([str(tmp_path / "runs"), "unfinished", "--updates", "4", *args]) == 2
+    assert "not a finished run" in capsys.readouterr().err
+    assert script.main([str(tmp_path / "runs"), original.name, "--updates", "2", *args]) == 2
+    assert "already has 2" in capsys.readouterr().err
+    assert not (tmp_path / "continued" / "decaying").exists()
