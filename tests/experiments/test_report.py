@@ -290,3 +290,15 @@ def test_ms_per_update_is_the_median_of_the_log_intervals():
     assert run_from_record(rec).ms_per_update == 205.0
     rec["metrics"] = []
     assert run_from_record(rec).ms_per_update == pytest.approx(9_561.0)  # no intervals: the total / steps
+
+
+def test_protocol_table_names_the_kind_of_each_dataset_digest(tmp_path):
+    """A digest of the file's bytes and a digest of the arrays of the same data differ; the table says
+    which is which instead of showing two bare digests that read as two datasets."""
+    by_file, by_arrays = record("hopper-medium", "dema", 0, 50.0), record("hopper-medium", "dt", 0, 40.0)
+    by_file["dataset_identity"]["sha256_of"] = "file"
+    by_arrays["dataset_identity"].update(sha256="cd" * 32, sha256_of="arrays")
+    out = tmp_path / "REPORT.md"
+    assert main(["report", str(write(tmp_path / "results", [by_file, by_arrays])), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| abababababab (file) |" in text and "| cdcdcdcdcdcd (arrays) |" in text

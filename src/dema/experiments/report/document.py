@@ -208,7 +208,9 @@ def _protocol_section(runs: list[Run]) -> list[str]:
     lines: list[str] = []
     lines += ["## Protocol of every run", "",
               "Runs with identical settings share a row. K = context length; targets = raw return targets "
-              "(the first is the headline); dataset sha256 = the first 12 hex digits.", "",
+              "(the first is the headline); dataset sha256 = the first 12 hex digits, of the file's bytes (file: runs "
+              "made before dema recorded identity.json) or of the arrays training reads (arrays), so one dataset "
+              "can show one digest of each kind.", "",
               "| protocol | dataset | models | seeds | updates | warm-up | lr | batch | K | eval episodes | targets | "
               "eval seeds | dataset file | sha256 | transitions |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

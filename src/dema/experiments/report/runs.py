@@ -154,7 +154,7 @@ def run_from_record(record: dict) -> Run:
                "episodes": report.get("episodes_per_seed", ev.get("episodes")), "targets": targets,
                "eval_seeds": list(report.get("seeds") or ev.get("seeds") or []),
                "eval_every": schedule.get("eval_every"), "train_episodes": ev.get("train_episodes")},
-        identity={"path": identity.get("path"), "sha256": (identity.get("sha256") or "")[:12] or None,
+        identity={"path": identity.get("path"), "sha256": _digest_text(identity),
                   "transitions": identity.get("transitions")},
         data_returns=identity.get("returns") if isinstance(identity.get("returns"), dict) else None,
         curve=_curve(record.get("evals") or [], targets),
@@ -248,6 +248,17 @@ def summaries(runs: list[Run]) -> list[dict]:
             "ms_per_update_mean": _mean(r.ms_per_update for r in group),
         })
     return out
+
+
+def _digest_text(identity: dict) -> str | None:
+    """The dataset digest's first 12 hex digits and what it is a digest of: "file" (the file's bytes;
+    runs made before identity.json) or "arrays" (the arrays training reads). The same data has one of
+    each, so the kind is shown to keep two digests of one file from reading as two datasets."""
+    digest = identity.get("sha256")
+    if not digest:
+        return None
+    kind = identity.get("sha256_of")
+    return digest[:12] + (f" ({kind})" if kind else "")
 
 
 def flattening(runs: list[Run]) -> list[dict]:
