@@ -148,19 +148,29 @@ class Preset:
 
     name: str  # "hopper-medium", "maze2d-umaze", "atari", "breakout"
     env: str | None  # key of ENVS; None for the Atari presets (the game comes from the dataset's name)
-    lr: float
+    lr: float  # DeMa's learning rate (the DeMa paper's, per dataset)
     dema: dict = field(default_factory=dict)  # DeMa sizes: n_layer, embed_dim, d_model, d_state, context_len
     dt: dict = field(default_factory=dict)  # DT / DC / BC sizes: n_layer, n_head, embed_dim, d_model, context_len
     train: dict = field(default_factory=dict)  # TrainConfig sections over its (MuJoCo) defaults: {"optim": {...}}
+    dt_lr: float | None = None  # DT / DC / BC's learning rate; None: the same as DeMa's
+
+    def lr_for(self, model: str) -> float:
+        """The learning rate of `model` ("dema", "dema-post", "dt", "dc", ...): DeMa's models take the
+        DeMa paper's rate, the others their own code's (DT's gym code: 1e-4 on every dataset)."""
+        return self.lr if model.startswith("dema") or self.dt_lr is None else self.dt_lr
+
+
+DT_GYM_LR = 1e-4  # Decision Transformer's gym code, every MuJoCo dataset (DC and BC are DT forks / DT's code)
 
 
 def _mujoco(name: str, lr: float, embed: int = 128, context: int = 20, env: str = "") -> Preset:
     """MuJoCo-style preset. DeMa: 3 layers, d_state 64, embedding `embed`, d_model 128 on the
-    medium-expert datasets and 64 elsewhere. DT / DC / BC: DT's gym code (3 layers, 1 head, width 128)."""
+    medium-expert datasets and 64 elsewhere, learning rate `lr`. DT / DC / BC: DT's gym code (3 layers,
+    1 head, width 128, learning rate 1e-4 whatever DeMa's: the paper's DT baseline is DT's own)."""
     d_model = 128 if name.endswith("medium-expert") else 64
     return Preset(name, env or name.split("-")[0], lr,
                   dema=dict(n_layer=3, embed_dim=embed, d_model=d_model, d_state=64, context_len=context),
-                  dt=dict(n_layer=3, n_head=1, embed_dim=128, d_model=128, context_len=context))
+                  dt=dict(n_layer=3, n_head=1, embed_dim=128, d_model=128, context_len=context), dt_lr=DT_GYM_LR)
 
 
 ATARI_TRANSITIONS = 500_000  # DT's 1% of a game's DQN-replay, what the Atari schedule is sized for
@@ -190,8 +200,8 @@ def _atari(name: str, context: int) -> Preset:
                   train=train)
 
 
-# Learning rates: 1e-4 for hopper-medium, hopper-medium-replay and walker2d-medium, 1e-3 for the
-# other six MuJoCo datasets; embedding 256 for hopper-medium and hopper-medium-replay (the paper).
+# DeMa's learning rates: 1e-4 for hopper-medium, hopper-medium-replay and walker2d-medium, 1e-3 for the
+# other six MuJoCo datasets (DT / DC / BC: 1e-4 on all nine, DT's gym code); embedding 256 for hopper-medium and hopper-medium-replay (the paper).
 # maze2d-umaze "uses the MuJoCo settings", maze2d-medium K 8 with embedding 256 (the paper);
 # maze2d-large is not in the paper and takes umaze's settings (our choice); the maze2d learning
 # rate is DT's default, 1e-4.

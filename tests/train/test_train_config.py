@@ -44,6 +44,16 @@ def test_presets_hold_the_paper_hyper_parameters(dataset):
     assert config.protocol == "paper"
 
 
+@pytest.mark.parametrize("dataset", sorted(PAPER_LR))
+def test_dt_dc_and_bc_take_dt_s_own_learning_rate_on_every_mujoco_dataset(dataset):
+    """The paper's DT baseline is DT's own: its gym code trains at 1e-4 on all nine datasets, where
+    DeMa's rate is 1e-3 on six of them. DeMa's variants keep DeMa's rate."""
+    for model in ("dt", "dt-shared", "dt-official", "dc", "bc"):
+        assert preset_config(model, dataset).optim.lr == 1e-4, model
+    for model in ("dema", "dema-bl3d", "dema-post", "dema-rnn", "dema-official"):
+        assert preset_config(model, dataset).optim.lr == PAPER_LR[dataset], model
+
+
 def test_cpu_short_protocol_is_named_and_recorded():
     paper, short = preset_config("dt", "hopper-medium"), preset_config("dt", "hopper-medium", "cpu-short")
     assert short.protocol == "cpu-short" and "cpu-short" in short.run_dir().name

@@ -360,7 +360,7 @@ def _merge(config: TrainConfig, overrides: dict[str, Any], where: str) -> TrainC
 def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str | None = None) -> TrainConfig:
     """The resolved defaults for (model, dataset, protocol) before command-line overrides.
 
-    The dataset's preset (`dema.envs.PRESETS`) gives the model sizes and the learning rate, its
+    The dataset's preset (`dema.envs.PRESETS`) gives the model sizes and the model's learning rate, its
     environment the return-to-go scale (Atari: unscaled, as DT's Atari code); the paper's other
     settings are TrainConfig's defaults. `preset` names the preset explicitly (for a dataset whose
     name matches none, e.g. "hopper-sac-replay.hdf5" trained with hopper-medium-replay's settings).
@@ -377,7 +377,7 @@ def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str
     reward_scale = ENVS[paper.env].reward_scale if paper.env else 1.0
     config = TrainConfig(model_name=model, protocol=protocol, preset=preset, model=model_config(model, preset),
                          data=DataConfig(dataset=dataset, reward_scale=reward_scale),
-                         optim=OptimConfig(lr=paper.lr))
+                         optim=OptimConfig(lr=paper.lr_for(model)))
     config = _merge(config, paper.train, f"preset {preset}")  # Atari: its optimiser, batch and schedule
     return _merge(config, _read_protocol(protocol), f"protocol-{protocol}.json")
 
