@@ -63,6 +63,9 @@ def _head_section(runs: list[Run], command: str) -> list[str]:
            "mixed with random actions at five epsilon levels, docs/DATASETS.md), not the 1% DQN-replay; scores are "
            "gamer-normalised (100 × (R − random) / (gamer − random)) with the DT code's values."]
           if any(r.domain == "atari" for r in runs) else []),
+        *(["- Learning rates on MuJoCo: each model's own code's, not one shared value: DeMa's models the DeMa "
+           "paper's per dataset (1e-4 or 1e-3), DT, DC and BC DT's gym code's (1e-4 on every dataset); the "
+           "protocol table below lists each run's."] if any(r.domain == "mujoco" for r in runs) else []),
         f"- Updates: {', '.join(f'{u:,}' for u in updates) or '?'} per run (the paper: {PAPER_UPDATES:,} on MuJoCo, {PAPER_ATARI_UPDATES:,} on Atari); "
         f"protocols {', '.join(f'`{p}`' for p in protocols)} (src/dema/presets/protocol-<name>.json).",
         "- Scores: the final weights on the first return target (\"final\"), the best checkpoint re-evaluated with "
