@@ -103,16 +103,30 @@ def table(rows: list[dict]) -> list[str]:
         return "-" if v is None else f"{v:.{digits}f}"
 
     u0, u1 = rows[0]["updates"]
-    lines = [f"| run | final at {u0:,} | final at {u1:,} | change | periodic evaluations, mean over "
-             f"{u0 // 2:,}-{u0:,} | over {(u0 + u1) // 2:,}-{u1:,} | training loss at {u0:,} | at {u1:,} |",
+    lines = [f"| run | final at {u0:,} | final at {u1:,} | change (in standard errors) | periodic evaluations, mean "
+             f"over {u0 // 2:,}-{u0:,} | over {(u0 + u1) // 2:,}-{u1:,} | training loss at {u0:,} | at {u1:,} |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         (m0, s0), (m1, s1) = r["final"]
-        lines.append(f"| {r['run']} | {m0:.1f} ± {s0:.1f} | {m1:.1f} ± {s1:.1f} | {m1 - m0:+.1f} | "
-                     f"{f(r['periodic'][0])} | {f(r['periodic'][1])} | {f(r['loss'][0], 4)} | {f(r['loss'][1], 4)} |")
+        lines.append(f"| {r['run']} | {m0:.1f} ± {s0:.1f} | {m1:.1f} ± {s1:.1f} | {m1 - m0:+.1f} "
+                     f"({_in_standard_errors(r):+.1f}) | {f(r['periodic'][0])} | {f(r['periodic'][1])} | "
+                     f"{f(r['loss'][0], 4)} | {f(r['loss'][1], 4)} |")
+    within = sum(abs(_in_standard_errors(r)) < 2 for r in rows)
+    drops = [(r["loss"][0] - r["loss"][1]) / r["loss"][0] for r in rows if r["loss"][0] and r["loss"][1] is not None]
     lines += ["", f"Final scores: mean ± std over {rows[0]['episodes']} episodes, normalised, first return target; "
-              "periodic evaluations: 5 episodes each."]
+              "the change in standard errors of the difference of the two means (sqrt(s0² / n + s1² / n)); "
+              "periodic evaluations: 5 episodes each. "
+              f"In {within} of {len(rows)} runs the final score moved by less than 2 standard errors from {u0:,} "
+              f"to {u1:,} updates" + (f", while the training loss fell by {100 * min(drops):.0f}-{100 * max(drops):.0f}%."
+                                      if drops else ".")]
     return lines
+
+
+def _in_standard_errors(row: dict) -> float:
+    (m0, s0), (m1, s1) = row["final"]
+    n = row["episodes"]
+    error = (s0 ** 2 / n + s1 ** 2 / n) ** 0.5
+    return (m1 - m0) / error if error else 0.0
 
 
 def figure(rows: list[dict], path: Path) -> None:

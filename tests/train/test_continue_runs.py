@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -50,7 +51,8 @@ def test_a_continued_copy_equals_a_longer_run_and_the_original_stays(tiny_datase
     assert ours.keys() == reference.keys()
     assert all(torch.equal(ours[k], reference[k]) for k in ours)  # 4 + 4 updates = 8 updates, bit for bit
     text = page.read_text()
-    assert text.startswith("intro\n<!-- continue_runs -->\n| run | final at 4 | final at 8 |")
+    assert text.startswith("intro\n<!-- continue_runs -->\n| run | final at 4 | final at 8 | change (in standard")
+    assert "runs the final score moved by less than 2 standard errors from 4 to 8 updates" in text
     assert text.endswith("<!-- end continue_runs -->\nafter\n") and "old" not in text
     assert f"| {original.name} |" in text and figure.stat().st_size > 0
 
@@ -76,3 +78,8 @@ def test_refuses_runs_it_cannot_continue_exactly(tiny_dataset, tmp_path, capsys)
     assert script.main([str(tmp_path / "runs"), original.name, "--updates", "2", *args]) == 2
     assert "already has 2" in capsys.readouterr().err
     assert not (tmp_path / "continued" / "decaying").exists()
+
+
+def test_a_change_is_measured_in_standard_errors_of_the_difference():
+    row = {"final": ((77.3, 10.0), (71.7, 16.0)), "episodes": 20}
+    assert _script()._in_standard_errors(row) == pytest.approx(-5.6 / (100 / 20 + 256 / 20) ** 0.5)
