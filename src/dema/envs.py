@@ -201,7 +201,8 @@ def _atari(name: str, context: int) -> Preset:
 
 
 # DeMa's learning rates: 1e-4 for hopper-medium, hopper-medium-replay and walker2d-medium, 1e-3 for the
-# other six MuJoCo datasets (DT / DC / BC: 1e-4 on all nine, DT's gym code); embedding 256 for hopper-medium and hopper-medium-replay (the paper).
+# other six MuJoCo datasets (DT / DC / BC: 1e-4 on all nine, DT's gym code); embedding 256 for
+# hopper-medium and hopper-medium-replay (the paper).
 # maze2d-umaze "uses the MuJoCo settings", maze2d-medium K 8 with embedding 256 (the paper);
 # maze2d-large is not in the paper and takes umaze's settings (our choice); the maze2d learning
 # rate is DT's default, 1e-4.

@@ -62,5 +62,5 @@ def build_report(paths: list[str | Path]) -> Report:
 __all__ = ["MODEL_ORDER", "LABEL", "DOMAIN_LABEL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "MARGIN", "MIN_PAIRS",
            "SHORT_K", "PAPER_UPDATES", "PAPER_ATARI_UPDATES", "PARAM_BOUNDS", "RULE", "Reference", "REFERENCES", "Run",
            "domain", "variant_text", "run_from_record", "load_runs", "group_runs", "summaries", "aggregates",
-           "paired_bootstrap", "verdict_of", "claims", "flattening", "flattening_summary", "dataset_rows", "protocol_rows", "write_figures",
-           "Report", "build_report", "markdown", "_late_loss_drop", "_slope"]
+           "paired_bootstrap", "verdict_of", "claims", "flattening", "flattening_summary", "dataset_rows",
+           "protocol_rows", "write_figures", "Report", "build_report", "markdown", "_late_loss_drop", "_slope"]

@@ -192,7 +192,8 @@ def _flattening_text(s: dict) -> str:
         text += (": the models still fit the data better at the end, while their scores show no trend the "
                  "evaluations can resolve." if s["loss_still_falling"] and not (s["rising"] or s["falling"])
                  else ".")
-    return text
+    return text + (" A direct test: train finished runs on and compare their scores (scripts/continue_runs.py; "
+                   "docs/RESULTS.md).")
 
 
 def _figures_section(figures: list[Path], relative_to: Path) -> list[str]:
