@@ -19,8 +19,6 @@ of the last 10% of each span). It is written between `<!-- continue_runs -->` an
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import shutil
 import statistics
 import sys
@@ -28,23 +26,20 @@ from pathlib import Path
 
 from dema.errors import DemaError
 from dema.files import write_between_markers
+from dema.run import RunDir
 
 BEGIN, END = "<!-- continue_runs -->", "<!-- end continue_runs -->"
 
 
 def _eval(run_dir: Path) -> dict | None:
-    path = run_dir / "eval.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _rows(path: Path) -> list[dict]:
-    with path.open() as f:
-        return list(csv.DictReader(f))
+    run = RunDir(run_dir)
+    return run.read_json(run.eval_report) if run.eval_report.is_file() else None
 
 
 def prepare(source: Path, into: Path, updates: int) -> Path:
     """The continuation's directory: a copy of the finished run `source`, made once."""
-    config = json.loads((source / "config.json").read_text())
+    run = RunDir(source)
+    config = run.read_json(run.config)
     done = _eval(source)
     if done is None or done.get("checkpoint_step") != config["schedule"]["updates"]:
         raise DemaError(f"{source}: not a finished run (no final eval.json at its last update); finish it first")
@@ -84,9 +79,9 @@ def compare(source: Path, copy: Path) -> dict:
     before, after = _eval(source), _eval(copy)
     u0, u1 = before["checkpoint_step"], after["checkpoint_step"]
     target = before["per_target"][0]["target"]
-    evals = [(int(r["step"]), float(r["normalized_mean"])) for r in _rows(copy / "evals.csv")
-             if float(r["target"]) == target]
-    losses = [(int(r["step"]), float(r["loss"])) for r in _rows(copy / "metrics.csv")]
+    run = RunDir(copy)
+    evals = [(int(r["step"]), float(r["normalized_mean"])) for r in run.rows(run.evals) if float(r["target"]) == target]
+    losses = [(int(r["step"]), float(r["loss"])) for r in run.rows(run.metrics)]
 
     def mean_over(points, start, end):
         values = [v for s, v in points if start < s <= end]
