@@ -100,13 +100,32 @@ def test_json_keys_verdicts_and_aggregates(results, capsys):
     assert rnn["verdict"] == "no data" and "dema-rnn" in rnn["evidence"]["missing"]
     assert claim(out, "DeMa is less hurt by delayed rewards")["verdict"] == "no data"
 
-    by_model = {a["model"]: a for a in out["aggregates"]}
-    assert set(by_model) == {"dema", "dt", "dema-bl3d"}
+    assert {a["comparison"] for a in out["aggregates"]} == {"DeMa vs DT", "DeMa vs DeMa-BL3D"}
+    by_model = {a["model"]: a for a in out["aggregates"] if a["comparison"] == "DeMa vs DT"}
+    assert set(by_model) == {"dema", "dt"}
     dema = by_model["dema"]
     assert dema["tasks"] == list(DATASETS) and dema["runs_per_task"] == 3
     assert dema["iqm_ci95"][0] <= dema["iqm"] <= dema["iqm_ci95"][1]
     assert dema["mean"] == pytest.approx(75.0)
     assert by_model["dt"]["mean_ci95"][1] < dema["mean_ci95"][0]
+
+
+def test_an_ablation_on_fewer_datasets_does_not_shrink_the_main_comparison(tmp_path):
+    """DeMa-RNN ran on hopper-medium only: DeMa vs DT still aggregates both datasets, and DeMa vs
+    DeMa-RNN is its own comparison on hopper-medium."""
+    recs = []
+    for dataset in DATASETS:
+        for seed in SEEDS:
+            recs += [record(dataset, "dema", seed, 70 + noise(dataset, seed)), record(dataset, "dt", seed, 60)]
+    recs += [record("hopper-medium", "dema-rnn", seed, 40) for seed in SEEDS]
+    rows = build_report([write(tmp_path / "results", recs)]).to_json()["aggregates"]
+    main_rows = {a["model"]: a for a in rows if a["comparison"] == "DeMa vs DT"}
+    rnn_rows = {a["model"]: a for a in rows if a["comparison"] == "DeMa vs DeMa-RNN"}
+    assert set(main_rows) == {"dema", "dt"} and set(rnn_rows) == {"dema", "dema-rnn"}
+    assert main_rows["dema"]["tasks"] == list(DATASETS) and main_rows["dt"]["mean"] == pytest.approx(60.0)
+    assert rnn_rows["dema"]["tasks"] == ["hopper-medium"] and rnn_rows["dema-rnn"]["mean"] == pytest.approx(40.0)
+    assert rnn_rows["dema"]["mean"] == pytest.approx(70 + sum(noise("hopper-medium", s) for s in SEEDS) / 3)
+    assert len(rows) == 4
 
 
 def test_equal_scores_are_inconclusive_for_beats_and_supported_within_the_margin():

@@ -98,11 +98,16 @@ def _aggregates_section(report: Report) -> list[str]:
     if report.aggregates:
         lines += ["IQM (interquartile mean) and mean of final normalised scores over the (runs × datasets) matrix, "
                   f"with stratified-bootstrap 95% intervals (rliable, {BOOTSTRAP_RESAMPLES:,} resamples, seed "
-                  f"{BOOTSTRAP_SEED}); only datasets on which every compared model has the same seeds.", "",
-                  "| protocol | domain | variant | model | datasets | runs per dataset | IQM [95% CI] | mean [95% CI] | left out |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  f"{BOOTSTRAP_SEED}). Each comparison is aggregated on its own datasets, those on which every "
+                  "model it compares has the same seeds: the main table's models together, each ablation or "
+                  "fidelity variant with its reference (DeMa, or DT for DT's variants). The bootstrap resamples runs "
+                  "within each dataset: with one run per dataset it has nothing to resample and the interval is "
+                  "the point.", "",
+                  "| protocol | domain | variant | comparison | model | datasets | runs per dataset | IQM [95% CI] | mean [95% CI] | left out |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for a in report.aggregates:
             lines.append(f"| {a['protocol']} | {DOMAIN_LABEL.get(a['domain'], a['domain'])} | {variant_text(a['variant'])} | "
+                         f"{a['comparison']} | "
                          f"{LABEL.get(a['model'], a['model'])} | {len(a['tasks'])} | {a['runs_per_task']} | "
                          f"{a['iqm']:.1f} [{a['iqm_ci95'][0]:.1f}, {a['iqm_ci95'][1]:.1f}] | "
                          f"{a['mean']:.1f} [{a['mean_ci95'][0]:.1f}, {a['mean_ci95'][1]:.1f}] | "

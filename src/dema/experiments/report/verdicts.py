@@ -11,7 +11,7 @@ from collections import defaultdict
 import numpy as np
 
 from dema.errors import DemaError
-from dema.experiments.report.runs import DOMAIN_LABEL, Run, _mean, _model_rank, _variant_key
+from dema.experiments.report.runs import DOMAIN_LABEL, LABEL, Run, _mean, _model_rank, _variant_key
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -48,8 +48,25 @@ def _rliable():
     return library, metrics
 
 
+TABLE_MODELS = ("dema", "dt", "dc", "bc")  # the paper's main tables: compared together
+
+
+def comparisons(models: list[str]) -> list[list[str]]:
+    """Which models one aggregate compares: the main table's models together, and every other model
+    (an ablation or a fidelity variant) with its own reference, DT for `dt-*` and DeMa for the rest.
+    Each comparison keeps its own datasets, so an ablation run on one dataset does not cut the main
+    table's aggregate down to that dataset."""
+    table = [m for m in TABLE_MODELS if m in models]
+    out = [table] if table else []
+    for model in sorted(set(models) - set(TABLE_MODELS), key=_model_rank):
+        reference = "dt" if model.startswith("dt") else "dema"
+        out.append([reference, model] if reference in models else [model])
+    return out
+
+
 def aggregates(runs: list[Run]) -> list[dict]:
-    """Per (protocol, domain, variant) and model: IQM and mean across datasets, stratified-bootstrap 95% CIs.
+    """Per (protocol, domain, variant) and comparison (see `comparisons`): IQM and mean across datasets of
+    each model, stratified-bootstrap 95% CIs.
 
     The (runs x tasks) matrix of each model holds the tasks (datasets) on which every compared model
     has the same seeds; a model that would leave no such task is left out of the comparison (named)."""
@@ -58,35 +75,41 @@ def aggregates(runs: list[Run]) -> list[dict]:
         cells[(run.protocol, run.domain, run.variant_key)][run.model].setdefault(run.dataset, {})[run.seed] = run.final
     out = []
     for (protocol, dom, vkey), by_model in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "{}", kv[0][2])):
-        models = sorted(by_model, key=_model_rank)
-        left_out = []
-        while True:
-            tasks = _common_tasks({m: by_model[m] for m in models})
-            if tasks or len(models) <= 1:
-                break
-            drop = max(models, key=lambda m: (-len(by_model[m]), _model_rank(m)))  # fewest datasets, then last
-            models.remove(drop)
-            left_out.append(drop)
-        if not tasks:
-            continue
-        n_runs = min(len(seeds) for seeds in tasks.values())  # tasks with more seeds use their lowest n_runs
-        matrices = {m: np.array([[by_model[m][t][sorted(tasks[t])[i]] for t in sorted(tasks)]
-                                 for i in range(n_runs)]) for m in models}
-        library, metrics = _rliable()
-        aggregate = lambda x, m=metrics: np.array([m.aggregate_iqm(x), m.aggregate_mean(x)])
-        with warnings.catch_warnings():  # arch (under rliable 1.2) deprecates the random_state rliable passes
-            warnings.simplefilter("ignore", FutureWarning)
-            point, interval = library.get_interval_estimates(
-                matrices, aggregate,
-                reps=BOOTSTRAP_RESAMPLES, random_state=np.random.RandomState(BOOTSTRAP_SEED))
-        for m in models:
-            out.append({"protocol": protocol, "domain": dom, "variant": json.loads(vkey), "model": m,
-                        "tasks": sorted(tasks), "runs_per_task": n_runs,
-                        "iqm": float(point[m][0]), "iqm_ci95": [float(interval[m][0][0]), float(interval[m][1][0])],
-                        "mean": float(point[m][1]),
-                        "mean_ci95": [float(interval[m][0][1]), float(interval[m][1][1])],
-                        "compared_with": [x for x in models if x != m], "left_out": left_out})
+        for compared in comparisons(list(by_model)):
+            out += _aggregate_one({m: by_model[m] for m in compared},
+                                  {"protocol": protocol, "domain": dom, "variant": json.loads(vkey)})
     return out
+
+
+def _aggregate_one(by_model: dict[str, dict[str, dict[int, float]]], labels: dict) -> list[dict]:
+    models = sorted(by_model, key=_model_rank)
+    comparison = [LABEL.get(m, m) for m in models]
+    left_out = []
+    while True:
+        tasks = _common_tasks({m: by_model[m] for m in models})
+        if tasks or len(models) <= 1:
+            break
+        drop = max(models, key=lambda m: (-len(by_model[m]), _model_rank(m)))  # fewest datasets, then last
+        models.remove(drop)
+        left_out.append(drop)
+    if not tasks:
+        return []
+    n_runs = min(len(seeds) for seeds in tasks.values())  # tasks with more seeds use their lowest n_runs
+    matrices = {m: np.array([[by_model[m][t][sorted(tasks[t])[i]] for t in sorted(tasks)]
+                             for i in range(n_runs)]) for m in models}
+    library, metrics = _rliable()
+    aggregate = lambda x, m=metrics: np.array([m.aggregate_iqm(x), m.aggregate_mean(x)])
+    with warnings.catch_warnings():  # arch (under rliable 1.2) deprecates the random_state rliable passes
+        warnings.simplefilter("ignore", FutureWarning)
+        point, interval = library.get_interval_estimates(
+            matrices, aggregate,
+            reps=BOOTSTRAP_RESAMPLES, random_state=np.random.RandomState(BOOTSTRAP_SEED))
+    return [{**labels, "comparison": " vs ".join(comparison), "model": m,
+             "tasks": sorted(tasks), "runs_per_task": n_runs,
+             "iqm": float(point[m][0]), "iqm_ci95": [float(interval[m][0][0]), float(interval[m][1][0])],
+             "mean": float(point[m][1]),
+             "mean_ci95": [float(interval[m][0][1]), float(interval[m][1][1])],
+             "compared_with": [x for x in models if x != m], "left_out": left_out} for m in models]
 
 
 def _common_tasks(by_model: dict[str, dict[str, dict[int, float]]]) -> dict[str, set[int]]:
