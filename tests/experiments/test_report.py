@@ -15,7 +15,7 @@ SEEDS = (0, 1, 2)
 PARAMS = {"dema": 175_503, "dt": 727_567, "dema-bl3d": 180_000, "dema-rnn": 175_503}
 
 
-def record(dataset, model, seed, score, variant=None, grid="mujoco-test", params=None, updates=1000):
+def record(dataset, model, seed, score, variant=None, grid="mujoco-test", params=None, updates=1000, lr=1e-4):
     """A run record as dema.experiments.records writes it, cut to what a report reads."""
     variant = variant or {}
     suffix = "".join(f"_{k.split('.')[-1]}-{v}" for k, v in sorted(variant.items()))
@@ -30,7 +30,7 @@ def record(dataset, model, seed, score, variant=None, grid="mujoco-test", params
         "config": {"model_name": model, "seed": seed, "protocol": "cpu-test",
                    "data": {"dataset": dataset, "delayed": bool(variant.get("data.delayed"))},
                    "model": {"context_len": variant.get("model.context_len", 20)},
-                   "optim": {"lr": 1e-4, "warmup_steps": 100, "batch_size": 64},
+                   "optim": {"lr": lr, "warmup_steps": 100, "batch_size": 64},
                    "schedule": {"updates": updates, "eval_every": 250},
                    "eval": {"episodes": 10, "train_episodes": 5, "seeds": [0], "targets": []}},
         "eval": {"normalized_mean": score, "targets": [3600.0, 1800.0], "seeds": [0], "episodes_per_seed": 10,
@@ -126,6 +126,23 @@ def test_an_ablation_on_fewer_datasets_does_not_shrink_the_main_comparison(tmp_p
     assert rnn_rows["dema"]["tasks"] == ["hopper-medium"] and rnn_rows["dema-rnn"]["mean"] == pytest.approx(40.0)
     assert rnn_rows["dema"]["mean"] == pytest.approx(70 + sum(noise("hopper-medium", s) for s in SEEDS) / 3)
     assert len(rows) == 4
+
+
+def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys):
+    """DeMa at 1e-3 on walker2d-medium, at DT's 1e-4 on hopper-medium: the evidence splits the paired
+    differences by the two rates, and says nothing of rates when they agree (the fixture's default)."""
+    recs = []
+    for seed in SEEDS:
+        recs += [record("hopper-medium", "dema", seed, 60.0), record("hopper-medium", "dt", seed, 58.0),
+                 record("walker2d-medium", "dema", seed, 80.0, lr=1e-3), record("walker2d-medium", "dt", seed, 50.0)]
+    results = write(tmp_path / "results", recs)
+    ev = claim(build_report([results]).to_json(), "DeMa >= DT on MuJoCo")["evidence"]
+    assert ev["by_learning_rate"] == {"A lr 0.0001, B lr 0.0001": {"pairs": 3, "mean_difference": 2.0},
+                                      "A lr 0.001, B lr 0.0001": {"pairs": 3, "mean_difference": 30.0}}
+    assert main(["report", str(results)]) == 0
+    assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0" in capsys.readouterr().out
+    same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa >= DT on MuJoCo")
+    assert "by_learning_rate" not in same["evidence"]
 
 
 def test_equal_scores_are_inconclusive_for_beats_and_supported_within_the_margin():

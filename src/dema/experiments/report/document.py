@@ -65,7 +65,8 @@ def _head_section(runs: list[Run], command: str) -> list[str]:
           if any(r.domain == "atari" for r in runs) else []),
         *(["- Learning rates on MuJoCo: each model's own code's, not one shared value: DeMa's models the DeMa "
            "paper's per dataset (1e-4 or 1e-3), DT, DC and BC DT's gym code's (1e-4 on every dataset); the "
-           "protocol table below lists each run's."] if any(r.domain == "mujoco" for r in runs) else []),
+           "protocol table below lists each run's. In a protocol this short the side with the higher rate may "
+           "simply be further along, so a claim's evidence splits its paired differences by the two rates."] if any(r.domain == "mujoco" for r in runs) else []),
         f"- Updates: {', '.join(f'{u:,}' for u in updates) or '?'} per run (the paper: {PAPER_UPDATES:,} on MuJoCo, {PAPER_ATARI_UPDATES:,} on Atari); "
         f"protocols {', '.join(f'`{p}`' for p in protocols)} (src/dema/presets/protocol-<name>.json).",
         "- Scores: the final weights on the first return target (\"final\"), the best checkpoint re-evaluated with "
@@ -255,6 +256,10 @@ def _evidence_text(e: dict) -> str:
         text += f"; params {e['a_params_mean']:,} vs {e['b_params_mean']:,}"
     if e.get("a_ms_per_update_mean") and e.get("b_ms_per_update_mean"):
         text += f"; ms / update {e['a_ms_per_update_mean']:.1f} vs {e['b_ms_per_update_mean']:.1f}"
+    if e.get("by_learning_rate"):
+        text += "; by learning rate: " + ", ".join(f"{k}: {v['pairs']} pair{'' if v['pairs'] == 1 else 's'}, "
+                                                   f"mean A − B {v['mean_difference']:+.1f}"
+                                                   for k, v in e["by_learning_rate"].items())
     if "dema_drop_mean" in e:
         text += f"; mean drop DeMa {e['dema_drop_mean']:.1f}, DT {e['dt_drop_mean']:.1f}"
     if e.get("by_dataset"):
