@@ -24,9 +24,9 @@ sweep() {  # sweep GRID [dema sweep options...]: one worker, records into $RESUL
 
 # The tables' models are split between the lanes (DT in one, DeMa in the other), so the two lanes
 # never reach for the same cell and DeMa's and DT's cells train side by side, under the same load.
-# Lane 1: the Atari table's seeds 0 and 1, DT's seed 2, the MuJoCo table's DT cells, its DC cells, then half
-# of the ablations.
-( sweep atari --seeds 0 1; sweep atari --seeds 2 --models dt; sweep mujoco-main --models dt; sweep mujoco-main --models dc; sweep token-layout;
+# Lane 1: the Atari table's seeds 0 and 1, DT's seed 2, the MuJoCo table's DT cells, seed 0 of the
+# learning-rate control (DT at 1e-3), the table's DC cells, then half of the ablations.
+( sweep atari --seeds 0 1; sweep atari --seeds 2 --models dt; sweep mujoco-main --models dt; sweep lr-control --seeds 0; sweep mujoco-main --models dc; sweep token-layout;
   sweep position-embedding; sweep delayed-reward; sweep sequence-length ) &
 # Lane 2: the Atari ablations, DeMa's Atari seed 2, the MuJoCo table's DeMa cells, its BC cells, then the
 # other ablations.

@@ -143,6 +143,24 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys):
     assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0" in capsys.readouterr().out
     same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa >= DT on MuJoCo")
     assert "by_learning_rate" not in same["evidence"]
+    assert claim(build_report([results]).to_json(), "Control: DT at a swept learning rate")["verdict"] == "no data"
+
+
+def test_the_learning_rate_control_pairs_dt_at_the_swept_rate_with_dt_at_its_own(tmp_path):
+    """Grid lr-control: dt with {"optim.lr": 0.001} against mujoco-main's dt on the same (dataset, seed);
+    the variant keeps it out of DeMa >= DT."""
+    recs = []
+    for dataset in DATASETS:
+        for seed in SEEDS:
+            recs += [record(dataset, "dema", seed, 70.0 + noise(dataset, seed), lr=1e-3),
+                     record(dataset, "dt", seed, 40.0 + noise(dataset, seed)),
+                     record(dataset, "dt", seed, 65.0 - noise(dataset, seed), {"optim.lr": 0.001}, lr=1e-3)]
+    report = build_report([write(tmp_path / "results", recs)]).to_json()
+    control = claim(report, "Control: DT at a swept learning rate")
+    assert control["verdict"] == "supported" and control["evidence"]["pairs"] == 6
+    assert control["evidence"]["mean_difference"] == pytest.approx(25.0)
+    dema_dt = claim(report, "DeMa >= DT on MuJoCo")["evidence"]
+    assert dema_dt["pairs"] == 6 and dema_dt["mean_difference"] == pytest.approx(30.0)
 
 
 def test_equal_scores_are_inconclusive_for_beats_and_supported_within_the_margin():

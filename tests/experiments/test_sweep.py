@@ -51,7 +51,8 @@ def _sweep(*args, cwd: Path, **kw) -> subprocess.CompletedProcess:
 def test_every_packaged_grid_loads_and_names_its_cells():
     names = available_grids()
     assert {"mujoco-main", "token-layout", "residual", "position-embedding", "rnn-like", "delayed-reward",
-            "sequence-length", "maze2d", "atari", "atari-ablations", "tiny-check"} <= set(names)
+            "sequence-length", "maze2d", "atari", "atari-ablations", "official", "lr-control",
+            "tiny-check"} <= set(names)
     for name in names:
         grid = load_grid(name)
         cells = [c.name(grid.protocol) for c in grid.cells()]

@@ -334,5 +334,11 @@ def claims(runs: list[Run]) -> list[dict]:
                         "dema-official", "dema", std("dema-official"), std("dema"), "beats"),
         _pairwise_claim(runs, "Fidelity: DT's official initialisation (dt-official) beats ours (dt)",
                         "dt-official", "dt", std("dt-official"), std("dt"), "beats"),
+        # a control (grid lr-control): is DeMa's MuJoCo lead where it trains at 1e-3 the rate, not the model?
+        _pairwise_claim(runs, "Control: DT at a swept learning rate (grid lr-control: DeMa's 1e-3) beats DT at its own (1e-4)",
+                        "dt with {\"optim.lr\": ...}", "dt",
+                        lambda r: std("dt", "mujoco")(r) and "optim.lr" in r.variant,
+                        lambda r: std("dt", "mujoco")(r) and "optim.lr" not in r.variant,
+                        "beats", key_of=lambda r: _pair_key(r, "optim.lr"), scope=" on MuJoCo"),
     ]
     return out
