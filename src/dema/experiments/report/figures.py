@@ -128,8 +128,12 @@ def _scores_figure(layout: _Layout) -> Path:
         means = [statistics.mean(r.final for r in g) for _, _, g in bars]
         stds = [statistics.stdev(r.final for r in g) if len(g) > 1 else 0.0 for _, _, g in bars]
         x = np.arange(len(bars))
-        ax.bar(x, means, yerr=stds, capsize=3, color=[layout.color[(m, v)] for m, v, _ in bars])
-        ax.set_xticks(x, [_line_label(m, v) for m, v, _ in bars], rotation=30, ha="right", fontsize=7)
+        ax.bar(x, means, yerr=[s if s else np.nan for s in stds], capsize=3,  # no error bar for one seed
+               color=[layout.color[(m, v)] for m, v, _ in bars])
+        for i, (_, _, g) in enumerate(bars):  # every seed's score: with 1-3 seeds the points say more than the bar
+            ax.scatter(np.full(len(g), x[i]), [r.final for r in g], s=12, color="black", zorder=3)
+        ax.set_xticks(x, [f"{_line_label(m, v)} (n={len(g)})" for m, v, g in bars], rotation=30, ha="right",
+                      fontsize=7)
 
-    return _panels(layout, draw, "final normalised score", "Final weights: mean +- std over seeds", "final_scores",
-                   line_plot=False)
+    return _panels(layout, draw, "final normalised score",
+                   "Final weights: mean over seeds (bar), std (line), each seed (dot)", "final_scores", line_plot=False)
