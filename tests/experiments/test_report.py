@@ -128,7 +128,7 @@ def test_an_ablation_on_fewer_datasets_does_not_shrink_the_main_comparison(tmp_p
     assert len(rows) == 4
 
 
-def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys):
+def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, monkeypatch):
     """DeMa at 1e-3 on walker2d-medium, at DT's 1e-4 on hopper-medium: the evidence splits the paired
     differences by the two rates, and says nothing of rates when they agree (the fixture's default)."""
     recs = []
@@ -139,6 +139,7 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys):
     ev = claim(build_report([results]).to_json(), "DeMa >= DT on MuJoCo")["evidence"]
     assert ev["by_learning_rate"] == {"A lr 0.0001, B lr 0.0001": {"pairs": 3, "mean_difference": 2.0},
                                       "A lr 0.001, B lr 0.0001": {"pairs": 3, "mean_difference": 30.0}}
+    monkeypatch.chdir(tmp_path)  # its figures go to ./report_figures
     assert main(["report", str(results)]) == 0
     assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0" in capsys.readouterr().out
     same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa >= DT on MuJoCo")
