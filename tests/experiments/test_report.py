@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dema.cli import main
@@ -162,6 +163,19 @@ def test_the_learning_rate_control_pairs_dt_at_the_swept_rate_with_dt_at_its_own
     assert control["evidence"]["mean_difference"] == pytest.approx(25.0)
     dema_dt = claim(report, "DeMa >= DT on MuJoCo")["evidence"]
     assert dema_dt["pairs"] == 6 and dema_dt["mean_difference"] == pytest.approx(30.0)
+
+
+def test_aggregate_intervals_are_the_same_in_every_report(results):
+    """The same records give the same intervals (rliable resamples with NumPy's global generator, which
+    the report seeds for the call) and the caller's global generator state is left as it was."""
+    np.random.seed(123)
+    first = build_report([results]).to_json()["aggregates"]
+    after = np.random.random()
+    np.random.seed(7)  # a different global state before the second report
+    second = build_report([results]).to_json()["aggregates"]
+    np.random.seed(123)
+    assert np.random.random() == after
+    assert first == second and any(a["iqm_ci95"][0] < a["iqm_ci95"][1] for a in first)
 
 
 def test_equal_scores_are_inconclusive_for_beats_and_supported_within_the_margin():

@@ -99,11 +99,20 @@ def _aggregate_one(by_model: dict[str, dict[str, dict[int, float]]], labels: dic
                              for i in range(n_runs)]) for m in models}
     library, metrics = _rliable()
     aggregate = lambda x, m=metrics: np.array([m.aggregate_iqm(x), m.aggregate_mean(x)])
-    with warnings.catch_warnings():  # arch (under rliable 1.2) deprecates the random_state rliable passes
-        warnings.simplefilter("ignore", FutureWarning)
-        point, interval = library.get_interval_estimates(
-            matrices, aggregate,
-            reps=BOOTSTRAP_RESAMPLES, random_state=np.random.RandomState(BOOTSTRAP_SEED))
+    # rliable's StratifiedBootstrap draws its indices from NumPy's global generator, not from the
+    # random_state it is given (rliable 1.2: `np.random.choice` in update_indices), so the same records
+    # gave intervals differing in the first decimal between two reports. Seed the global generator
+    # for the call and put its state back.
+    global_state = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        with warnings.catch_warnings():  # arch (under rliable 1.2) deprecates the random_state rliable passes
+            warnings.simplefilter("ignore", FutureWarning)
+            point, interval = library.get_interval_estimates(
+                matrices, aggregate,
+                reps=BOOTSTRAP_RESAMPLES, random_state=np.random.RandomState(BOOTSTRAP_SEED))
+    finally:
+        np.random.set_state(global_state)
     return [{**labels, "comparison": " vs ".join(comparison), "model": m,
              "tasks": sorted(tasks), "runs_per_task": n_runs,
              "iqm": float(point[m][0]), "iqm_ci95": [float(interval[m][0][0]), float(interval[m][1][0])],
