@@ -24,12 +24,16 @@ sweep() {  # sweep GRID [dema sweep options...]: one worker, records into $RESUL
 
 # The tables' models are split between the lanes (DT in one, DeMa in the other), so the two lanes
 # never reach for the same cell and DeMa's and DT's cells train side by side, under the same load.
+# The order follows issue 10: the MuJoCo table's DeMa and DT cells, then the ablations on the three
+# medium datasets, then the table's DC and BC columns and the longer studies.
 # Lane 1: the Atari table's seeds 0 and 1, DT's seed 2, the MuJoCo table's DT cells, seed 0 of the
-# learning-rate control (DT at 1e-3), the table's DC cells, then half of the ablations.
-( sweep atari --seeds 0 1; sweep atari --seeds 2 --models dt; sweep mujoco-main --models dt; sweep lr-control --seeds 0; sweep mujoco-main --models dc; sweep token-layout;
-  sweep position-embedding; sweep delayed-reward; sweep sequence-length ) &
-# Lane 2: the Atari ablations, DeMa's Atari seed 2, the MuJoCo table's DeMa cells, its BC cells, then the
-# other ablations.
-( sweep atari-ablations; sweep atari --seeds 2 --models dema; sweep mujoco-main --models dema; sweep mujoco-main --models bc; sweep rnn-like;
-  sweep residual; sweep official ) &
+# learning-rate control (DT at 1e-3), token layout, position embedding, delayed reward, then the
+# table's DC cells, the control's other seeds and the sequence-length study.
+( sweep atari --seeds 0 1; sweep atari --seeds 2 --models dt; sweep mujoco-main --models dt; sweep lr-control --seeds 0;
+  sweep token-layout; sweep position-embedding; sweep delayed-reward; sweep mujoco-main --models dc;
+  sweep lr-control; sweep sequence-length ) &
+# Lane 2: the Atari ablations, DeMa's Atari seed 2, the MuJoCo table's DeMa cells, Transformer-like vs
+# RNN-like, residual structure, the official-initialisation variants, then the table's BC cells (maze2d needs its datasets collected first: scripts/collect_maze.sh).
+( sweep atari-ablations; sweep atari --seeds 2 --models dema; sweep mujoco-main --models dema; sweep rnn-like;
+  sweep residual; sweep official; sweep mujoco-main --models bc ) &
 wait
