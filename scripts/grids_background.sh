@@ -33,7 +33,8 @@ sweep() {  # sweep GRID [dema sweep options...]: one worker, records into $RESUL
   sweep token-layout; sweep position-embedding; sweep delayed-reward; sweep mujoco-main --models dc;
   sweep lr-control; sweep sequence-length ) &
 # Lane 2: the Atari ablations, DeMa's Atari seed 2, the MuJoCo table's DeMa cells, Transformer-like vs
-# RNN-like, residual structure, the official-initialisation variants, then the table's BC cells (maze2d needs its datasets collected first: scripts/collect_maze.sh).
+# RNN-like, residual structure, the official-initialisation variants, then the table's BC cells.
+# (maze2d is not queued: its datasets are collected first, scripts/collect_maze.sh.)
 ( sweep atari-ablations; sweep atari --seeds 2 --models dema; sweep mujoco-main --models dema; sweep rnn-like;
   sweep residual; sweep official; sweep mujoco-main --models bc ) &
 wait
