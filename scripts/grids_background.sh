@@ -32,9 +32,10 @@ sweep() {  # sweep GRID [dema sweep options...]: one worker, records into $RESUL
 ( sweep atari --seeds 0 1; sweep atari --seeds 2 --models dt; sweep mujoco-main --models dt; sweep lr-control --seeds 0;
   sweep token-layout; sweep position-embedding; sweep delayed-reward; sweep mujoco-main --models dc;
   sweep lr-control; sweep sequence-length ) &
-# Lane 2: the Atari ablations, DeMa's Atari seed 2, the MuJoCo table's DeMa cells, Transformer-like vs
-# RNN-like, residual structure, the official-initialisation variants, then the table's BC cells.
+# Lane 2: the Atari ablations, DeMa's Atari seed 2, the MuJoCo table's DeMa cells, residual structure, the
+# official-initialisation variants, Transformer-like vs RNN-like (last of the ablations: a cell trains on
+# whole trajectories and took 91 minutes), then the table's BC cells.
 # (maze2d is not queued: its datasets are collected first, scripts/collect_maze.sh.)
-( sweep atari-ablations; sweep atari --seeds 2 --models dema; sweep mujoco-main --models dema; sweep rnn-like;
-  sweep residual; sweep official; sweep mujoco-main --models bc ) &
+( sweep atari-ablations; sweep atari --seeds 2 --models dema; sweep mujoco-main --models dema; sweep residual;
+  sweep official; sweep rnn-like; sweep mujoco-main --models bc ) &
 wait
