@@ -129,6 +129,27 @@ def test_an_ablation_on_fewer_datasets_does_not_shrink_the_main_comparison(tmp_p
     assert len(rows) == 4
 
 
+def test_aggregates_use_the_seeds_every_model_ran_and_leave_out_a_model_that_would_shrink_them(tmp_path):
+    """While seeds land: DT has seeds 0-1 on walker2d-medium, so DeMa vs DT aggregates two seeds of
+    both datasets (a 2 x 2 matrix beats 3 x 1 and 1 x 2); BC on one dataset would shrink it and is
+    left out, DC on all joins; a variant that shares no seed with DeMa gets no comparison at all."""
+    recs = []
+    for dataset in DATASETS:
+        for seed in SEEDS:
+            recs += [record(dataset, "dema", seed, 70 + noise(dataset, seed)), record(dataset, "dc", seed, 55)]
+            if dataset == "hopper-medium" or seed < 2:
+                recs.append(record(dataset, "dt", seed, 60))
+    recs += [record("hopper-medium", "bc", seed, 40) for seed in SEEDS]
+    recs.append(record("hopper-medium", "dema-rnn", 7, 30))
+    rows = build_report([write(tmp_path / "results", recs)]).to_json()["aggregates"]
+    assert {a["comparison"] for a in rows} == {"DeMa vs DT vs DC vs BC"}
+    by_model = {a["model"]: a for a in rows}
+    assert set(by_model) == {"dema", "dt", "dc"} and by_model["dema"]["left_out"] == ["bc"]
+    dema = by_model["dema"]
+    assert dema["tasks"] == list(DATASETS) and dema["runs_per_task"] == 2
+    assert dema["mean"] == pytest.approx(70 + sum(noise(d, s) for d in DATASETS for s in (0, 1)) / 4)
+
+
 def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, monkeypatch):
     """DeMa at 1e-3 on walker2d-medium, at DT's 1e-4 on hopper-medium: the evidence splits the paired
     differences by the two rates, and says nothing of rates when they agree (the fixture's default)."""

@@ -8,8 +8,8 @@ or run directories); nothing is typed in by hand except the reference scores of 
   over seeds of the final weights, of the best checkpoint re-evaluated, and of the best evaluation
   during training; parameters, updates, wall time.
 - Aggregates: per model, the IQM and the mean of normalised scores across datasets with
-  stratified-bootstrap 95% intervals (rliable), over the tasks on which every compared model has
-  the same seeds.
+  stratified-bootstrap 95% intervals (rliable), per comparison, over the seeds every compared model
+  ran on a dataset (the same number on every dataset).
 - Claims: each claim of the paper gets a verdict by ONE rule (`RULE`): runs are paired by
   (protocol, dataset, seed, the rest of the variant), the mean paired difference A - B of final
   normalised scores is bootstrapped (10,000 resamples, fixed seed) and its 95% interval decides.

@@ -99,9 +99,12 @@ def _aggregates_section(report: Report) -> list[str]:
     if report.aggregates:
         lines += ["IQM (interquartile mean) and mean of final normalised scores over the (runs × datasets) matrix, "
                   f"with stratified-bootstrap 95% intervals (rliable, {BOOTSTRAP_RESAMPLES:,} resamples, seed "
-                  f"{BOOTSTRAP_SEED}). Each comparison is aggregated on its own datasets, those on which every "
-                  "model it compares has the same seeds: the main table's models together, each ablation or "
-                  "fidelity variant with its reference (DeMa, or DT for DT's variants). The bootstrap resamples runs "
+                  f"{BOOTSTRAP_SEED}). Each comparison is aggregated on its own runs: the main table's models "
+                  "together, each ablation or fidelity variant with its reference (DeMa, or DT for DT's variants); "
+                  "on each dataset the seeds every model it compares ran, the same number n of them on every "
+                  "dataset (n filling the largest matrix; a dataset with fewer common seeds is left out). "
+                  "A third or fourth model of the table (DC, BC) joins only if it does not shrink that matrix, "
+                  "else it is named under \"left out\". The bootstrap resamples runs "
                   "within each dataset: with one run per dataset it has nothing to resample and the interval is "
                   "the point.", "",
                   "| protocol | domain | variant | comparison | model | datasets | runs per dataset | IQM [95% CI] | mean [95% CI] | left out |",

@@ -68,8 +68,10 @@ def aggregates(runs: list[Run]) -> list[dict]:
     """Per (protocol, domain, variant) and comparison (see `comparisons`): IQM and mean across datasets of
     each model, stratified-bootstrap 95% CIs.
 
-    The (runs x tasks) matrix of each model holds the tasks (datasets) on which every compared model
-    has the same seeds; a model that would leave no such task is left out of the comparison (named)."""
+    The (runs x tasks) matrix of each model holds the seeds that every compared model ran on a task
+    (dataset), the same number on every task (see `_common_tasks`). The comparison's first two models
+    (the reference and the model it tests, or the table's DeMa and DT) always take part; a further
+    model (the table's DC or BC) only if it does not shrink that matrix, else it is left out (named)."""
     cells: dict[tuple, dict[str, dict[str, dict[int, float]]]] = defaultdict(lambda: defaultdict(dict))
     for run in runs:
         cells[(run.protocol, run.domain, run.variant_key)][run.model].setdefault(run.dataset, {})[run.seed] = run.final
@@ -84,18 +86,21 @@ def aggregates(runs: list[Run]) -> list[dict]:
 def _aggregate_one(by_model: dict[str, dict[str, dict[int, float]]], labels: dict) -> list[dict]:
     models = sorted(by_model, key=_model_rank)
     comparison = [LABEL.get(m, m) for m in models]
-    left_out = []
-    while True:
-        tasks = _common_tasks({m: by_model[m] for m in models})
-        if tasks or len(models) <= 1:
-            break
-        drop = max(models, key=lambda m: (-len(by_model[m]), _model_rank(m)))  # fewest datasets, then last
-        models.remove(drop)
-        left_out.append(drop)
-    if not tasks:
+    size = lambda tasks: sum(len(seeds) for seeds in tasks.values())  # runs x tasks of the matrix
+    compared, left_out = models[:2], []
+    for model in models[2:]:
+        grown = _common_tasks({m: by_model[m] for m in [*compared, model]})
+        if size(grown) >= size(_common_tasks({m: by_model[m] for m in compared})):
+            compared.append(model)
+        else:
+            left_out.append(model)
+    models = compared
+    tasks = _common_tasks({m: by_model[m] for m in models})
+    if not tasks:  # the pair shares no (dataset, seed)
         return []
-    n_runs = min(len(seeds) for seeds in tasks.values())  # tasks with more seeds use their lowest n_runs
-    matrices = {m: np.array([[by_model[m][t][sorted(tasks[t])[i]] for t in sorted(tasks)]
+    n_runs = len(next(iter(tasks.values())))
+    # (n_runs, tasks) per model: row i holds each task's i-th common seed
+    matrices = {m: np.array([[by_model[m][t][tasks[t][i]] for t in sorted(tasks)]
                              for i in range(n_runs)]) for m in models}
     library, metrics = _rliable()
     aggregate = lambda x, m=metrics: np.array([m.aggregate_iqm(x), m.aggregate_mean(x)])
@@ -121,15 +126,21 @@ def _aggregate_one(by_model: dict[str, dict[str, dict[int, float]]], labels: dic
              "compared_with": [x for x in models if x != m], "left_out": left_out} for m in models]
 
 
-def _common_tasks(by_model: dict[str, dict[str, dict[int, float]]]) -> dict[str, set[int]]:
-    """Datasets where every model has runs, all with the same seeds -> those seeds."""
+def _common_tasks(by_model: dict[str, dict[str, dict[int, float]]]) -> dict[str, list[int]]:
+    """The tasks (datasets) of one aggregate -> the seeds used on each, the same number n on every task.
+
+    On a dataset only the seeds that every model ran can be compared. rliable's matrix has one row per
+    run and one column per task, so it takes n seeds of each task that has at least n; n is chosen to
+    fill the largest matrix (n x tasks), the smaller n on a tie (more datasets): while a grid's seeds
+    are still landing, say, nine datasets at n = 1 rather than two at n = 3."""
     datasets = set.intersection(*(set(d) for d in by_model.values())) if by_model else set()
-    tasks = {}
-    for dataset in datasets:
-        seed_sets = {frozenset(by_model[m][dataset]) for m in by_model}
-        if len(seed_sets) == 1:
-            tasks[dataset] = set(next(iter(seed_sets)))
-    return tasks
+    common = {d: sorted(set.intersection(*(set(by_model[m][d]) for m in by_model))) for d in datasets}
+    common = {d: seeds for d, seeds in common.items() if seeds}
+    if not common:
+        return {}
+    n = max(range(1, max(map(len, common.values())) + 1),
+            key=lambda k: (k * sum(len(seeds) >= k for seeds in common.values()), -k))
+    return {d: seeds[:n] for d, seeds in common.items() if len(seeds) >= n}
 
 
 # ----------------------------------------------------------------------------- claims
