@@ -220,7 +220,7 @@ def test_variant_claims_pair_on_the_rest_of_the_variant(tmp_path):
                      record(dataset, "dema", seed, 65 + n, {"data.delayed": True}),
                      record(dataset, "dt", seed, 40 + n, {"data.delayed": True}),
                      record(dataset, "dema", seed, 69 - n, {"model.position_embedding": True}),
-                     record(dataset, "dema", seed, 50 + n, {"model.context_len": 60}),
+                     record(dataset, "dema", seed, 50 + n, {"model.context_len": 30}),
                      record(dataset, "dema", seed, 72 + n, {"model.context_len": 8}),
                      record(dataset, "dema-rnn", seed, 40 + n)]
     report = build_report([write(tmp_path / "results", recs)]).to_json()
