@@ -161,9 +161,13 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, m
     ev = claim(build_report([results]).to_json(), "DeMa >= DT on MuJoCo")["evidence"]
     assert ev["by_learning_rate"] == {"A lr 0.0001, B lr 0.0001": {"pairs": 3, "mean_difference": 2.0},
                                       "A lr 0.001, B lr 0.0001": {"pairs": 3, "mean_difference": 30.0}}
+    assert sorted((d["dataset"], d["seed"], d["difference"], d["group"]) for d in ev["differences"]) == [
+        ("hopper-medium", seed, 2.0, "A lr 0.0001, B lr 0.0001") for seed in SEEDS] + [
+        ("walker2d-medium", seed, 30.0, "A lr 0.001, B lr 0.0001") for seed in SEEDS]
     monkeypatch.chdir(tmp_path)  # its figures go to ./report_figures
     assert main(["report", str(results)]) == 0
     assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0" in capsys.readouterr().out
+    assert (tmp_path / "report_figures" / "claims.png").stat().st_size > 10_000  # the paired differences
     same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa >= DT on MuJoCo")
     assert "by_learning_rate" not in same["evidence"]
     assert claim(build_report([results]).to_json(), "Control: DT at a swept learning rate")["verdict"] == "no data"
@@ -260,7 +264,7 @@ def test_markdown_report_with_figures(results, tmp_path):
     assert "**supported**" in text and "Rule:" in text and "equivalence margin" in text
     assert "not D4RL's own files" in text and "100,000" in text
     figures = sorted((tmp_path / "docs" / "REPORT_figures").glob("*.png"))
-    assert [p.name for p in figures] == ["final_scores_cpu-test.png", "learning_curves_cpu-test.png",
+    assert [p.name for p in figures] == ["claims.png", "final_scores_cpu-test.png", "learning_curves_cpu-test.png",
                                          "loss_curves_cpu-test.png"]
     assert all(p.stat().st_size > 5000 for p in figures)
     assert "](REPORT_figures/learning_curves_cpu-test.png)" in text  # linked relatively
@@ -274,7 +278,7 @@ def test_markdown_to_stdout_and_figures_folder(results, tmp_path, capsys):
     assert main(["report", str(results), "--figures", str(figures)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("# DeMa against Decision Transformer")
-    assert len(list(figures.glob("*.png"))) == 3  # learning curves, loss curves, final scores
+    assert len(list(figures.glob("*.png"))) == 4  # learning curves, loss curves, final scores, claims
 
 
 def test_no_records_is_a_one_line_error(tmp_path):

@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     figures_dir = (Path(args.figures) if args.figures else
                    out.parent / f"{out.stem}_figures" if out else Path("report_figures"))
     wants_markdown = out is not None or not args.json
-    figures = write_figures(report.runs, figures_dir) if (wants_markdown or args.figures) else []
+    figures = write_figures(report.runs, figures_dir, report.claims) if (wants_markdown or args.figures) else []
     command = shlex.join(["dema", "report", *argv])
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

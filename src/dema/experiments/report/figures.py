@@ -1,5 +1,5 @@
 """The figures of `dema report` (matplotlib Agg): learning curves, training loss and final-score bars,
-one file of each per protocol."""
+one file of each per protocol, and the claims' paired differences."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import json
 import math
 import re
 import statistics
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dema.experiments.report.runs import LABEL, Run, _cell_rank, group_runs, variant_text
+from dema.experiments.report.verdicts import MARGIN
 
 
 def _figure(nrows: int, ncols: int, width: float = 4.2, height: float = 3.2):
@@ -30,8 +32,9 @@ def _line_label(model: str, variant_key: str) -> str:
     return LABEL.get(model, model) + (f" [{variant_text(variant)}]" if variant else "")
 
 
-def write_figures(runs: list[Run], folder: Path) -> list[Path]:
-    """Learning curves, training loss and final-score bars, one file of each per protocol (matplotlib Agg)."""
+def write_figures(runs: list[Run], folder: Path, claims: list[dict] | None = None) -> list[Path]:
+    """Learning curves, training loss and final-score bars, one file of each per protocol, and the
+    claims' paired differences when `claims` (the report's) has any (matplotlib Agg)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for protocol in sorted({r.protocol for r in runs}):
@@ -46,6 +49,8 @@ def write_figures(runs: list[Run], folder: Path) -> list[Path]:
         if any(r.loss_curve for r in mine):
             written.append(_loss_figure(layout))
         written.append(_scores_figure(layout))
+    if any(c["evidence"].get("differences") for c in claims or []):
+        written.append(_claims_figure(claims, folder))
     return written
 
 
@@ -137,3 +142,43 @@ def _scores_figure(layout: _Layout) -> Path:
 
     return _panels(layout, draw, "final normalised score",
                    "Final weights: mean over seeds (bar), std (line), each seed (dot)", "final_scores", line_plot=False)
+
+
+def _claims_figure(claims: list[dict], folder: Path) -> Path:
+    """One panel per claim with paired runs: every pair's difference A - B (a dot per pair, a row per
+    dataset, coloured by the pairs' learning rates where they differ), the mean, its 95% interval and
+    the lines the verdict rule reads (0, and -MARGIN for an "A >= B" claim)."""
+    shown = [c for c in claims if c["evidence"].get("differences")]
+    ncols = min(2, len(shown))
+    fig, axes = _figure(math.ceil(len(shown) / ncols), ncols, width=5.6, height=3.6)
+    for ax, claim in zip(axes, shown):
+        evidence = claim["evidence"]
+        datasets = sorted({d["dataset"] for d in evidence["differences"]})
+        groups = sorted({d.get("group", "") for d in evidence["differences"]})
+        low, high = evidence["ci95"]
+        ax.axvspan(low, high, color="0.85", label="95% interval of the mean")
+        ax.axvline(evidence["mean_difference"], color="black", linewidth=1.2, label="mean")
+        ax.axvline(0.0, color="black", linewidth=0.6, linestyle=":")
+        if "margin" in evidence["test"]:
+            ax.axvline(-MARGIN, color="C3", linewidth=0.8, linestyle="--", label=f"margin -{MARGIN:g}")
+        for row, dataset in enumerate(datasets):
+            pairs = [d for d in evidence["differences"] if d["dataset"] == dataset]
+            for k, pair in enumerate(pairs):  # spread a dataset's pairs over its row
+                offset = (k - (len(pairs) - 1) / 2) * 0.5 / max(len(pairs), 1)
+                ax.scatter(pair["difference"], row + offset, s=16, zorder=3,
+                           color=f"C{groups.index(pair.get('group', ''))}")
+        for group in (g for g in groups if g):  # legend entries for the colours
+            ax.scatter([], [], s=16, color=f"C{groups.index(group)}", label=group)
+        ax.set_yticks(range(len(datasets)), datasets, fontsize=7)
+        ax.set_ylim(-0.6, len(datasets) - 0.4)
+        ax.set_xlabel("A - B, final normalised score")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+        ax.set_title(f"{textwrap.fill(claim['claim'], 60)}\n{claim['verdict']} "
+                     f"(A = {evidence['a']}, B = {evidence['b']})", fontsize=7)
+    for ax in axes[len(shown):]:
+        ax.set_visible(False)
+    fig.suptitle("Claims: paired differences A - B (a dot per pair), their mean and 95% bootstrap interval")
+    path = folder / "claims.png"
+    fig.savefig(path, dpi=110)
+    return path

@@ -190,15 +190,23 @@ def _pair_key(run: Run, drop: str | None = None) -> tuple:
     return (run.protocol, run.dataset, run.seed, _without(run.variant, drop) if drop else run.variant_key)
 
 
-def _evidence(diffs: list[float], labels: list[tuple[str, str]], kind: str, extra: dict | None = None) -> tuple[str, dict]:
+def _evidence(diffs: list[float], labels: list[tuple[str, str, int]], kind: str, extra: dict | None = None,
+              groups: list[str] | None = None) -> tuple[str, dict]:
+    """The verdict and its evidence from paired differences labelled (protocol, dataset, seed); `groups`
+    names a split of the pairs (the learning rates) that each difference keeps."""
     mean, low, high = paired_bootstrap(diffs)
     per_dataset = defaultdict(list)
-    for (protocol, dataset), d in zip(labels, diffs):
+    for (_, dataset, _), d in zip(labels, diffs):
         per_dataset[dataset].append(d)
-    evidence = {"pairs": len(diffs), "datasets": sorted(per_dataset), "protocols": sorted({p for p, _ in labels}),
+    differences = [{"protocol": protocol, "dataset": dataset, "seed": seed, "difference": round(d, 3)}
+                   for (protocol, dataset, seed), d in zip(labels, diffs)]
+    for entry, group in zip(differences, groups or []):
+        entry["group"] = group
+    evidence = {"pairs": len(diffs), "datasets": sorted(per_dataset), "protocols": sorted({p for p, _, _ in labels}),
                 "mean_difference": round(mean, 3), "ci95": [round(low, 3), round(high, 3)],
                 "per_dataset_mean_difference": {d: round(statistics.mean(v), 3) for d, v in sorted(per_dataset.items())},
-                "test": "A - B > 0" if kind == "beats" else f"A - B >= -{MARGIN:g} (equivalence margin)"}
+                "test": "A - B > 0" if kind == "beats" else f"A - B >= -{MARGIN:g} (equivalence margin)",
+                "differences": differences}
     if len(diffs) < MIN_PAIRS:
         evidence["note"] = f"fewer than {MIN_PAIRS} pairs"
     evidence.update(extra or {})
@@ -238,21 +246,30 @@ def _pairwise_claim(runs, claim, a_desc, b_desc, is_a, is_b, kind, key_of=_pair_
     if not pairs:
         return {"claim": claim, "verdict": "no data",
                 "evidence": {"a": a_desc, "b": b_desc, **_missing(runs, a_desc, b_desc, is_a, is_b, scope)}}
-    verdict, evidence = _evidence([a.final - b.final for a, b in pairs], [(a.protocol, a.dataset) for a, _ in pairs],
-                                  kind, {"a": a_desc, "b": b_desc, **_side_stats(pairs), **_by_learning_rate(pairs)})
+    rates = _learning_rates(pairs)
+    verdict, evidence = _evidence([a.final - b.final for a, b in pairs], [(a.protocol, a.dataset, a.seed) for a, _ in pairs],
+                                  kind, {"a": a_desc, "b": b_desc, **_side_stats(pairs), **_by_learning_rate(pairs, rates)},
+                                  groups=rates)
     return {"claim": claim, "verdict": verdict, "evidence": evidence}
 
 
-def _by_learning_rate(pairs: list[tuple[Run, Run]]) -> dict:
-    """The paired differences split by the two sides' learning rates, when some pairs train at
-    different rates (DeMa's MuJoCo presets use 1e-3 on six datasets, DT 1e-4 on all): in a short
-    protocol the side with the higher rate may simply be further along, so the split shows whether
-    the difference follows the rate."""
+def _learning_rates(pairs: list[tuple[Run, Run]]) -> list[str] | None:
+    """Each pair's two learning rates ("A lr 0.001, B lr 0.0001"), or None when every pair trains both
+    sides at one rate. DeMa's MuJoCo presets use 1e-3 on six datasets, DT 1e-4 on all: in a short
+    protocol the side with the higher rate may simply be further along."""
     if all(a.setup.get("lr") == b.setup.get("lr") for a, b in pairs):
+        return None
+    return [f"A lr {a.setup.get('lr'):g}, B lr {b.setup.get('lr'):g}" for a, b in pairs]
+
+
+def _by_learning_rate(pairs: list[tuple[Run, Run]], rates: list[str] | None) -> dict:
+    """The paired differences split by the two sides' learning rates (see `_learning_rates`), so the
+    split shows whether the difference follows the rate."""
+    if rates is None:
         return {}
     split: dict[str, list[float]] = defaultdict(list)
-    for a, b in pairs:
-        split[f"A lr {a.setup.get('lr'):g}, B lr {b.setup.get('lr'):g}"].append(a.final - b.final)
+    for (a, b), rate in zip(pairs, rates):
+        split[rate].append(a.final - b.final)
     return {"by_learning_rate": {k: {"pairs": len(v), "mean_difference": round(statistics.mean(v), 3)}
                                  for k, v in sorted(split.items())}}
 
@@ -291,7 +308,7 @@ def _delayed_claim(runs: list[Run]) -> dict:
         return {"claim": claim, "verdict": "no data", "evidence": {"pairs": 0, "missing": missing}}
     drops = {m: [c[(m, False)].final - c[(m, True)].final for _, c in complete] for m in ("dema", "dt")}
     diffs = [dt - de for dt, de in zip(drops["dt"], drops["dema"])]
-    verdict, evidence = _evidence(diffs, [(k[0], k[1]) for k, _ in complete], "beats", {
+    verdict, evidence = _evidence(diffs, [(k[0], k[1], k[2]) for k, _ in complete], "beats", {
         "a": "drop of dt (standard - delayed)", "b": "drop of dema (standard - delayed)",
         "dema_drop_mean": round(statistics.mean(drops["dema"]), 3), "dt_drop_mean": round(statistics.mean(drops["dt"]), 3)})
     return {"claim": claim, "verdict": verdict, "evidence": evidence}
@@ -318,7 +335,7 @@ def _context_claim(runs: list[Run]) -> dict:
         ks, kl = max(short, key=means.get), max(long, key=means.get)
         for seed in sorted(set(by_k[ks]) & set(by_k[kl])):
             diffs.append(by_k[ks][seed] - by_k[kl][seed])
-            labels.append((protocol, dataset))
+            labels.append((protocol, dataset, seed))
     if not diffs:
         missing = ("no dataset with DeMa runs at two or more K (variant \"model.context_len\")" if not best_k else
                    f"no sweep has both a K <= {CONTEXT_CLAIM_K} and a K > {CONTEXT_CLAIM_K} with the same seeds")
