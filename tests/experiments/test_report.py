@@ -168,6 +168,12 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, m
     assert main(["report", str(results)]) == 0
     assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0" in capsys.readouterr().out
     assert (tmp_path / "report_figures" / "claims.png").stat().st_size > 10_000  # the paired differences
+    unrecorded = record("walker2d-medium", "dt", 0, 50.0)
+    del unrecorded["config"]["optim"]["lr"]  # an older record without the rate: named "?", not a crash
+    older = [r for r in recs if r["run"] != unrecorded["run"]] + [unrecorded]
+    ev = claim(build_report([write(tmp_path / "unrecorded", older)]).to_json(),
+               "DeMa >= DT on MuJoCo")["evidence"]
+    assert ev["by_learning_rate"]["A lr 0.001, B lr ?"]["pairs"] == 1
     same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa >= DT on MuJoCo")
     assert "by_learning_rate" not in same["evidence"]
     assert claim(build_report([results]).to_json(), "Control: DT at a swept learning rate")["verdict"] == "no data"

@@ -259,7 +259,8 @@ def _learning_rates(pairs: list[tuple[Run, Run]]) -> list[str] | None:
     protocol the side with the higher rate may simply be further along."""
     if all(a.setup.get("lr") == b.setup.get("lr") for a, b in pairs):
         return None
-    return [f"A lr {a.setup.get('lr'):g}, B lr {b.setup.get('lr'):g}" for a, b in pairs]
+    rate = lambda run: "?" if run.setup.get("lr") is None else f"{run.setup['lr']:g}"  # "?": not recorded
+    return [f"A lr {rate(a)}, B lr {rate(b)}" for a, b in pairs]
 
 
 def _by_learning_rate(pairs: list[tuple[Run, Run]], rates: list[str] | None) -> dict:
