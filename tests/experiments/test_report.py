@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dema.cli import main
-from dema.experiments.report import REFERENCES, RULE, build_report, paired_bootstrap, verdict_of
+from dema.experiments.report import REFERENCES, RULE, build_report, markdown, paired_bootstrap, verdict_of
 
 DATASETS = ("hopper-medium", "walker2d-medium")
 SEEDS = (0, 1, 2)
@@ -148,6 +148,22 @@ def test_aggregates_use_the_seeds_every_model_ran_and_leave_out_a_model_that_wou
     dema = by_model["dema"]
     assert dema["tasks"] == list(DATASETS) and dema["runs_per_task"] == 2
     assert dema["mean"] == pytest.approx(70 + sum(noise(d, s) for d in DATASETS for s in (0, 1)) / 4)
+
+
+def test_evidence_also_scores_the_pairs_by_best_checkpoint(tmp_path):
+    """The verdict reads the final weights; the evidence adds the paper's way, the best checkpoint."""
+    recs = []
+    for seed in SEEDS:
+        dema, dt = record("hopper-medium", "dema", seed, 60.0), record("hopper-medium", "dt", seed, 58.0)
+        dema["best_checkpoint_normalized_mean"], dt["best_checkpoint_normalized_mean"] = 90.0 + seed, 59.0
+        recs += [dema, dt]
+    report = build_report([write(tmp_path / "results", recs)])
+    ev = claim(report.to_json(), "DeMa >= DT on MuJoCo")["evidence"]
+    assert ev["mean_difference"] == pytest.approx(2.0)
+    assert ev["best_checkpoint"]["mean_difference"] == pytest.approx(32.0)
+    assert ev["best_checkpoint"]["ci95"][0] >= 31.0 - 1e-9
+    assert "by best checkpoint instead (the paper's way, not the rule's): mean A − B +32.0" in markdown(
+        report, "dema report", [], tmp_path)
 
 
 def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, monkeypatch):

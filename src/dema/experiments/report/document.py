@@ -263,6 +263,10 @@ def _evidence_text(e: dict) -> str:
         text += "; by learning rate: " + ", ".join(f"{k}: {v['pairs']} pair{'' if v['pairs'] == 1 else 's'}, "
                                                    f"mean A − B {v['mean_difference']:+.1f}"
                                                    for k, v in e["by_learning_rate"].items())
+    if e.get("best_checkpoint"):
+        best = e["best_checkpoint"]
+        text += (f"; by best checkpoint instead (the paper's way, not the rule's): mean A − B "
+                 f"{best['mean_difference']:+.1f}, 95% CI [{best['ci95'][0]:+.1f}, {best['ci95'][1]:+.1f}]")
     if "dema_drop_mean" in e:
         text += f"; mean drop DeMa {e['dema_drop_mean']:.1f}, DT {e['dt_drop_mean']:.1f}"
     if e.get("by_dataset"):

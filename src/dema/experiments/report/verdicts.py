@@ -248,9 +248,19 @@ def _pairwise_claim(runs, claim, a_desc, b_desc, is_a, is_b, kind, key_of=_pair_
                 "evidence": {"a": a_desc, "b": b_desc, **_missing(runs, a_desc, b_desc, is_a, is_b, scope)}}
     rates = _learning_rates(pairs)
     verdict, evidence = _evidence([a.final - b.final for a, b in pairs], [(a.protocol, a.dataset, a.seed) for a, _ in pairs],
-                                  kind, {"a": a_desc, "b": b_desc, **_side_stats(pairs), **_by_learning_rate(pairs, rates)},
+                                  kind, {"a": a_desc, "b": b_desc, **_side_stats(pairs), **_by_learning_rate(pairs, rates),
+                                         **_best_checkpoint(pairs)},
                                   groups=rates)
     return {"claim": claim, "verdict": verdict, "evidence": evidence}
+
+
+def _best_checkpoint(pairs: list[tuple[Run, Run]]) -> dict:
+    """The same pairs scored the paper's way, by each run's best checkpoint (re-evaluated with the final
+    evaluation's episodes): shown beside the verdict, which reads the final weights only."""
+    if any(a.best_ckpt is None or b.best_ckpt is None for a, b in pairs):
+        return {}
+    mean, low, high = paired_bootstrap([a.best_ckpt - b.best_ckpt for a, b in pairs])
+    return {"best_checkpoint": {"mean_difference": round(mean, 3), "ci95": [round(low, 3), round(high, 3)]}}
 
 
 def _learning_rates(pairs: list[tuple[Run, Run]]) -> list[str] | None:
