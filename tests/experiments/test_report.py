@@ -150,6 +150,24 @@ def test_aggregates_use_the_seeds_every_model_ran_and_leave_out_a_model_that_wou
     assert dema["mean"] == pytest.approx(70 + sum(noise(d, s) for d in DATASETS for s in (0, 1)) / 4)
 
 
+def test_dema_against_dt_at_equal_learning_rates_pairs_the_control_runs(tmp_path):
+    """DeMa trains at 1e-3 on walker2d-medium, where lr-control has DT at 1e-3 too: the equal-rate control
+    pairs DeMa with that DT there and with the table's DT (1e-4) on hopper-medium, where both use 1e-4."""
+    recs = []
+    for seed in SEEDS:
+        recs += [record("hopper-medium", "dema", seed, 60.0), record("hopper-medium", "dt", seed, 58.0),
+                 record("walker2d-medium", "dema", seed, 80.0, lr=1e-3), record("walker2d-medium", "dt", seed, 50.0),
+                 record("walker2d-medium", "dt", seed, 79.0, {"optim.lr": 1e-3}, grid="lr-control", lr=1e-3)]
+    report = build_report([write(tmp_path / "results", recs)]).to_json()
+    equal = claim(report, "Control: DeMa >= DT at equal learning rates")
+    assert equal["evidence"]["pairs"] == 6 and "by_learning_rate" not in equal["evidence"]
+    assert equal["evidence"]["per_dataset_mean_difference"] == {"hopper-medium": 2.0, "walker2d-medium": 1.0}
+    assert equal["verdict"] == "supported"
+    table = claim(report, "DeMa >= DT on MuJoCo")["evidence"]  # the table's pairs only, not the control's DT
+    assert table["pairs"] == 6 and table["mean_difference"] == pytest.approx(16.0)
+    assert claim(report, "Control: DT at a swept learning rate")["evidence"]["mean_difference"] == pytest.approx(29.0)
+
+
 def test_evidence_also_scores_the_pairs_by_best_checkpoint(tmp_path):
     """The verdict reads the final weights; the evidence adds the paper's way, the best checkpoint."""
     recs = []

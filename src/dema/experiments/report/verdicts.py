@@ -393,5 +393,11 @@ def claims(runs: list[Run]) -> list[dict]:
                         lambda r: std("dt", "mujoco")(r) and "optim.lr" in r.variant,
                         lambda r: std("dt", "mujoco")(r) and "optim.lr" not in r.variant,
                         "beats", key_of=lambda r: _pair_key(r, "optim.lr"), scope=" on MuJoCo"),
+        # the same control the other way round: DeMa against DT trained at DeMa's rate (1e-4 from the
+        # table, 1e-3 from lr-control), each pair at one learning rate
+        _pairwise_claim(runs, "Control: DeMa >= DT at equal learning rates on MuJoCo (DT at 1e-3 from grid lr-control)",
+                        "dema", "dt at dema's learning rate",
+                        lambda r: std("dema", "mujoco")(r) and "optim.lr" not in r.variant, std("dt", "mujoco"),
+                        "at_least", key_of=lambda r: (*_pair_key(r, "optim.lr"), r.setup.get("lr")), scope=" on MuJoCo"),
     ]
     return out
