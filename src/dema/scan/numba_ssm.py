@@ -82,6 +82,7 @@ def _conv_silu_backward(Wt, bias, xz, mask, gu, dxz, dW_part, dbias_part):
     """Adjoint of `_conv_silu_forward`: gu (B, L, Di) in; writes the first Di columns of dxz
     (B, L, >= Di) and per-batch partials dW_part (B, W, Di), dbias_part (B, Di)."""
     batch, length, d_inner = gu.shape
+    width = Wt.shape[0]
     one = bias[0] * np.float32(0.0) + np.float32(1.0)
     gpre = np.empty((length, d_inner), dtype=gu.dtype)  # dL/d(pre-activation) of one batch element
     for b in range(batch):
