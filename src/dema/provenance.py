@@ -10,11 +10,12 @@ ever added to, never renamed.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
-from pathlib import Path
 from importlib import metadata
+from pathlib import Path
 
 from dema.machine import cpu_model
 
@@ -53,9 +54,14 @@ def machine() -> dict:
     return info
 
 
+@functools.cache
 def git_commit() -> str | None:
     """The commit of the dema checkout this runs from, with "-dirty" when tracked files differ from it
-    (None outside a git checkout, e.g. an installed wheel)."""
+    (None outside a git checkout, e.g. an installed wheel).
+
+    Asked once per process: the code a process runs is what it imported, so a `git pull` into the
+    checkout while a long sweep's worker trains must not relabel the worker's later records with the
+    new commit (a DeMa cell ran the old numba kernels in memory while its record named the new HEAD)."""
     here = Path(__file__).resolve().parent
 
     def git(*args) -> str | None:
