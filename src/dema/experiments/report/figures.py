@@ -164,7 +164,7 @@ def _claims_figure(claims: list[dict], folder: Path) -> Path:
         for row, dataset in enumerate(datasets):
             pairs = [d for d in evidence["differences"] if d["dataset"] == dataset]
             for k, pair in enumerate(pairs):  # spread a dataset's pairs over its row
-                offset = (k - (len(pairs) - 1) / 2) * 0.5 / max(len(pairs), 1)
+                offset = (k - (len(pairs) - 1) / 2) * 0.5 / len(pairs)
                 ax.scatter(pair["difference"], row + offset, s=16, zorder=3,
                            color=f"C{groups.index(pair.get('group', ''))}")
         for group in (g for g in groups if g):  # legend entries for the colours

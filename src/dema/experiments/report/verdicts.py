@@ -91,15 +91,13 @@ def _aggregate_one(by_model: dict[str, dict[str, dict[int, float]]], labels: dic
     models = sorted(by_model, key=_model_rank)
     comparison = [LABEL.get(m, m) for m in models]
     size = lambda tasks: sum(len(seeds) for seeds in tasks.values())  # runs x tasks of the matrix
-    compared, left_out = models[:2], []
-    for model in models[2:]:
-        grown = _common_tasks({m: by_model[m] for m in [*compared, model]})
-        if size(grown) >= size(_common_tasks({m: by_model[m] for m in compared})):
-            compared.append(model)
-        else:
-            left_out.append(model)
-    models = compared
+    models, left_out = models[:2], models[2:]
     tasks = _common_tasks({m: by_model[m] for m in models})
+    for model in list(left_out):
+        grown = _common_tasks({m: by_model[m] for m in [*models, model]})
+        if size(grown) >= size(tasks):
+            models, tasks = [*models, model], grown
+            left_out.remove(model)
     if not tasks:  # the pair shares no (dataset, seed)
         return []
     n_runs = len(next(iter(tasks.values())))
