@@ -190,24 +190,27 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, m
     recs = []
     for seed in SEEDS:
         recs += [record("hopper-medium", "dema", seed, 60.0), record("hopper-medium", "dt", seed, 58.0),
-                 record("walker2d-medium", "dema", seed, 80.0, lr=1e-3), record("walker2d-medium", "dt", seed, 50.0)]
+                 record("walker2d-medium", "dema", seed, 80.0 + 3 * seed, lr=1e-3),
+                 record("walker2d-medium", "dt", seed, 50.0)]
     results = write(tmp_path / "results", recs)
     ev = claim(build_report([results]).to_json(), "DeMa >= DT on MuJoCo")["evidence"]
-    assert ev["by_learning_rate"] == {"A lr 0.0001, B lr 0.0001": {"pairs": 3, "mean_difference": 2.0},
-                                      "A lr 0.001, B lr 0.0001": {"pairs": 3, "mean_difference": 30.0}}
+    # each group with the rule's interval: the walker2d differences 30, 33, 36 resample to [30, 36]
+    assert ev["by_learning_rate"] == {"A lr 0.0001, B lr 0.0001": {"pairs": 3, "mean_difference": 2.0, "ci95": [2.0, 2.0]},
+                                      "A lr 0.001, B lr 0.0001": {"pairs": 3, "mean_difference": 33.0, "ci95": [30.0, 36.0]}}
     assert sorted((d["dataset"], d["seed"], d["difference"], d["group"]) for d in ev["differences"]) == [
         ("hopper-medium", seed, 2.0, "A lr 0.0001, B lr 0.0001") for seed in SEEDS] + [
-        ("walker2d-medium", seed, 30.0, "A lr 0.001, B lr 0.0001") for seed in SEEDS]
+        ("walker2d-medium", seed, 30.0 + 3 * seed, "A lr 0.001, B lr 0.0001") for seed in SEEDS]
     monkeypatch.chdir(tmp_path)  # its figures go to ./report_figures
     assert main(["report", str(results)]) == 0
-    assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0" in capsys.readouterr().out
+    assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0 [+2.0, +2.0], A lr 0.001, B lr 0.0001: " \
+           "3 pairs, mean A − B +33.0 [+30.0, +36.0]" in capsys.readouterr().out
     assert (tmp_path / "report_figures" / "claims.png").stat().st_size > 10_000  # the paired differences
     unrecorded = record("walker2d-medium", "dt", 0, 50.0)
     del unrecorded["config"]["optim"]["lr"]  # an older record without the rate: named "?", not a crash
     older = [r for r in recs if r["run"] != unrecorded["run"]] + [unrecorded]
     ev = claim(build_report([write(tmp_path / "unrecorded", older)]).to_json(),
                "DeMa >= DT on MuJoCo")["evidence"]
-    assert ev["by_learning_rate"]["A lr 0.001, B lr ?"]["pairs"] == 1
+    assert ev["by_learning_rate"]["A lr 0.001, B lr ?"] == {"pairs": 1, "mean_difference": 30.0}  # one pair: no interval
     same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa >= DT on MuJoCo")
     assert "by_learning_rate" not in same["evidence"]
     assert claim(build_report([results]).to_json(), "Control: DT at a swept learning rate")["verdict"] == "no data"

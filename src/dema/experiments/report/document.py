@@ -260,9 +260,10 @@ def _evidence_text(e: dict) -> str:
     if e.get("a_ms_per_update_mean") and e.get("b_ms_per_update_mean"):
         text += f"; ms / update {e['a_ms_per_update_mean']:.1f} vs {e['b_ms_per_update_mean']:.1f}"
     if e.get("by_learning_rate"):
-        text += "; by learning rate: " + ", ".join(f"{k}: {v['pairs']} pair{'' if v['pairs'] == 1 else 's'}, "
-                                                   f"mean A − B {v['mean_difference']:+.1f}"
-                                                   for k, v in e["by_learning_rate"].items())
+        text += "; by learning rate: " + ", ".join(
+            f"{k}: {v['pairs']} pair{'' if v['pairs'] == 1 else 's'}, mean A − B {v['mean_difference']:+.1f}"
+            + (f" [{v['ci95'][0]:+.1f}, {v['ci95'][1]:+.1f}]" if "ci95" in v else "")
+            for k, v in e["by_learning_rate"].items())
     if e.get("best_checkpoint"):
         best = e["best_checkpoint"]
         text += (f"; by best checkpoint instead (the paper's way, not the rule's): mean A − B "

@@ -273,14 +273,20 @@ def _learning_rates(pairs: list[tuple[Run, Run]]) -> list[str] | None:
 
 def _by_learning_rate(pairs: list[tuple[Run, Run]], rates: list[str] | None) -> dict:
     """The paired differences split by the two sides' learning rates (see `_learning_rates`), so the
-    split shows whether the difference follows the rate."""
+    split shows whether the difference follows the rate: each group's mean with the rule's bootstrap
+    interval (a group of one pair has none)."""
     if rates is None:
         return {}
     split: dict[str, list[float]] = defaultdict(list)
     for (a, b), rate in zip(pairs, rates):
         split[rate].append(a.final - b.final)
-    return {"by_learning_rate": {k: {"pairs": len(v), "mean_difference": round(statistics.mean(v), 3)}
-                                 for k, v in sorted(split.items())}}
+    groups = {}
+    for rate, diffs in sorted(split.items()):
+        mean, low, high = paired_bootstrap(diffs)
+        groups[rate] = {"pairs": len(diffs), "mean_difference": round(mean, 3)}
+        if len(diffs) > 1:
+            groups[rate]["ci95"] = [round(low, 3), round(high, 3)]
+    return {"by_learning_rate": groups}
 
 
 def _params_claim(runs: list[Run], dom: str) -> dict:
