@@ -81,7 +81,7 @@ def results(tmp_path):
 def test_json_keys_verdicts_and_aggregates(results, capsys):
     assert main(["report", str(results), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"runs", "aggregates", "claims", "datasets", "flattening", "problems"}
+    assert set(out) == {"runs", "aggregates", "claims", "datasets", "flattening", "coverage", "problems"}
     assert len(out["runs"]) == 18 and out["problems"] == []
     for key in ("dataset", "model", "seed", "variant", "protocol", "normalized_mean",
                 "best_checkpoint_normalized_mean", "params"):
@@ -439,3 +439,31 @@ def test_protocol_table_names_the_kind_of_each_dataset_digest(tmp_path):
     assert main(["report", str(write(tmp_path / "results", [by_file, by_arrays])), "--out", str(out)]) == 0
     text = out.read_text()
     assert "| abababababab (file) |" in text and "| cdcdcdcdcdcd (arrays) |" in text
+
+
+def test_the_report_says_what_ran_of_each_grid(tmp_path):
+    """Coverage: the packaged grid `residual` plans dema-post on 3 datasets x 3 seeds; 4 cells have a
+    record, one record names a run the grid does not plan, and a user's grid has no plan to compare to."""
+    recs = []
+    for dataset, seed in [("hopper-medium", 0), ("halfcheetah-medium", 0), ("walker2d-medium", 0), ("hopper-medium", 1)]:
+        rec = record(dataset, "dema-post", seed, 50.0, grid="residual")
+        rec["run"] = f"{dataset}_dema-post_cpu-main_s{seed}"  # the grid's cell name (Cell.name)
+        recs.append(rec)
+    stray = record("hopper-medium-replay", "dema-post", 0, 50.0, grid="residual")
+    stray["run"] = "hopper-medium-replay_dema-post_cpu-main_s0"
+    recs += [stray, record("hopper-medium", "dema", 0, 60.0, grid="my-grid")]
+    report = build_report([write(tmp_path / "results", recs)])
+    rows = {(r["grid"], r["model"]): r for r in report.to_json()["coverage"]["grids"]}
+    residual = rows["residual", "dema-post"]
+    assert (residual["planned"], residual["recorded"], residual["complete_seeds"]) == (9, 4, [0])
+    assert residual["missing_labels"] == ["halfcheetah-medium s1", "walker2d-medium s1", "hopper-medium s2",
+                                          "halfcheetah-medium s2", "walker2d-medium s2"]
+    assert residual["missing"][0] == "halfcheetah-medium_dema-post_cpu-main_s1"
+    assert residual["unplanned"] == ["hopper-medium-replay_dema-post_cpu-main_s0"]
+    assert rows["my-grid", "dema"]["planned"] is None and rows["my-grid", "dema"]["recorded"] == 1
+    not_run = report.coverage["not_run"]
+    assert "official" in not_run and "residual" not in not_run and "tiny-check" not in not_run
+    text = markdown(report, "dema report results", [], tmp_path)
+    assert ("| residual | DeMa-post | 4 / 9 (+1 not in its grid file now) | 0 | halfcheetah-medium s1, walker2d-medium s1, "
+            "hopper-medium s2, halfcheetah-medium s2, walker2d-medium s2 |") in text
+    assert "| my-grid | DeMa | 1 (not a packaged grid) | - | - |" in text

@@ -14,8 +14,8 @@ or run directories); nothing is typed in by hand except the reference scores of 
   (protocol, dataset, seed, the rest of the variant), the mean paired difference A - B of final
   normalised scores is bootstrapped (10,000 resamples, fixed seed) and its 95% interval decides.
 
-Read in this order: `runs` (records -> Runs, groups and the per-group tables), `references` (other
-papers' scores), `verdicts` (RULE, the rliable aggregates, the claims), `figures`, `document` (the
+Read in this order: `runs` (records -> Runs, groups and the per-group tables), `coverage` (what ran
+of each grid), `references` (other papers' scores), `verdicts` (RULE, the rliable aggregates, the claims), `figures`, `document` (the
 Markdown), then `Report` and `build_report` below.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dema.experiments.report.coverage import coverage
 from dema.experiments.report.document import PAPER_ATARI_UPDATES, PAPER_UPDATES, markdown
 from dema.experiments.report.figures import write_figures
 from dema.experiments.report.references import REFERENCES, Reference
@@ -44,18 +45,19 @@ class Report:
     claims: list[dict]
     datasets: list[dict] = field(default_factory=list)
     flattening: list[dict] = field(default_factory=list)
+    coverage: dict = field(default_factory=lambda: {"grids": [], "not_run": []})
 
     def to_json(self) -> dict:
         return {"runs": [r.to_json() for r in self.runs], "aggregates": self.aggregates, "claims": self.claims,
                 "datasets": self.datasets, "flattening": {"groups": self.flattening,
                                                           "summary": flattening_summary(self.flattening)},
-                "problems": self.problems}
+                "coverage": self.coverage, "problems": self.problems}
 
 
 def build_report(paths: list[str | Path]) -> Report:
     runs, problems = load_runs(paths)
     return Report(runs, problems, summaries(runs), aggregates(runs), claims(runs), dataset_rows(runs),
-                  flattening(runs))
+                  flattening(runs), coverage(runs))
 
 
 # The names of the one module this package replaces, importable from here as before (the last two: tests use them).

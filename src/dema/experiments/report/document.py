@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dema.envs import parse_dataset
+from dema.experiments.report.coverage import missing_text
 from dema.experiments.report.references import REFERENCES
 from dema.experiments.report.runs import (DOMAIN_LABEL, LABEL, LOSS_STILL_FALLING, Run, _mean, _std, flattening,
                                          flattening_summary, protocol_rows, variant_text)
@@ -36,7 +37,8 @@ def _refs_for(dataset: str) -> dict[str, float]:
 
 
 def markdown(report: Report, command: str, figures: list[Path], relative_to: Path) -> str:
-    lines = (_head_section(report.runs, command) + _claims_section(report) + _aggregates_section(report)
+    lines = (_head_section(report.runs, command) + _claims_section(report) + _coverage_section(report)
+             + _aggregates_section(report)
              + _groups_section(report) + _datasets_section(report) + _flattening_section(report.runs) + _reference_section(report)
              + _figures_section(figures, relative_to) + _protocol_section(report.runs))
     lines += ["", "## Problems", ""]
@@ -90,6 +92,28 @@ def _claims_section(report: Report) -> list[str]:
     ]
     for c in report.claims:
         lines.append(f"| {c['claim']} | **{c['verdict']}** | {_evidence_text(c['evidence'])} |")
+    return lines
+
+
+def _coverage_section(report: Report) -> list[str]:
+    cov = report.coverage
+    lines = ["", "## What ran, grid by grid", "",
+             "Per experiment grid (src/dema/experiments/grids/<grid>.yaml) and model: the cells it plans, how many "
+             "have a run record, the seeds every planned cell of the model has, and the cells still missing "
+             "(their run names). The ablation grids reuse mujoco-main's DeMa and DT cells as their baseline.", ""]
+    if cov["grids"]:
+        lines += ["| grid | model | recorded / planned | complete seeds | missing |", "| --- | --- | --- | --- | --- |"]
+        for row in cov["grids"]:
+            planned = "not a packaged grid" if row["planned"] is None else f"{row['recorded']} / {row['planned']}"
+            if row["planned"] is None:
+                planned = f"{row['recorded']} ({planned})"
+            elif row["unplanned"]:
+                planned += f" (+{len(row['unplanned'])} not in its grid file now)"
+            seeds = ", ".join(map(str, row["complete_seeds"])) or "-"
+            lines.append(f"| {row['grid']} | {LABEL.get(row['model'], row['model'])} | {planned} | {seeds} | "
+                         f"{missing_text(row)} |")
+    if cov["not_run"]:
+        lines += ["", f"Packaged grids without a record: {', '.join(cov['not_run'])}."]
     return lines
 
 
