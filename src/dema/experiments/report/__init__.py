@@ -15,8 +15,8 @@ or run directories); nothing is typed in by hand except the reference scores of 
   normalised scores is bootstrapped (10,000 resamples, fixed seed) and its 95% interval decides.
 
 Read in this order: `runs` (records -> Runs, groups and the per-group tables), `coverage` (what ran
-of each grid), `references` (other papers' scores), `verdicts` (RULE, the rliable aggregates, the claims), `figures`, `document` (the
-Markdown), then `Report` and `build_report` below.
+of each grid), `references` (other papers' scores), `verdicts` (RULE, the rliable aggregates, the
+claims), `figures`, `document` (the Markdown), then `Report` and `build_report` below.
 """
 
 from __future__ import annotations

@@ -20,17 +20,18 @@ MISSING_SHOWN = 6  # missing cells named per row; the rest are counted
 
 
 def coverage(runs: list[Run]) -> dict:
-    """{"grids": [row per (grid, model)], "not_run": [packaged grids without a record]}; a row:
+    """{"grids": [a row per (grid, model)], "not_run": [packaged grids without a record]}. A row:
     {"grid", "model", "planned" (None: not a packaged grid), "recorded", "missing" (run names),
-    "missing_labels" (the same as "<dataset> s<seed>"), "complete_seeds" (seeds with every planned cell of the model recorded), "unplanned" (records whose
-    run the grid does not plan, e.g. after its YAML changed)}."""
+    "missing_labels" (the same as "<dataset> s<seed>"), "complete_seeds" (the seeds with every planned
+    cell of the model recorded), "unplanned" (records of runs the grid does not plan, e.g. after its
+    YAML changed)}."""
     recorded: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # grid -> model -> runs
     for run in runs:
         if run.grid:
             recorded[run.grid][run.model].add(run.run)
     packaged = [g for g in available_grids() if g not in SMOKE_GRIDS]
     rows = []
-    for name in sorted(recorded, key=lambda g: (g not in packaged, packaged.index(g) if g in packaged else 0, g)):
+    for name in sorted(recorded, key=lambda g: (g not in packaged, g)):  # packaged grids first
         plan = _plan(name) if name in available_grids() else None
         models = list(plan) if plan is not None else []
         models += sorted(m for m in recorded[name] if m not in models)

@@ -100,17 +100,18 @@ def _coverage_section(report: Report) -> list[str]:
     lines = ["", "## What ran, grid by grid", "",
              "Per experiment grid (src/dema/experiments/grids/<grid>.yaml) and model: the cells it plans, how many "
              "have a run record, the seeds every planned cell of the model has, and the cells still missing "
-             "(their run names). The ablation grids reuse mujoco-main's DeMa and DT cells as their baseline.", ""]
+             "(dataset and seed). The ablation grids reuse mujoco-main's DeMa and DT cells as their baseline.", ""]
     if cov["grids"]:
         lines += ["| grid | model | recorded / planned | complete seeds | missing |", "| --- | --- | --- | --- | --- |"]
         for row in cov["grids"]:
-            planned = "not a packaged grid" if row["planned"] is None else f"{row['recorded']} / {row['planned']}"
             if row["planned"] is None:
-                planned = f"{row['recorded']} ({planned})"
-            elif row["unplanned"]:
-                planned += f" (+{len(row['unplanned'])} not in its grid file now)"
+                count = f"{row['recorded']} (not a packaged grid)"
+            else:
+                count = f"{row['recorded']} / {row['planned']}"
+                if row["unplanned"]:
+                    count += f" (+{len(row['unplanned'])} not in its grid file now)"
             seeds = ", ".join(map(str, row["complete_seeds"])) or "-"
-            lines.append(f"| {row['grid']} | {LABEL.get(row['model'], row['model'])} | {planned} | {seeds} | "
+            lines.append(f"| {row['grid']} | {LABEL.get(row['model'], row['model'])} | {count} | {seeds} | "
                          f"{missing_text(row)} |")
     if cov["not_run"]:
         lines += ["", f"Packaged grids without a record: {', '.join(cov['not_run'])}."]
