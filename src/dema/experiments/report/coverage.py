@@ -29,10 +29,11 @@ def coverage(runs: list[Run]) -> dict:
     for run in runs:
         if run.grid:
             recorded[run.grid][run.model].add(run.run)
-    packaged = [g for g in available_grids() if g not in SMOKE_GRIDS]
+    grids = available_grids()  # read the package's folder once
+    packaged = [g for g in grids if g not in SMOKE_GRIDS]
     rows = []
     for name in sorted(recorded, key=lambda g: (g not in packaged, g)):  # packaged grids first
-        plan = _plan(name) if name in available_grids() else None
+        plan = _plan(name) if name in grids else None
         models = list(plan) if plan is not None else []
         models += sorted(m for m in recorded[name] if m not in models)
         for model in models:
