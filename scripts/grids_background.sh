@@ -6,48 +6,100 @@
 #   scripts/grids_background.sh [RESULTS_DIR]      # run from a clone with `pip install -e ".[sweep,atari]"`
 #
 # Run it from a clone other than the one you edit (a sweep imports the code of its clone), with the
-# datasets where dema looks for them (DEMA_DATA_PATH, ./datasets). Logs: runs/<grid>.log.
-# Stop it with `kill` on the lanes' sweeps (SIGTERM: their workers stop, checkpoints stay).
+# datasets where dema looks for them (DEMA_DATA_PATH, ./datasets). Logs: runs/<grid>.log, and one
+# line per job in runs/lanes.log. Stop it with `kill` on the lanes' sweeps (SIGTERM: their workers
+# stop, checkpoints stay) and on this script.
+#
+# The order is issue 24's: each claim reaches 3 seeds on its datasets before the next claim's cells.
+# The jobs are one (grid, seed, dataset[, model/value]) each, in one queue that both lanes take from,
+# so the two cores stay busy to the end and a claim's cells run side by side under the same load.
+# A job whose dataset is not collected yet waits for it (collect in the background meanwhile:
+# scripts/collect_mujoco.sh, scripts/collect_maze.sh, docs/DATASETS.md) and gives up after 3 hours.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:-results}
 export OPENBLAS_NUM_THREADS=1
 mkdir -p runs
 
-sweep() {  # sweep GRID [dema sweep options...]: one worker, records into $RESULTS
-  local grid=$1
-  shift
-  nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
-    --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1
-  echo "$(date -u +%FT%TZ) $grid: exit $?" >> runs/lanes.log
+MEDIUM="hopper-medium halfcheetah-medium walker2d-medium"
+JOBS=()
+add() {  # add GRID "SEEDS" "DATASETS" [sweep options...]: one job per seed and dataset, seed-major
+  local grid=$1 seeds=$2 datasets=$3 seed dataset
+  shift 3
+  for seed in $seeds; do
+    for dataset in $datasets; do JOBS+=("$grid --seeds $seed --datasets $dataset $*"); done
+  done
+}
+# 1. DT at DeMa's learning rate: the MuJoCo verdict at equal learning rates turns on it
+add lr-control "0 1 2" "hopper-medium-expert halfcheetah-medium-expert walker2d-medium-expert halfcheetah-medium halfcheetah-medium-replay walker2d-medium-replay"
+# 2-4. the MuJoCo ablations on the medium datasets
+add token-layout "0 1 2" "$MEDIUM"
+add residual "0 1 2" "$MEDIUM"
+add position-embedding "0 1 2" "$MEDIUM"
+# 5. delayed rewards, DeMa and DT
+add delayed-reward "0 1 2" "$MEDIUM" --models dema
+add delayed-reward "0 1 2" "$MEDIUM" --models dt
+# 6. context length: K 8 and 30 against mujoco-main's K 20
+add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=8
+add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=30
+# 7. Breakout seeds 3 and 4, so that the Atari ablations reach 5 pairs
+add atari "3 4" "atari/Breakout" --models dema dt
+add atari-ablations "3 4" "atari/Breakout"
+# 8. Transformer-like against RNN-like DeMa (about 90 min a cell)
+add rnn-like "0 1 2" "$MEDIUM"
+# 9. maze2d (collect first: scripts/collect_maze.sh)
+add maze2d "0 1 2" "maze2d-umaze maze2d-medium maze2d-large"
+# 10. the official codes' choices, seeds 1 and 2
+add official "1 2" "$MEDIUM"
+# then, as compute allows: position embedding on medium-replay, K 4 and 12, the table's DC and BC
+add position-embedding "0 1 2" "hopper-medium-replay halfcheetah-medium-replay walker2d-medium-replay"
+add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=4 model.context_len=12
+add mujoco-main "0 1 2" "$MEDIUM hopper-medium-replay halfcheetah-medium-replay walker2d-medium-replay hopper-medium-expert halfcheetah-medium-expert walker2d-medium-expert" --models dc bc
+
+: > runs/lanes.taken
+next_job() {  # the index of the first job no lane has taken yet (under a lock); fails when none is left
+  local i
+  exec 9> runs/lanes.lock
+  flock 9
+  for i in "${!JOBS[@]}"; do
+    if ! grep -qx "$i" runs/lanes.taken; then
+      echo "$i" >> runs/lanes.taken
+      flock -u 9
+      echo "$i"
+      return 0
+    fi
+  done
+  flock -u 9
+  return 1
 }
 
-# The tables' models are split between the lanes (DT in one, DeMa in the other), so the two lanes
-# never reach for the same cell and DeMa's and DT's cells train side by side, under the same load.
-# The order follows issue 10: the MuJoCo table's DeMa and DT cells, then the ablations on the three
-# medium datasets, then the table's DC and BC columns and the longer studies. The ablations run
-# breadth first, one seed of every ablation before the next seed of any: seed 0 on three datasets
-# already gives each claim the report's minimum of 3 pairs, so every claim gets a first verdict
-# before any gets its third seed.
-ablations() {  # ablations LANE SEED: one seed of the lane's share of the ablation grids
-  if [ "$1" = 1 ]; then
-    sweep token-layout --seeds "$2"; sweep position-embedding --seeds "$2"; sweep delayed-reward --seeds "$2" --models dt
-  else
-    sweep official --seeds "$2"; sweep residual --seeds "$2"; sweep delayed-reward --seeds "$2" --models dema
-  fi
+run_job() {  # run_job GRID OPTIONS...: one worker; waits while the job's dataset is not collected
+  local grid=$1 tries=0 status
+  shift
+  while :; do
+    nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
+      --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1
+    status=$?
+    if [ "$status" = 2 ] && tail -n 1 "runs/$grid.log" | grep -q "no dataset of that id" && [ $tries -lt 180 ]; then
+      tries=$((tries + 1))
+      sleep 60
+      continue
+    fi
+    echo "$(date -u +%FT%TZ) lane $LANE: $grid $*: exit $status" >> runs/lanes.log
+    return
+  done
 }
-# Lane 1: the Atari table's seeds 0 and 1, DT's seed 2, the MuJoCo table's DT cells, then per seed the
-# learning-rate control (DT at 1e-3 on the six datasets where DeMa trains at 1e-3: the MuJoCo verdict
-# turns on it, docs/RESULTS.md), token layout, position embedding and delayed reward (DT), then the
-# table's DC cells and the sequence-length study.
-( sweep atari --seeds 0 1; sweep atari --seeds 2 --models dt; sweep mujoco-main --models dt;
-  for seed in 0 1 2; do sweep lr-control --seeds $seed; ablations 1 $seed; done
-  sweep mujoco-main --models dc; sweep sequence-length ) &
-# Lane 2: the Atari ablations, DeMa's Atari seed 2, the MuJoCo table's DeMa cells, the
-# official-initialisation variants, residual structure, delayed reward (DeMa), Transformer-like vs
-# RNN-like (last of the ablations: a cell trains on whole trajectories and took 91 minutes), then the
-# table's BC cells.
-# (maze2d is not queued: its datasets are collected first, scripts/collect_maze.sh.)
-( sweep atari-ablations; sweep atari --seeds 2 --models dema; sweep mujoco-main --models dema;
-  for seed in 0 1 2; do ablations 2 $seed; done; sweep rnn-like; sweep mujoco-main --models bc ) &
+
+lane() {
+  LANE=$1
+  local i
+  while i=$(next_job); do
+    # shellcheck disable=SC2086  # a job is a grid name and its options, split on spaces
+    run_job ${JOBS[$i]}
+  done
+}
+
+lane 1 &
+sleep 5  # the first lane's first sweep claims its grid's runs folder before the second starts
+lane 2 &
 wait

@@ -254,3 +254,30 @@ def test_cells_recorded_before_are_not_run_again(tmp_path):
     assert "1 cells already recorded" in out.stdout
     assert "hopper-medium-tiny_dema_paper_s1: not started" in out.stdout
     assert "hopper-medium-tiny_dema_paper_s0:" not in out.stdout
+
+
+def test_datasets_and_values_select_cells_and_only_their_datasets_must_exist(tmp_path):
+    """--datasets and --values pick cells of a grid (the lanes run one claim's datasets before the
+    next claim's); a dataset outside the selection may be missing; a filter naming something the grid
+    lacks is one line, exit 2."""
+    grid_path = _grid(tmp_path, sweep={"model.context_len": [4, 5]})
+    grid = yaml.safe_load(grid_path.read_text())
+    grid["datasets"].append(str(tmp_path / "walker2d-medium-not-collected.hdf5"))
+    grid_path.write_text(yaml.safe_dump(grid))
+    good = grid["datasets"][0]
+    common = ("--runs-dir", tmp_path / "runs", "--results-dir", "", "--executor", "local", "--dry-run")
+
+    out = _sweep(grid_path, *common, "--datasets", good, "--values", "model.context_len=5", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("not started") == 1
+    assert "hopper-medium-tiny_dema_paper_s0_context_len-5: not started" in out.stdout
+
+    everything = _sweep(grid_path, *common, cwd=tmp_path)  # the uncollected dataset is now selected
+    assert everything.returncode == 2 and "walker2d-medium-not-collected" in everything.stderr
+
+    for bad, named in ((("--datasets", "hopper-medium"), "not in grid t"),
+                       (("--values", "model.context_len=9"), "sweeps model.context_len over [4, 5]"),
+                       (("--values", "model.n_layer=1"), "swept fields (model.context_len)")):
+        out = _sweep(grid_path, *common, *bad, cwd=tmp_path)
+        assert out.returncode == 2 and named in out.stderr, (bad, out.stderr)
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dema.errors import ConfigError
 from dema.experiments.grid import Cell, Grid
+from dema.files import atomic_write
 from dema.run import RunDir, TrainConfig
 
 # config fields that may differ between a cell's saved config and the grid's without breaking resume
@@ -66,7 +67,8 @@ def claim_runs_dir(grid: Grid, runs_dir: Path, write: bool = True) -> None:
         return
     runs_dir.mkdir(parents=True, exist_ok=True)
     (runs_dir / "logs").mkdir(exist_ok=True)
-    marker.write_text(json.dumps(grid.to_dict(), indent=2) + "\n")
+    # atomic: two sweeps of one grid (the background lanes) may read and write the marker at once
+    atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(grid.to_dict(), indent=2) + "\n"))
 
 
 def run_cell(task: Task) -> dict:

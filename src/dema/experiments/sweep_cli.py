@@ -2,6 +2,7 @@
 
     dema sweep tiny-check                                   # a local Ray instance on this machine's cores
     dema sweep mujoco-main --models dema dt --seeds 0       # a subset of the grid's cells
+    dema sweep sequence-length --datasets hopper-medium --values model.context_len=8   # by dataset / swept value
     dema sweep my_grid.yaml --address ray://head:10001      # an existing Ray cluster
     dema sweep mujoco-main --executor local --workers 16 --device cuda   # no Ray: a process pool
     dema sweep mujoco-main --dry-run                        # list the cells and their state
@@ -30,12 +31,7 @@ def main(argv: list[str]) -> int:
 
     args = _parser(available_grids()).parse_args(argv)
     grid = load_grid(args.grid)
-    cells = [c for c in grid.cells() if (not args.models or c.model in args.models)
-             and (args.seeds is None or c.seed in args.seeds)]
-    unknown = sorted(set(args.models or []) - set(grid.models))
-    if unknown or not cells:
-        raise ConfigError(f"no cells: --models {unknown or args.models} / --seeds {args.seeds} select nothing of "
-                          f"grid {grid.name} (models {list(grid.models)}, seeds {list(grid.seeds)})")
+    cells = _selected_cells(grid, args)
     executor = args.executor or ("ray" if importlib.util.find_spec("ray") else "local")
     if executor == "ray" and not importlib.util.find_spec("ray"):
         raise ConfigError('--executor ray needs Ray: pip install -e ".[sweep]" (or use --executor local)')
@@ -43,7 +39,7 @@ def main(argv: list[str]) -> int:
         raise ConfigError("--address is a Ray cluster address; it needs --executor ray")
     if args.device == "cuda":
         _check_cuda()
-    _check_datasets(grid)
+    _check_datasets(grid, {c.dataset for c in cells})
     runs_dir = Path(args.runs_dir or f"runs/{grid.name}")
     results_dir = None if args.results_dir == "" else args.results_dir
     claim_runs_dir(grid, runs_dir, write=not args.dry_run)
@@ -109,6 +105,10 @@ def _parser(grids: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--gpu-fraction", type=float, default=0.25, help="share of a GPU per cell with --device cuda")
     p.add_argument("--models", nargs="+", help="only these models of the grid")
     p.add_argument("--seeds", nargs="+", type=int, help="only these seeds of the grid")
+    p.add_argument("--datasets", nargs="+", help="only these datasets of the grid (as the grid names them)")
+    p.add_argument("--values", nargs="+", metavar="FIELD=VALUE",
+                   help="only the cells with these values of the grid's swept fields (several values of one "
+                        "field: any of them)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and their state, run nothing")
     return p
 
@@ -127,11 +127,48 @@ def _state(run_dir: Path) -> str:
     return "not started"
 
 
-def _check_datasets(grid) -> None:
-    """Every dataset must exist before any cell starts."""
+def _selected_cells(grid, args) -> list:
+    """The grid's cells that --models, --seeds, --datasets and --values select; a filter that names
+    something the grid does not have, or selects nothing, is one ConfigError."""
+    unknown = {"--models": sorted(set(args.models or []) - set(grid.models)),
+               "--datasets": sorted(set(args.datasets or []) - set(grid.datasets))}
+    for flag, names in unknown.items():
+        if names:
+            have = grid.models if flag == "--models" else grid.datasets
+            raise ConfigError(f"{flag} {' '.join(names)}: not in grid {grid.name} (it has {', '.join(have)})")
+    values = _parse_values(grid, args.values or [])
+    cells = [c for c in grid.cells() if (not args.models or c.model in args.models)
+             and (args.seeds is None or c.seed in args.seeds)
+             and (not args.datasets or c.dataset in args.datasets)
+             and all(dict(c.variant).get(field) in wanted for field, wanted in values.items())]
+    if not cells:
+        raise ConfigError(f"no cells: --models {args.models} / --seeds {args.seeds} / --datasets {args.datasets} / "
+                          f"--values {args.values} select nothing of grid {grid.name} (models {list(grid.models)}, "
+                          f"seeds {list(grid.seeds)}, datasets {list(grid.datasets)}, swept {grid.sweep or 'nothing'})")
+    return cells
+
+
+def _parse_values(grid, items: list[str]) -> dict:
+    """--values FIELD=VALUE ...: {field: [values of the grid's sweep]}; a value is matched against the
+    sweep's own values by their text, so `model.context_len=8` selects the integer 8."""
+    wanted: dict = {}
+    for item in items:
+        field, sep, text = item.partition("=")
+        if not sep or field not in grid.sweep:
+            raise ConfigError(f"--values {item}: expected FIELD=VALUE with FIELD one of grid {grid.name}'s swept "
+                              f"fields ({', '.join(grid.sweep) or 'it sweeps none'})")
+        matches = [v for v in grid.sweep[field] if str(v) == text or str(v).lower() == text.lower()]
+        if not matches:
+            raise ConfigError(f"--values {item}: grid {grid.name} sweeps {field} over {grid.sweep[field]}")
+        wanted.setdefault(field, []).extend(matches)
+    return wanted
+
+
+def _check_datasets(grid, datasets: set[str]) -> None:
+    """Every selected cell's dataset must exist before any cell starts."""
     from dema.data.load import resolve_id
 
-    for dataset in grid.datasets:
+    for dataset in [d for d in grid.datasets if d in datasets]:
         if not Path(dataset).expanduser().exists():
             try:
                 resolve_id(dataset)
