@@ -13,8 +13,9 @@
 # The order is issue 24's: each claim reaches 3 seeds on its datasets before the next claim's cells.
 # The jobs are one (grid, seed, dataset[, model/value]) each, in one queue that both lanes take from,
 # so the two cores stay busy to the end and a claim's cells run side by side under the same load.
-# A job whose dataset is not collected yet waits for it (collect in the background meanwhile:
-# scripts/collect_mujoco.sh, scripts/collect_maze.sh, docs/DATASETS.md) and gives up after 3 hours.
+# A job whose dataset is not collected yet goes back to the queue and the lane takes the next one
+# (collect in the background meanwhile: scripts/collect_mujoco.sh, scripts/collect_maze.sh,
+# docs/DATASETS.md); a lane gives such jobs up 3 hours after it started.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:-results}
@@ -57,12 +58,12 @@ add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=4 model.context
 add mujoco-main "0 1 2" "$MEDIUM hopper-medium-replay halfcheetah-medium-replay walker2d-medium-replay hopper-medium-expert halfcheetah-medium-expert walker2d-medium-expert" --models dc bc
 
 : > runs/lanes.taken
-next_job() {  # the index of the first job no lane has taken yet (under a lock); fails when none is left
-  local i
+next_job() {  # next_job SKIP...: the index of the first job no lane has taken, less the SKIPped ones
+  local i       # (under a lock; it is marked taken); fails when none is left
   exec 9> runs/lanes.lock
   flock 9
   for i in "${!JOBS[@]}"; do
-    if ! grep -qx "$i" runs/lanes.taken; then
+    if ! grep -qx "$i" runs/lanes.taken && [[ " $* " != *" $i "* ]]; then
       echo "$i" >> runs/lanes.taken
       flock -u 9
       echo "$i"
@@ -73,29 +74,43 @@ next_job() {  # the index of the first job no lane has taken yet (under a lock);
   return 1
 }
 
-run_job() {  # run_job GRID OPTIONS...: one worker; waits while the job's dataset is not collected
-  local grid=$1 tries=0 status
-  shift
-  while :; do
-    nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
-      --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1
-    status=$?
-    if [ "$status" = 2 ] && tail -n 1 "runs/$grid.log" | grep -q "no dataset of that id" && [ $tries -lt 180 ]; then
-      tries=$((tries + 1))
-      sleep 60
-      continue
-    fi
-    echo "$(date -u +%FT%TZ) lane $LANE: $grid $*: exit $status" >> runs/lanes.log
-    return
-  done
+release_job() {  # release_job I: give a job back to the queue (its dataset is not collected yet)
+  exec 9> runs/lanes.lock
+  flock 9
+  grep -vx "$1" runs/lanes.taken > runs/lanes.taken.new
+  mv runs/lanes.taken.new runs/lanes.taken
+  flock -u 9
 }
 
-lane() {
-  LANE=$1
-  local i
-  while i=$(next_job); do
-    # shellcheck disable=SC2086  # a job is a grid name and its options, split on spaces
-    run_job ${JOBS[$i]}
+run_job() {  # run_job GRID OPTIONS...: one worker; exit 2 with a "no dataset" line = not ready yet
+  local grid=$1 status
+  shift
+  nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
+    --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1
+  status=$?
+  if [ "$status" = 2 ] && tail -n 1 "runs/$grid.log" | grep -q "no dataset of that id"; then
+    return 3
+  fi
+  echo "$(date -u +%FT%TZ) lane $LANE: $grid $*: exit $status" >> runs/lanes.log
+}
+
+lane() {  # take jobs in order; a job whose data is missing goes back to the queue and the lane
+  LANE=$1  # takes the next one; when only such jobs are left, it waits a minute and tries again
+  local i waiting=() since
+  since=$(date +%s)
+  while :; do
+    if i=$(next_job "${waiting[@]}"); then
+      # shellcheck disable=SC2086  # a job is a grid name and its options, split on spaces
+      if run_job ${JOBS[$i]}; then waiting=(); continue; fi  # after a job, earlier ones first again
+      release_job "$i"
+      waiting+=("$i")
+    elif [ ${#waiting[@]} -gt 0 ] && [ $(($(date +%s) - since)) -lt 10800 ]; then
+      sleep 60
+      waiting=()
+    else
+      echo "$(date -u +%FT%TZ) lane $LANE: done (jobs still without data after 3 hours are left)" >> runs/lanes.log
+      return
+    fi
   done
 }
 

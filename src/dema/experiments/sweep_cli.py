@@ -39,11 +39,10 @@ def main(argv: list[str]) -> int:
         raise ConfigError("--address is a Ray cluster address; it needs --executor ray")
     if args.device == "cuda":
         _check_cuda()
-    _check_datasets(grid, {c.dataset for c in cells})
     runs_dir = Path(args.runs_dir or f"runs/{grid.name}")
     results_dir = None if args.results_dir == "" else args.results_dir
     claim_runs_dir(grid, runs_dir, write=not args.dry_run)
-    todo = tasks(grid, cells, runs_dir, results_dir, args.device)
+    todo = tasks_all = tasks(grid, cells, runs_dir, results_dir, args.device)
     # a cell whose record is in the results folder finished before, maybe on another machine whose
     # run directories are not here: records are what accumulates across machines and sessions
     recorded = [t for t in todo if results_dir and (Path(results_dir) / grid.name / f"{t.cell}.json").is_file()
@@ -52,6 +51,8 @@ def main(argv: list[str]) -> int:
         print(f"grid {grid.name}: {len(recorded)} cells already recorded in {results_dir}/{grid.name}/, skipped "
               "(delete a record to run its cell again)", flush=True)
         todo = [t for t in todo if t not in recorded]
+    # only the cells left to run need their data (a cell recorded on another machine does not)
+    _check_datasets(grid, {cell.dataset for cell, task in zip(cells, tasks_all) if task in todo})
     if args.dry_run:
         for task in todo:
             print(f"{task.cell}: {_state(runs_dir / task.cell)}")
