@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dema.cli import main
-from dema.experiments.report import REFERENCES, RULE, build_report, markdown, paired_bootstrap, verdict_of
+from dema.experiments.report import REFERENCES, RULE, build_report, hierarchical_bootstrap, markdown, verdict_of
 
 DATASETS = ("hopper-medium", "walker2d-medium")
 SEEDS = (0, 1, 2)
@@ -86,17 +86,17 @@ def test_json_keys_verdicts_and_aggregates(results, capsys):
     for key in ("dataset", "model", "seed", "variant", "protocol", "normalized_mean",
                 "best_checkpoint_normalized_mean", "params"):
         assert key in out["runs"][0]
-    assert all(set(c) == {"claim", "verdict", "evidence"} for c in out["claims"])
+    assert all(set(c) == {"claim", "verdict", "evidence", "fragile"} for c in out["claims"])
 
-    dema_dt = claim(out, "DeMa >= DT on MuJoCo")
+    dema_dt = claim(out, "DeMa beats DT on MuJoCo, at each")
     assert dema_dt["verdict"] == "supported"
     ev = dema_dt["evidence"]
     assert ev["pairs"] == 6 and ev["datasets"] == list(DATASETS) and ev["ci95"][0] > 0
     assert ev["mean_difference"] == pytest.approx(20.0)
     assert claim(out, "DeMa has about a quarter")["verdict"] == "supported"
-    assert claim(out, "B3LD (dema) beats BL3D")["verdict"] == "inconclusive"
-    assert claim(out, "DeMa >= DT on Atari")["verdict"] == "no data"
-    assert "no runs of dema" in claim(out, "DeMa >= DT on Atari")["evidence"]["missing"]
+    assert claim(out, "B3LD (dema) beats BL3D (dema-bl3d) on MuJoCo")["verdict"] == "inconclusive"
+    assert claim(out, "DeMa beats DT on Atari")["verdict"] == "no data"
+    assert "no runs of dema" in claim(out, "DeMa beats DT on Atari")["evidence"]["missing"]
     rnn = claim(out, "Transformer-like DeMa beats RNN-like")
     assert rnn["verdict"] == "no data" and "dema-rnn" in rnn["evidence"]["missing"]
     assert claim(out, "DeMa is less hurt by delayed rewards")["verdict"] == "no data"
@@ -159,11 +159,11 @@ def test_dema_against_dt_at_equal_learning_rates_pairs_the_control_runs(tmp_path
                  record("walker2d-medium", "dema", seed, 80.0, lr=1e-3), record("walker2d-medium", "dt", seed, 50.0),
                  record("walker2d-medium", "dt", seed, 79.0, {"optim.lr": 1e-3}, grid="lr-control", lr=1e-3)]
     report = build_report([write(tmp_path / "results", recs)]).to_json()
-    equal = claim(report, "Control: DeMa >= DT at equal learning rates")
+    equal = claim(report, "DeMa beats DT on MuJoCo, at equal")
     assert equal["evidence"]["pairs"] == 6 and "by_learning_rate" not in equal["evidence"]
     assert equal["evidence"]["per_dataset_mean_difference"] == {"hopper-medium": 2.0, "walker2d-medium": 1.0}
     assert equal["verdict"] == "supported"
-    table = claim(report, "DeMa >= DT on MuJoCo")["evidence"]  # the table's pairs only, not the control's DT
+    table = claim(report, "DeMa beats DT on MuJoCo, at each")["evidence"]  # the table's pairs only, not the control's DT
     assert table["pairs"] == 6 and table["mean_difference"] == pytest.approx(16.0)
     assert claim(report, "Control: DT at a swept learning rate")["evidence"]["mean_difference"] == pytest.approx(29.0)
 
@@ -176,7 +176,7 @@ def test_evidence_also_scores_the_pairs_by_best_checkpoint(tmp_path):
         dema["best_checkpoint_normalized_mean"], dt["best_checkpoint_normalized_mean"] = 90.0 + seed, 59.0
         recs += [dema, dt]
     report = build_report([write(tmp_path / "results", recs)])
-    ev = claim(report.to_json(), "DeMa >= DT on MuJoCo")["evidence"]
+    ev = claim(report.to_json(), "DeMa beats DT on MuJoCo, at each")["evidence"]
     assert ev["mean_difference"] == pytest.approx(2.0)
     assert ev["best_checkpoint"]["mean_difference"] == pytest.approx(32.0)
     assert ev["best_checkpoint"]["ci95"][0] >= 31.0 - 1e-9
@@ -193,7 +193,7 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, m
                  record("walker2d-medium", "dema", seed, 80.0 + 3 * seed, lr=1e-3),
                  record("walker2d-medium", "dt", seed, 50.0)]
     results = write(tmp_path / "results", recs)
-    ev = claim(build_report([results]).to_json(), "DeMa >= DT on MuJoCo")["evidence"]
+    ev = claim(build_report([results]).to_json(), "DeMa beats DT on MuJoCo, at each")["evidence"]
     # each group with the rule's interval: the walker2d differences 30, 33, 36 resample to [30, 36]
     assert ev["by_learning_rate"] == {"A lr 0.0001, B lr 0.0001": {"pairs": 3, "mean_difference": 2.0, "ci95": [2.0, 2.0]},
                                       "A lr 0.001, B lr 0.0001": {"pairs": 3, "mean_difference": 33.0, "ci95": [30.0, 36.0]}}
@@ -209,9 +209,9 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, m
     del unrecorded["config"]["optim"]["lr"]  # an older record without the rate: named "?", not a crash
     older = [r for r in recs if r["run"] != unrecorded["run"]] + [unrecorded]
     ev = claim(build_report([write(tmp_path / "unrecorded", older)]).to_json(),
-               "DeMa >= DT on MuJoCo")["evidence"]
+               "DeMa beats DT on MuJoCo, at each")["evidence"]
     assert ev["by_learning_rate"]["A lr 0.001, B lr ?"] == {"pairs": 1, "mean_difference": 30.0}  # one pair: no interval
-    same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa >= DT on MuJoCo")
+    same = claim(build_report([write(tmp_path / "same", grid_records())]).to_json(), "DeMa beats DT on MuJoCo, at each")
     assert "by_learning_rate" not in same["evidence"]
     assert claim(build_report([results]).to_json(), "Control: DT at a swept learning rate")["verdict"] == "no data"
 
@@ -229,7 +229,7 @@ def test_the_learning_rate_control_pairs_dt_at_the_swept_rate_with_dt_at_its_own
     control = claim(report, "Control: DT at a swept learning rate")
     assert control["verdict"] == "supported" and control["evidence"]["pairs"] == 6
     assert control["evidence"]["mean_difference"] == pytest.approx(25.0)
-    dema_dt = claim(report, "DeMa >= DT on MuJoCo")["evidence"]
+    dema_dt = claim(report, "DeMa beats DT on MuJoCo, at each")["evidence"]
     assert dema_dt["pairs"] == 6 and dema_dt["mean_difference"] == pytest.approx(30.0)
 
 
@@ -248,14 +248,130 @@ def test_aggregate_intervals_are_the_same_in_every_report(results):
 
 def test_equal_scores_are_inconclusive_for_beats_and_supported_within_the_margin():
     diffs = [1.5, -2.0, 0.5, -1.0, 2.0, -0.5]
-    mean, low, high = paired_bootstrap(diffs)
+    datasets = ["a", "a", "a", "b", "b", "b"]
+    mean, low, high = hierarchical_bootstrap(diffs, datasets)
     assert low < 0 < high and low > -5
-    assert verdict_of(low, high, "beats", len(diffs)) == "inconclusive"
-    assert verdict_of(low, high, "at_least", len(diffs)) == "supported"  # within the equivalence margin
-    assert verdict_of(-30.0, -10.0, "at_least", 6) == "not supported"
-    assert verdict_of(5.0, 10.0, "beats", 2) == "inconclusive"  # too few pairs
-    assert paired_bootstrap(diffs) == (mean, low, high)  # fixed seed
-    assert "10,000 resamples" in RULE
+    assert verdict_of(low, high, "beats", 6, 2) == "inconclusive"
+    assert verdict_of(low, high, "at_least", 6, 2) == "supported"  # within the equivalence margin
+    assert verdict_of(-30.0, -10.0, "at_least", 6, 2) == "not supported"
+    assert verdict_of(5.0, 10.0, "beats", 4, 2) == "inconclusive (4 pairs)"  # too few pairs
+    assert verdict_of(5.0, 10.0, "beats", 6, 1) == "inconclusive (6 pairs)"  # one dataset
+    assert verdict_of(5.0, 10.0, "beats", 5, 1, one_game=True) == "supported"  # 5 seeds on one game
+    assert hierarchical_bootstrap(diffs, datasets) == (mean, low, high)  # fixed seed
+    assert "10,000 resamples" in RULE and "hierarchical bootstrap" in RULE
+
+
+def test_one_dataset_with_a_huge_effect_is_not_a_supported_claim():
+    """Nine datasets, five seeds each: a huge effect on one, none on the other eight. Resampling the 45
+    pairs as if independent (rule v1) puts the interval above 0; resampling the datasets and then the
+    seeds within them (rule v2) does not: eight of nine datasets show nothing, which one more draw of
+    datasets could equally show."""
+    datasets = [f"d{i}" for i in range(9)]
+    diffs, labels = [], []
+    for i, dataset in enumerate(datasets):
+        for seed, wobble in enumerate((-2.0, -1.0, 0.0, 1.0, 2.0)):
+            diffs.append((60.0 if i == 0 else 0.0) + wobble)
+            labels.append(dataset)
+    rng = np.random.default_rng(0)  # rule v1: the pairs resampled as if independent
+    v1 = np.percentile(np.asarray(diffs)[rng.integers(0, 45, size=(10_000, 45))].mean(axis=1), [2.5, 97.5])
+    assert v1[0] > 0  # overconfident
+    mean, low, high = hierarchical_bootstrap(diffs, labels)
+    assert mean == pytest.approx(60.0 / 9)
+    assert low < 0 < high
+    assert verdict_of(low, high, "beats", 45, 9) == "inconclusive"
+    # the same size of effect on every dataset is a claim the rule supports
+    even = [60.0 / 9 + w for w in (-2.0, -1.0, 0.0, 1.0, 2.0)] * 9
+    _, low, _ = hierarchical_bootstrap(even, sorted(labels))
+    assert verdict_of(low, 99.0, "beats", 45, 9) == "supported"
+
+
+def _claim_records(tmp_path, a_scores, b_scores, a_model="dema", b_model="dema-bl3d", datasets=("hopper-medium", "walker2d-medium")):
+    """Records of two models whose final scores are a_scores[dataset][seed] and b_scores[...]."""
+    recs = []
+    for dataset in datasets:
+        for seed, (a, b) in enumerate(zip(a_scores[dataset], b_scores[dataset])):
+            recs += [record(dataset, a_model, seed, a), record(dataset, b_model, seed, b)]
+    return recs
+
+
+def test_a_claim_needs_five_pairs_over_two_datasets(tmp_path):
+    """The same clear effect: 3 seeds on two datasets (6 pairs) is a verdict; 2 seeds (4 pairs) is
+    "inconclusive (4 pairs)"; 5 seeds on one MuJoCo dataset is still inconclusive for want of a second."""
+    a = {"hopper-medium": [80.0, 82.0, 81.0], "walker2d-medium": [70.0, 71.0, 72.0]}
+    b = {"hopper-medium": [60.0, 61.0, 59.0], "walker2d-medium": [50.0, 52.0, 51.0]}
+    six = build_report([write(tmp_path / "six", _claim_records(tmp_path, a, b))]).to_json()
+    assert claim(six, "B3LD (dema) beats BL3D (dema-bl3d) on MuJoCo")["verdict"] == "supported"
+    four = build_report([write(tmp_path / "four", _claim_records(
+        tmp_path, {k: v[:2] for k, v in a.items()}, {k: v[:2] for k, v in b.items()}))]).to_json()
+    c = claim(four, "B3LD (dema) beats BL3D (dema-bl3d) on MuJoCo")
+    assert c["verdict"] == "inconclusive (4 pairs)"
+    assert c["evidence"]["would_change"] == "at least 5 pairs over 2 datasets (now 4 on 2)"
+    one = {"hopper-medium": [80.0, 82.0, 81.0, 79.0, 80.0]}
+    single = build_report([write(tmp_path / "single", _claim_records(
+        tmp_path, one, {"hopper-medium": [60.0] * 5}, datasets=("hopper-medium",)))]).to_json()
+    assert claim(single, "B3LD (dema) beats BL3D (dema-bl3d) on MuJoCo")["verdict"] == "inconclusive (5 pairs)"
+
+
+def test_a_dataset_neither_model_learned_is_left_out(tmp_path):
+    """Pong at random play for both models (final scores within 2 standard errors of random play,
+    1.7 gamer-normalised there) is named and left out; Breakout, learned, carries the Atari claim, and
+    5 seeds on that one game are enough for a verdict."""
+    recs = []
+    for seed in range(5):
+        recs += [record("atari/Pong", "dema", seed, [0.6, 2.0, 1.1, 0.0, 2.8][seed]),
+                 record("atari/Pong", "dt", seed, [2.8, 1.4, 0.6, 1.1, 2.0][seed]),
+                 record("atari/Breakout", "dema", seed, 120.0 + seed),
+                 record("atari/Breakout", "dt", seed, 60.0 + 2 * seed)]
+    c = claim(build_report([write(tmp_path / "results", recs)]).to_json(), "DeMa beats DT on Atari")
+    assert c["evidence"]["not_learned"] == ["atari/Pong"]
+    assert c["evidence"]["datasets"] == ["atari/Breakout"] and c["evidence"]["pairs"] == 5
+    assert c["verdict"] == "supported"
+    pong_learned = [r for r in recs if r["dataset"] != "atari/Pong" or r["model"] != "dt"] + [
+        record("atari/Pong", "dt", seed, 30.0 + seed) for seed in range(5)]
+    c = claim(build_report([write(tmp_path / "learned", pong_learned)]).to_json(), "DeMa beats DT on Atari")
+    assert "not_learned" not in c["evidence"] and c["evidence"]["pairs"] == 10
+
+
+def test_a_verdict_that_changes_with_the_score_is_fragile(tmp_path):
+    """Final weights say DeMa beats BL3D; the last three periodic evaluations say the opposite (the
+    fixture's curve ends at the final score, so the evaluations are rewritten): fragile. With the same
+    curve shape on both sides the verdict is stable."""
+    a = {"hopper-medium": [80.0, 82.0, 81.0], "walker2d-medium": [70.0, 71.0, 72.0]}
+    b = {"hopper-medium": [60.0, 61.0, 59.0], "walker2d-medium": [50.0, 52.0, 51.0]}
+    recs = _claim_records(tmp_path, a, b)
+    stable = build_report([write(tmp_path / "stable", recs)]).to_json()
+    c = claim(stable, "B3LD (dema) beats BL3D (dema-bl3d) on MuJoCo")
+    assert c["fragile"] is False and c["evidence"]["sensitivity"]["last_three_evals"]["verdict"] == "supported"
+    for rec in recs:  # the last three evaluations of BL3D far above DeMa's
+        for row in rec["evals"][-3:]:
+            row["normalized_mean"] = 100.0 if rec["model"] == "dema-bl3d" else 10.0
+    flipped = build_report([write(tmp_path / "flipped", recs)]).to_json()
+    c = claim(flipped, "B3LD (dema) beats BL3D (dema-bl3d) on MuJoCo")
+    assert c["verdict"] == "supported" and c["fragile"] is True
+    assert c["evidence"]["sensitivity"]["last_three_evals"]["verdict"] == "not supported"
+    assert "changes with the last three evals" in c["evidence"]["would_change"]
+    assert c["evidence"]["sensitivity"]["second_target"] == {"verdict": "no data", "pairs": 0}  # not recorded here
+
+
+def test_the_margin_claims_show_the_seeds_spread_and_params_without_timestep_tables(tmp_path):
+    recs = []
+    for dataset in DATASETS:
+        for seed in SEEDS:
+            recs += [record(dataset, "dema", seed, 70.0 + 4 * noise(dataset, seed)),
+                     record(dataset, "dema", seed, 70.0, {"model.position_embedding": True}),
+                     record(dataset, "dt", seed, 60.0)]
+    for rec in recs:  # DT's timestep table: 1,000 x 128 of its 727,567 parameters
+        rec["config"]["model"].update(position_embedding=rec["model"] == "dt", max_ep_len=1000, embed_dim=128)
+    report = build_report([write(tmp_path / "results", recs)])
+    out = report.to_json()
+    spread = claim(out, "No position embedding is needed")["evidence"]["seed_sd_of_difference"]
+    assert spread["hopper-medium"] == pytest.approx(float(np.std([4 * noise("hopper-medium", s) for s in SEEDS], ddof=1)), abs=1e-3)
+    params = claim(out, "DeMa has about a quarter")["evidence"]
+    assert params["params_ratio_without_timestep_tables"]["hopper-medium"] == pytest.approx(
+        175_503 / (727_567 - 128_000), abs=1e-3)
+    text = markdown(report, "dema report", [], tmp_path)
+    assert "the margin 5 against the seeds' sd of A − B per dataset: hopper-medium" in text
+    assert "## The paper's claims at a glance" in text and text.index("Rule (version 2)") < text.index("## How our data")
 
 
 def test_variant_claims_pair_on_the_rest_of_the_variant(tmp_path):
@@ -280,7 +396,7 @@ def test_variant_claims_pair_on_the_rest_of_the_variant(tmp_path):
     assert k["verdict"] == "supported" and k["evidence"]["by_dataset"]["hopper-medium"]["best_K"] == 8
     assert claim(report, "Transformer-like DeMa beats RNN-like")["verdict"] == "supported"
     # the DeMa vs DT claim uses only runs without delayed rewards or an added position embedding
-    assert claim(report, "DeMa >= DT on MuJoCo")["evidence"]["pairs"] == 6
+    assert claim(report, "DeMa beats DT on MuJoCo, at each")["evidence"]["pairs"] == 6
     groups = {(r["model"], json.dumps(r["variant"], sort_keys=True)) for r in report["runs"]}
     assert ("dema", '{"model.context_len": 8}') in groups and ("dema", "{}") in groups
 
@@ -304,7 +420,7 @@ def test_markdown_report_with_figures(results, tmp_path):
     text = out.read_text()
     assert "Generated by `dema report`" in text and "do not edit by hand" in text
     assert f"dema report {results} --out {out}" in text
-    assert "**supported**" in text and "Rule:" in text and "equivalence margin" in text
+    assert "**supported**" in text and "Rule (version 2)" in text and "equivalence margin" in text
     assert "not D4RL's own files" in text and "100,000" in text
     figures = sorted((tmp_path / "docs" / "REPORT_figures").glob("*.png"))
     assert [p.name for p in figures] == ["claims.png", "final_scores_cpu-test.png", "learning_curves_cpu-test.png",

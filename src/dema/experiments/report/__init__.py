@@ -10,13 +10,15 @@ or run directories); nothing is typed in by hand except the reference scores of 
 - Aggregates: per model, the IQM and the mean of normalised scores across datasets with
   stratified-bootstrap 95% intervals (rliable), per comparison, over the seeds every compared model
   ran on a dataset (the same number on every dataset).
-- Claims: each claim of the paper gets a verdict by ONE rule (`RULE`): runs are paired by
-  (protocol, dataset, seed, the rest of the variant), the mean paired difference A - B of final
-  normalised scores is bootstrapped (10,000 resamples, fixed seed) and its 95% interval decides.
+- Claims: each claim of the paper gets a verdict by ONE rule (`rule.RULE`, version 2): runs are paired
+  by (protocol, dataset, seed, the rest of the variant), the paired differences A - B of final
+  normalised scores are bootstrapped hierarchically (datasets, then seeds within each; 10,000
+  resamples, fixed seed), and the 95% interval decides when there are enough pairs and datasets.
 
 Read in this order: `runs` (records -> Runs, groups and the per-group tables), `coverage` (what ran
-of each grid), `references` (other papers' scores), `verdicts` (RULE, the rliable aggregates, the
-claims), `figures`, `document` (the Markdown), then `Report` and `build_report` below.
+of each grid), `references` (other papers' scores), `rule` (RULE and its statistics), `claims` (each
+claim's pairs and verdict), `aggregates` (rliable across datasets), `figures`, `document` (the
+Markdown), then `Report` and `build_report` below.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from dema.experiments.report.runs import DOMAIN_LABEL, LABEL, MODEL_ORDER, Run, 
 from dema.experiments.report.runs import flattening_summary
 from dema.experiments.report.runs import group_runs, load_runs, protocol_rows, run_from_record, summaries, variant_text
 from dema.experiments.report.runs import _late_loss_drop, _slope
-from dema.experiments.report.verdicts import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, MIN_PAIRS, PARAM_BOUNDS
-from dema.experiments.report.verdicts import RULE, SHORT_K, aggregates, claims, paired_bootstrap, verdict_of
+from dema.experiments.report.aggregates import aggregates
+from dema.experiments.report.claims import PARAM_BOUNDS, SHORT_K, claims
+from dema.experiments.report.rule import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, MIN_DATASETS, MIN_PAIRS, RULE
+from dema.experiments.report.rule import hierarchical_bootstrap, verdict_of
 
 
 @dataclass
@@ -61,8 +65,8 @@ def build_report(paths: list[str | Path]) -> Report:
 
 
 # The names of the one module this package replaces, importable from here as before (the last two: tests use them).
-__all__ = ["MODEL_ORDER", "LABEL", "DOMAIN_LABEL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "MARGIN", "MIN_PAIRS",
+__all__ = ["MODEL_ORDER", "LABEL", "DOMAIN_LABEL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "MARGIN", "MIN_PAIRS", "MIN_DATASETS",
            "SHORT_K", "PAPER_UPDATES", "PAPER_ATARI_UPDATES", "PARAM_BOUNDS", "RULE", "Reference", "REFERENCES", "Run",
            "domain", "variant_text", "run_from_record", "load_runs", "group_runs", "summaries", "aggregates",
-           "paired_bootstrap", "verdict_of", "claims", "flattening", "flattening_summary", "dataset_rows",
+           "hierarchical_bootstrap", "verdict_of", "claims", "flattening", "flattening_summary", "dataset_rows",
            "protocol_rows", "write_figures", "Report", "build_report", "markdown", "_late_loss_drop", "_slope"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dema.experiments.report.runs import LABEL, Run, _cell_rank, group_runs, variant_text
-from dema.experiments.report.verdicts import MARGIN
+from dema.experiments.report.rule import MARGIN
 
 
 def _figure(nrows: int, ncols: int, width: float = 4.2, height: float = 3.2):

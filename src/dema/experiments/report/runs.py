@@ -51,6 +51,9 @@ class Run:
     setup: dict  # the protocol row: lr, warm-up, batch, K, evaluation
     identity: dict
     data_returns: dict | None = None  # the dataset's episode returns, raw and normalised (records.returns_summary)
+    second_target: float | None = None  # the final weights' normalised score on the second return target
+    time_table_params: int = 0  # parameters of a learned timestep table (max_ep_len x embedding), if any
+    episodes: int | None = None  # evaluation episodes behind `final`
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, normalised) on the first target
     loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) per log interval
     interval_ms: list[float] = field(default_factory=list)  # mean ms per update of each log interval
@@ -73,6 +76,14 @@ class Run:
         if self.train_seconds is None or not self.steps:
             return None
         return 1000.0 * self.train_seconds / self.steps
+
+    @property
+    def last_three(self) -> float | None:
+        """The mean of the last three periodic evaluations (first target): a score less at the mercy of
+        where the final update happened to land than the final weights alone."""
+        if len(self.curve) < 3:
+            return None
+        return statistics.mean(score for _, score in self.curve[-3:])
 
     def to_json(self) -> dict:
         return {"dataset": self.dataset, "model": self.model, "seed": self.seed, "variant": self.variant,
@@ -157,11 +168,32 @@ def run_from_record(record: dict) -> Run:
         identity={"path": identity.get("path"), "sha256": _digest_text(identity),
                   "transitions": identity.get("transitions")},
         data_returns=identity.get("returns") if isinstance(identity.get("returns"), dict) else None,
+        second_target=_second_target(report), time_table_params=_time_table_params(model_cfg),
+        episodes=_episodes(report),
         curve=_curve(record.get("evals") or [], targets),
         loss_curve=sorted((int(m["step"]), float(m["loss"])) for m in metrics
                           if m.get("step") is not None and _number(m.get("loss")) is not None),
         interval_ms=[ms for ms in (_number(m.get("ms_per_step")) for m in metrics) if ms is not None],
     )
+
+
+def _second_target(report: dict) -> float | None:
+    """The final evaluation's normalised mean on the second return target, when it had one."""
+    per_target = report.get("per_target") or []
+    return _number(per_target[1].get("normalized_mean")) if len(per_target) > 1 else None
+
+
+def _time_table_params(model_cfg: dict) -> int:
+    """A learned timestep embedding is a (max_ep_len, embed_dim) table: 27k rows on Atari, most of
+    DT's parameters there, and no part of the sequence mixer the paper compares."""
+    if not model_cfg.get("position_embedding"):
+        return 0
+    return int(model_cfg.get("max_ep_len") or 0) * int(model_cfg.get("embed_dim") or 0)
+
+
+def _episodes(report: dict) -> int | None:
+    episodes = report.get("episodes")
+    return int(episodes) if isinstance(episodes, (int, float)) and not isinstance(episodes, bool) else None
 
 
 def _curve(rows: list[dict], targets: list) -> list[tuple[int, float]]:
