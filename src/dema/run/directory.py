@@ -43,6 +43,13 @@ EVAL_FIELDS = ["step", "target", "episodes", "return_mean", "return_std", "norma
 CHECKPOINTS = {"final": "model.safetensors", "best": "best.safetensors"}
 
 
+def _is_dema_json(path: Path, key: str) -> bool:
+    try:
+        return path.is_file() and key in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def write_json(path: Path, data) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
 
@@ -113,10 +120,36 @@ class RunDir:
         """True when the folder holds anything but its lock file."""
         return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
 
+    def has_checkpoint(self) -> bool:
+        """Did training ever save anything worth keeping here (a resume state, weights, a score)?"""
+        return any(p.is_file() for p in (self.train_state, self.previous_train_state, self.weights, self.eval_report))
+
+    def foreign(self) -> str | None:
+        """Why this folder is not a run directory of dema's, or None when it is one: it holds dema's
+        config.json (or identity.json) and no folder of its own project or of another run. `--overwrite`
+        and a restart empty only run directories, so a run name of `.`, `..` or any existing folder
+        can never empty that folder."""
+        if not self.path.is_dir():
+            return None
+        entries = [p for p in self.path.iterdir() if p.name != LOCK_NAME]
+        nested = [p.name for p in entries if p.is_dir() and ((p / "config.json").is_file() or p.name == ".git")]
+        if nested:
+            return f"it holds {', '.join(sorted(nested)[:3])} (a repository or other runs)"
+        if not any(_is_dema_json(self.path / name, key) for name, key in (("config.json", "model_name"),
+                                                                          ("identity.json", "run_id"))):
+            shown = ", ".join(sorted(p.name for p in entries)[:4]) + (", ..." if len(entries) > 4 else "")
+            return f"it has no config.json or identity.json of dema's (it holds {shown})"
+        return None
+
     def clear(self) -> None:
-        """Remove everything but the lock file (whose lock the caller holds): `--overwrite`."""
+        """Remove everything but the lock file (whose lock the caller holds): `--overwrite`, or a restart
+        of a run that never checkpointed. Refuses (DemaError) a folder that is not a run directory."""
         import shutil
 
+        why = self.foreign()
+        if why is not None:
+            raise DemaError(f"{self.path} is not a run directory of dema's: {why}; dema replaces only run "
+                            "directories it made. Choose another --run-name or --runs-dir")
         for item in self.path.iterdir():
             if item.name == LOCK_NAME:
                 continue

@@ -133,12 +133,20 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
     lock = None
     if resume:
         if not (run.train_state.is_file() or run.previous_train_state.is_file()):
-            raise DemaError(f"{run.path} has no train_state.pt to resume from (no checkpoint was written yet)")
+            raise DemaError(f"{run.path} has no train_state.pt to resume from: it stopped before its first "
+                            "checkpoint, so there is nothing to keep. Start it again with the same `dema train` "
+                            "command without --resume (it restarts from update 0)")
         lock = run.lock().acquire()  # before anything is read: another process may be writing it
-    elif run.occupied() and not config.overwrite:
+    elif run.occupied() and not config.overwrite and not _restartable(run):
         raise _exists(run)
+    elif run.occupied() and (why := run.foreign()):  # before the dataset is read, never after
+        raise ConfigError(f"{run.path} is not a run directory of dema's: {why}; dema replaces only run "
+                          "directories it made. Choose another --run-name or --runs-dir")
+    restarting = not resume and not config.overwrite and run.occupied()
     try:
         log(f"run directory: {run.path}")
+        if restarting:
+            log("note: this run stopped before its first checkpoint (nothing to keep); starting it again from update 0")
         log("config: " + json.dumps(config.to_dict(), indent=2))
 
         # a DQN-replay game folder with data.max_transitions is sampled as DT does (dema.atari.data)
@@ -208,7 +216,7 @@ def prepare_run_dir(config: TrainConfig, run: RunDir) -> RunLock:
     lock = run.lock().acquire()
     try:
         if run.occupied():
-            if not config.overwrite:
+            if not (config.overwrite or _restartable(run)):
                 raise _exists(run)
             run.clear()
         run.write_config(config)
@@ -216,6 +224,12 @@ def prepare_run_dir(config: TrainConfig, run: RunDir) -> RunLock:
         lock.release()
         raise
     return lock
+
+
+def _restartable(run: RunDir) -> bool:
+    """A run of dema's that stopped before its first checkpoint (Ctrl-C, kill -9, a full disk, a bad
+    setting) holds nothing worth keeping: the same command starts it again from update 0."""
+    return not run.has_checkpoint() and run.foreign() is None
 
 
 def _exists(run: RunDir) -> ConfigError:
