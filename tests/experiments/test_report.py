@@ -583,3 +583,23 @@ def test_the_report_says_what_ran_of_each_grid(tmp_path):
     assert ("| residual | DeMa-post | 4 / 9 (+1 not in its grid file now) | 0 | halfcheetah-medium s1, walker2d-medium s1, "
             "hopper-medium s2, halfcheetah-medium s2, walker2d-medium s2 |") in text
     assert "| my-grid | DeMa | 1 (not a packaged grid) | - | - |" in text
+
+
+def test_a_claim_never_pools_protocols(tmp_path):
+    """A smoke run's records (protocol demo, 20 updates) beside the real ones: the claim is judged on the
+    protocol with the most pairs and names the pairs it left out; the reference table says its protocol."""
+    recs = grid_records()
+    for seed in (0, 1):  # two short runs with DT far ahead
+        for model, score in (("dema", 0.0), ("dt", 90.0)):
+            short = record("hopper-medium", model, seed, score, updates=20)
+            short["protocol"] = short["config"]["protocol"] = "demo"
+            short["run"] = short["run"].replace("cpu-test", "demo")
+            short["grid"] = "tiny-check"
+            recs.append(short)
+    report = build_report([write(tmp_path / "results", recs)])
+    c = claim(report.to_json(), "DeMa beats DT on MuJoCo, at each")
+    assert c["evidence"]["protocols"] == ["cpu-test"] and c["evidence"]["other_protocols"] == {"demo": 2}
+    assert c["evidence"]["pairs"] == 6 and c["evidence"]["mean_difference"] == pytest.approx(20.0)
+    text = markdown(report, "dema report", [], tmp_path)
+    assert "left out: 2 pairs under demo" in text
+    assert "| hopper-medium | cpu-test |" in text

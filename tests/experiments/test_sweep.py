@@ -281,3 +281,22 @@ def test_datasets_and_values_select_cells_and_only_their_datasets_must_exist(tmp
         out = _sweep(grid_path, *common, *bad, cwd=tmp_path)
         assert out.returncode == 2 and named in out.stderr, (bad, out.stderr)
         assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_only_the_papers_grids_record_into_results_by_default(tmp_path):
+    """results/ is the project's scientific record: the smoke grid and a user's own grid file write
+    their records beside their runs unless --results-dir says otherwise; the paper's grids keep results/."""
+    grid_path = _grid(tmp_path, name="mine")
+    out = _sweep(grid_path, "--executor", "local", "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "records in runs/mine/records" in out.stdout
+    assert (tmp_path / "runs" / "mine" / "records" / "mine" / "hopper-medium-tiny_dema_paper_s0.json").is_file()
+    assert not (tmp_path / "results").exists()
+
+    (tmp_path / "results" / "tiny-check").mkdir(parents=True)  # a record in results/ is not the smoke grid's
+    (tmp_path / "results" / "tiny-check" / "hopper-medium-replay-small_dema_demo_s0.json").write_text("{}")
+    smoke = _sweep("tiny-check", "--executor", "local", "--dry-run", cwd=tmp_path)
+    assert smoke.returncode == 0, smoke.stderr
+    assert "already recorded" not in smoke.stdout and "hopper-medium-replay-small_dema_demo_s0: not started" in smoke.stdout
+    assert load_grid("tiny-check").default_results_dir(Path("runs/tiny-check")) == Path("runs/tiny-check/records")
+    assert load_grid("mujoco-main").default_results_dir(Path("runs/mujoco-main")) == Path("results")

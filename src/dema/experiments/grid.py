@@ -8,9 +8,12 @@
     protocol: demo                                 # a named protocol (src/dema/presets/protocol-*.json)
     overrides: {schedule.updates: 20, eval.episodes: 2}   # any `dema train` field, named as in config.json
     sweep: {model.context_len: [8, 20]}            # optional: fields crossed with the grid
+    smoke: true                                    # optional: a test of the machinery, not an experiment
 
 The grids of the paper's tables and figures ship in the package (`dema/experiments/grids/*.yaml`)
-and are named by their file stem (`dema sweep mujoco-main`). `load_grid` checks everything it can
+and are named by their file stem (`dema sweep mujoco-main`). Only their records belong in the
+project's scientific record, results/ (`Grid.default_results_dir`): a smoke grid's and a user's own
+grid file's go under its runs folder unless --results-dir says otherwise. `load_grid` checks everything it can
 before any cell runs: keys, models, datasets (known preset, or a path that exists), protocol,
 override and sweep fields (they must exist in TrainConfig) and the types of their values; each
 problem is one ConfigError naming it.
@@ -29,7 +32,7 @@ from dema.errors import ConfigError
 from dema.run.config import TrainConfig, available_protocols, find_preset, preset_config
 
 REQUIRED = ("name", "datasets", "models", "seeds", "protocol")
-OPTIONAL = ("description", "overrides", "sweep")
+OPTIONAL = ("description", "overrides", "sweep", "smoke")
 # fields a grid may not set: they belong to the cell (seed, run name) or to the machine running it
 RESERVED = {"seed", "run_name", "runs_dir", "overwrite", "model_name", "protocol", "preset", "progress",
             "threads", "device"}
@@ -61,6 +64,17 @@ class Grid:
     sweep: dict
     description: str = ""
     source: str = ""  # the file it was read from
+    smoke: bool = False  # a test of the sweep machinery (tiny-check): its records are no evidence
+
+    @property
+    def packaged(self) -> bool:
+        return self.source.startswith("dema/experiments/grids/")
+
+    def default_results_dir(self, runs_dir: Path) -> Path:
+        """Where the cells' records go when --results-dir is not given: results/ for the reproduction's
+        packaged grids; beside the runs (RUNS_DIR/records) for a smoke grid or a user's grid file, so
+        that neither lands in the project's scientific record and in `dema report results`."""
+        return Path("results") if self.packaged and not self.smoke else runs_dir / "records"
 
     def cells(self) -> list[Cell]:
         """Every cell, seed-major (a first seed of everything before a second), then dataset, model."""
@@ -84,7 +98,7 @@ class Grid:
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "datasets": list(self.datasets),
                 "models": list(self.models), "seeds": list(self.seeds), "protocol": self.protocol,
-                "overrides": self.overrides, "sweep": self.sweep}
+                "overrides": self.overrides, "sweep": self.sweep, "smoke": self.smoke}
 
 
 def available_grids() -> list[str]:
@@ -134,6 +148,7 @@ def parse_grid(data: Any, source: str = "grid") -> Grid:
                for k, v in _typed(data.get("sweep") or {}, dict, source, "sweep").items()},
         description=str(data.get("description") or ""),
         source=source,
+        smoke=_typed(data.get("smoke", False), bool, source, "smoke"),
     )
     _check(grid, source)
     return grid

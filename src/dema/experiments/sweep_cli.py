@@ -9,7 +9,9 @@
 
 Finished cells are skipped (a run directory with eval.json, or a record in the results folder from
 an earlier session or another machine), interrupted ones resume exactly, a failing one is reported and the
-others go on; one progress line per finished cell. Records go to --results-dir (default results/).
+others go on; one progress line per finished cell. Records go to --results-dir: by default results/ for
+the paper's packaged grids (the project's scientific record), and RUNS_DIR/records for the smoke grid
+(tiny-check) and for a grid file of your own, so neither is counted by `dema report results`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def main(argv: list[str]) -> int:
     if args.device == "cuda":
         _check_cuda()
     runs_dir = Path(args.runs_dir or f"runs/{grid.name}")
-    results_dir = None if args.results_dir == "" else args.results_dir
+    results_dir = (str(grid.default_results_dir(runs_dir)) if args.results_dir is None
+                   else None if args.results_dir == "" else args.results_dir)
     claim_runs_dir(grid, runs_dir, write=not args.dry_run)
     todo = tasks_all = tasks(grid, cells, runs_dir, results_dir, args.device)
     # a cell whose record is in the results folder finished before, maybe on another machine whose
@@ -98,7 +101,8 @@ def _parser(grids: list[str]) -> argparse.ArgumentParser:
                                 epilog=f"packaged grids: {', '.join(grids)}")
     p.add_argument("grid", help="a grid YAML file, or the name of a packaged grid")
     p.add_argument("--runs-dir", help="folder of the cells' run directories (default runs/<grid name>)")
-    p.add_argument("--results-dir", default="results", help="where run records go (default results; '' for none)")
+    p.add_argument("--results-dir", help="where run records go (default: results/ for the paper's packaged grids, "
+                                          "RUNS_DIR/records for a smoke grid or your own grid file; '' for none)")
     p.add_argument("--executor", choices=["ray", "local"], help="default: ray when installed, else local")
     p.add_argument("--address", help="address of an existing Ray cluster (default: start a local instance)")
     p.add_argument("--workers", type=int, help="cells at a time on this machine (default: its CPU count)")

@@ -127,6 +127,8 @@ def _pairwise_claim(runs, claim, a_desc, b_desc, is_a, is_b, kind, key_of=_pair_
     if not pairs:
         return {"claim": claim, "verdict": "no data",
                 "evidence": {"a": a_desc, "b": b_desc, **_missing(runs, a_desc, b_desc, is_a, is_b, scope)}}
+    keep, other_protocols = _one_protocol([a.protocol for a, _ in pairs])
+    pairs = [pair for pair, kept in zip(pairs, keep) if kept]
     pairs, not_learned = _learned_pairs(pairs)
     if not pairs:
         return {"claim": claim, "verdict": "no data",
@@ -135,8 +137,19 @@ def _pairwise_claim(runs, claim, a_desc, b_desc, is_a, is_b, kind, key_of=_pair_
     rates = _learning_rates(pairs)
     return _judge(claim, [a.final - b.final for a, b in pairs], [(a.protocol, a.dataset, a.seed) for a, _ in pairs],
                   kind, one_game, {"a": a_desc, "b": b_desc, **_side_stats(pairs), **_by_learning_rate(pairs, rates),
-                                   **_best_checkpoint(pairs), **({"not_learned": not_learned} if not_learned else {})},
+                                   **_best_checkpoint(pairs), **({"not_learned": not_learned} if not_learned else {}),
+                                   **({"other_protocols": other_protocols} if other_protocols else {})},
                   groups=rates)
+
+
+def _one_protocol(protocols: list[str]) -> tuple[list[bool], dict[str, int]]:
+    """A claim never pools protocols (5,000 updates with 20, say): which pairs to keep (those of the
+    protocol with the most pairs, the first by name on a tie) and {other protocol: pairs left out}."""
+    counts: dict[str, int] = defaultdict(int)
+    for protocol in protocols:
+        counts[protocol] += 1
+    main = min(counts, key=lambda p: (-counts[p], p))
+    return [p == main for p in protocols], {p: n for p, n in sorted(counts.items()) if p != main}
 
 
 def _judge(claim: str, diffs: list[float], labels: list[tuple[str, str, int]], kind: str, one_game: bool,
@@ -319,7 +332,9 @@ def _delayed_claim(runs: list[Run]) -> dict:
         return {"claim": claim, "verdict": "no data", "evidence": {"pairs": 0, "missing": missing}}
     drops = {m: [c[(m, False)].final - c[(m, True)].final for _, c in complete] for m in ("dema", "dt")}
     diffs = [dt - de for dt, de in zip(drops["dt"], drops["dema"])]
-    return _judge(claim, diffs, [(k[0], k[1], k[2]) for k, _ in complete], "beats", False, {
+    labels = [(k[0], k[1], k[2]) for k, _ in complete]
+    diffs, labels, others = _in_one_protocol(diffs, labels)
+    return _judge(claim, diffs, labels, "beats", False, {**others,
         "a": "drop of dt (standard - delayed)", "b": "drop of dema (standard - delayed)",
         "dema_drop_mean": round(statistics.mean(drops["dema"]), 3), "dt_drop_mean": round(statistics.mean(drops["dt"]), 3)})
 
@@ -350,5 +365,13 @@ def _context_claim(runs: list[Run]) -> dict:
         missing = ("no dataset with DeMa runs at two or more K (variant \"model.context_len\")" if not best_k else
                    f"no sweep has both a K <= {CONTEXT_CLAIM_K} and a K > {CONTEXT_CLAIM_K} with the same seeds")
         return {"claim": claim, "verdict": "no data", "evidence": {"pairs": 0, "missing": missing, "by_dataset": best_k}}
-    return _judge(claim, diffs, labels, "at_least", False, {"a": f"dema at its best K <= {CONTEXT_CLAIM_K}",
+    diffs, labels, others = _in_one_protocol(diffs, labels)
+    return _judge(claim, diffs, labels, "at_least", False, {**others, "a": f"dema at its best K <= {CONTEXT_CLAIM_K}",
                                                            "b": f"dema at its best K > {CONTEXT_CLAIM_K}", "by_dataset": best_k})
+
+
+def _in_one_protocol(diffs: list[float], labels: list[tuple]) -> tuple[list[float], list[tuple], dict]:
+    """`_one_protocol` on labelled differences: (diffs, labels, {"other_protocols": ...} or {})."""
+    keep, others = _one_protocol([label[0] for label in labels])
+    return ([d for d, k in zip(diffs, keep) if k], [label for label, k in zip(labels, keep) if k],
+            {"other_protocols": others} if others else {})

@@ -15,7 +15,6 @@ from dema.errors import ConfigError
 from dema.experiments.grid import available_grids, load_grid
 from dema.experiments.report.runs import Run
 
-SMOKE_GRIDS = ("tiny-check",)  # packaged, but a test of the machinery, not an experiment
 MISSING_SHOWN = 6  # missing cells named per row; the rest are counted
 
 
@@ -30,7 +29,7 @@ def coverage(runs: list[Run]) -> dict:
         if run.grid:
             recorded[run.grid][run.model].add(run.run)
     grids = available_grids()  # read the package's folder once
-    packaged = [g for g in grids if g not in SMOKE_GRIDS]
+    packaged = [g for g in grids if not _is_smoke(g)]
     rows = []
     for name in sorted(recorded, key=lambda g: (g not in packaged, g)):  # packaged grids first
         plan = _plan(name) if name in grids else None
@@ -51,6 +50,14 @@ def coverage(runs: list[Run]) -> dict:
                          "complete_seeds": [s for s in seeds if all(run in done for seed, run, _ in cells if seed == s)],
                          "unplanned": sorted(done - planned_runs)})
     return {"grids": rows, "not_run": [g for g in packaged if g not in recorded]}
+
+
+def _is_smoke(name: str) -> bool:
+    """A packaged grid that tests the machinery (its `smoke: true`), not an experiment."""
+    try:
+        return load_grid(name).smoke
+    except ConfigError:
+        return False
 
 
 def _plan(name: str) -> dict[str, list[tuple[int, str, str]]] | None:

@@ -319,6 +319,9 @@ def _evidence_text(e: dict) -> str:
             f"95% CI [{e['ci95'][0]:+.1f}, {e['ci95'][1]:+.1f}] (A = {e['a']}, B = {e['b']})")
     if e.get("note"):
         text += f"; {e['note']}"
+    if e.get("other_protocols"):
+        text += (f"; protocol {', '.join(e['protocols'])} only (a claim never pools protocols), left out: "
+                 + ", ".join(f"{n} pair{'' if n == 1 else 's'} under {p}" for p, n in e["other_protocols"].items()))
     if e.get("not_learned"):
         text += (f"; left out, as neither model learned it (final scores within 2 standard errors of random "
                  f"play): {', '.join(e['not_learned'])}")
@@ -356,18 +359,25 @@ def _reference_section(report: Report) -> list[str]:
         return lines + ["None of our datasets has a reference score."]
     figures = [f for f in dict.fromkeys(ref.figure for ref in REFERENCES)
                if any(f in _refs_for(d) for d in datasets)]
-    lines += ["| dataset | ours: DeMa final | ours: DT final | ours: DT best during training | "
+    lines += ["| dataset | our protocol | ours: DeMa final | ours: DT final | ours: DT best during training | "
               + " | ".join(figures) + " |",
-              "| --- | --- | --- | --- | " + " | ".join("---" for _ in figures) + " |"]
+              "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in figures) + " |"]
     for dataset in datasets:
         mine = [r for r in report.runs if r.dataset == dataset and _standard(r) and not r.variant]
+        # one protocol per row, never a mean over runs of different lengths: the one with the most runs
+        counts = defaultdict(int)
+        for r in mine:
+            counts[r.protocol] += 1
+        protocol = min(counts, key=lambda p: (-counts[p], p)) if counts else "-"
+        mine = [r for r in mine if r.protocol == protocol]
+
         def ours(model: str, attr: str, mine=mine) -> str:
             values = [getattr(r, attr) for r in mine if r.model == model]
             return _pm(_mean(values), _std(values))
 
         refs = _refs_for(dataset)
-        lines.append(f"| {dataset} | {ours('dema', 'final')} | {ours('dt', 'final')} | {ours('dt', 'best_train')} | "
-                     + " | ".join(_f(refs.get(f), 2) for f in figures) + " |")
+        lines.append(f"| {dataset} | {protocol} | {ours('dema', 'final')} | {ours('dt', 'final')} | "
+                     f"{ours('dt', 'best_train')} | " + " | ".join(_f(refs.get(f), 2) for f in figures) + " |")
     lines += ["", "Sources:"]
     sources: dict[str, list[str]] = defaultdict(list)
     for ref in REFERENCES:
