@@ -200,11 +200,14 @@ def test_pairs_at_different_learning_rates_are_split_by_rate(tmp_path, capsys, m
     assert sorted((d["dataset"], d["seed"], d["difference"], d["group"]) for d in ev["differences"]) == [
         ("hopper-medium", seed, 2.0, "A lr 0.0001, B lr 0.0001") for seed in SEEDS] + [
         ("walker2d-medium", seed, 30.0 + 3 * seed, "A lr 0.001, B lr 0.0001") for seed in SEEDS]
-    monkeypatch.chdir(tmp_path)  # its figures go to ./report_figures
+    monkeypatch.chdir(tmp_path)  # Markdown on stdout writes no file; progress goes to stderr
     assert main(["report", str(results)]) == 0
+    out, err = capsys.readouterr()
     assert "by learning rate: A lr 0.0001, B lr 0.0001: 3 pairs, mean A − B +2.0 [+2.0, +2.0], A lr 0.001, B lr 0.0001: " \
-           "3 pairs, mean A − B +33.0 [+30.0, +36.0]" in capsys.readouterr().out
-    assert (tmp_path / "report_figures" / "claims.png").stat().st_size > 10_000  # the paired differences
+           "3 pairs, mean A − B +33.0 [+30.0, +36.0]" in out
+    assert list(tmp_path.iterdir()) == [results] and "dema report: read 12 run records" in err
+    assert main(["report", str(results), "--figures", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "claims.png").stat().st_size > 10_000  # the paired differences
     unrecorded = record("walker2d-medium", "dt", 0, 50.0)
     del unrecorded["config"]["optim"]["lr"]  # an older record without the rate: named "?", not a crash
     older = [r for r in recs if r["run"] != unrecorded["run"]] + [unrecorded]

@@ -300,3 +300,14 @@ def test_only_the_papers_grids_record_into_results_by_default(tmp_path):
     assert "already recorded" not in smoke.stdout and "hopper-medium-replay-small_dema_demo_s0: not started" in smoke.stdout
     assert load_grid("tiny-check").default_results_dir(Path("runs/tiny-check")) == Path("runs/tiny-check/records")
     assert load_grid("mujoco-main").default_results_dir(Path("runs/mujoco-main")) == Path("results")
+
+
+def test_sweep_without_pyyaml_is_one_line_naming_the_extra(tmp_path):
+    """The main job's install has no PyYAML: `dema sweep` says which extra brings it (no traceback)."""
+    code = ("import sys; sys.modules['yaml'] = None\n"
+            "from dema.cli import main\n"
+            "sys.exit(main(['sweep', 'tiny-check', '--executor', 'local', '--dry-run']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and 'pip install -e ".[sweep]"' in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

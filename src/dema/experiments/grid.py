@@ -108,7 +108,11 @@ def available_grids() -> list[str]:
 
 def load_grid(name_or_path: str) -> Grid:
     """A grid from a YAML file, or a packaged grid by name; ConfigError on any problem."""
-    import yaml
+    try:
+        import yaml
+    except ImportError:  # the main job's install has no PyYAML; grids come with the sweep extra
+        raise ConfigError('reading a grid needs PyYAML, which the sweep extra installs: pip install -e ".[sweep]" '
+                          '(or pip install pyyaml)') from None
 
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():

@@ -1,13 +1,14 @@
 """`dema report`: tables, aggregates, figures and the paper's claims with verdicts, from run records.
 
-    dema report                                  # results/ -> Markdown on stdout, figures in report_figures/
+    dema report                                  # results/ -> Markdown on stdout, no files written
     dema report results runs/x --out docs/REPORT.md   # Markdown file, figures in docs/REPORT_figures/
+    dema report --figures figs                   # Markdown on stdout, figures in figs/
     dema report --json                           # {"runs", "aggregates", "claims", "problems"} on stdout
 
 PATHS are record files (`results/<grid>/<run>.json`), folders of them (searched recursively) and run
 directories (with eval.json). A damaged record is named under "problems" and the rest are reported;
-no record at all is an error (exit 2). With --json, figures are written only when --figures or --out
-is given.
+no record at all is an error (exit 2). Figures are written only with --out (next to it) or --figures.
+Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -31,15 +32,18 @@ def main(argv: list[str]) -> int:
                         help='print {"runs", "aggregates", "claims", "problems"} as JSON instead of Markdown')
     parser.add_argument("--out", metavar="FILE", help="write the Markdown report here (else it goes to stdout)")
     parser.add_argument("--figures", metavar="DIR",
-                        help="folder of the PNG figures (default: <out stem>_figures next to --out, else report_figures)")
+                        help="folder of the PNG figures (default: <out stem>_figures next to --out; without --out, "
+                             "none are written)")
     args = parser.parse_args(argv)
 
-    report = build_report(args.paths)
+    log = lambda message: print(f"dema report: {message}", file=sys.stderr, flush=True)
+    report = build_report(args.paths, log)
     out = Path(args.out) if args.out else None
-    figures_dir = (Path(args.figures) if args.figures else
-                   out.parent / f"{out.stem}_figures" if out else Path("report_figures"))
-    wants_markdown = out is not None or not args.json
-    figures = write_figures(report.runs, figures_dir, report.claims) if (wants_markdown or args.figures) else []
+    figures_dir = Path(args.figures) if args.figures else out.parent / f"{out.stem}_figures" if out else None
+    figures = []
+    if figures_dir is not None:
+        log(f"drawing the figures into {figures_dir}/")
+        figures = write_figures(report.runs, figures_dir, report.claims)
     command = shlex.join(["dema", "report", *argv])
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -51,4 +55,6 @@ def main(argv: list[str]) -> int:
     else:
         print(f"wrote {out} ({len(report.runs)} runs, {len(report.problems)} problems; "
               f"figures in {figures_dir})")
+        print(f"next: open {out} (it starts with the claims' verdicts); `dema sweep GRID` adds runs, "
+              "and this same command brings the page up to date")
     return 0

@@ -131,8 +131,9 @@ class TrainConfig:
     """seed of the weights, the sampler, dropout and the evaluation environments"""
     device: str = "cpu"
     """torch device"""
-    threads: int = 0
-    """torch CPU threads; 0 leaves torch's default"""
+    threads: int = 1
+    # (one line: tyro shows the docstring's line breaks in --help)
+    """torch CPU threads (default 1: on a busy 2-core machine torch's own default, every core, ran 4.5-6x slower per update than one thread; 0 = torch's default, worth trying only on an idle machine)"""
     runs_dir: str = "runs"
     """parent folder of run directories"""
     run_name: str = ""

@@ -58,9 +58,13 @@ class Report:
                 "coverage": self.coverage, "problems": self.problems}
 
 
-def build_report(paths: list[str | Path]) -> Report:
+def build_report(paths: list[str | Path], log=lambda message: None) -> Report:
+    """The report of the records under `paths`; `log` gets a line before each slow step."""
     runs, problems = load_runs(paths)
-    return Report(runs, problems, summaries(runs), aggregates(runs), claims(runs), dataset_rows(runs),
+    log(f"read {len(runs)} run records ({len(problems)} problems); judging the claims")
+    judged = claims(runs)
+    log(f"aggregating across datasets (rliable, {BOOTSTRAP_RESAMPLES:,} bootstrap resamples per comparison)")
+    return Report(runs, problems, summaries(runs), aggregates(runs), judged, dataset_rows(runs),
                   flattening(runs), coverage(runs))
 
 
