@@ -33,3 +33,13 @@ def test_attention_command_rejects_a_bad_episode(tmp_path, capsys):
                  "--episode", "99", "--out", str(tmp_path / "att")])
     assert code == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def test_attention_of_a_model_without_a_selective_scan_is_one_line(tmp_path, capsys):
+    data = tmp_path / "hopper-tiny.hdf5"
+    _tiny_d4rl(data)
+    code = main(["attention", "--model", "dt", "--dataset", str(data), "--preset", "hopper-medium",
+                 "--out", str(tmp_path / "att")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no hidden attention" in err and "Traceback" not in err
+    assert not (tmp_path / "att").exists()

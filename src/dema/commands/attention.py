@@ -19,6 +19,14 @@ from dema.analysis.hidden_attention import episode_prefix, plot, summarise
 from dema.errors import DemaError
 
 
+def _check_mamba(block, what: str) -> None:
+    """Hidden attention is the selective scan's: DT's and DC's blocks have none to show."""
+    block = getattr(block, "value", block)
+    if not str(block).startswith("mamba"):
+        raise DemaError(f"{what}: its {block} blocks have no hidden attention (that is the selective scan's); "
+                        "give a DeMa model or run (dema, dema-bl3d, dema-post, dema-rnn, ...)")
+
+
 def _load(args):
     from dema.data.load import load_dataset
     from dema.data.trajectories import TrajectoryDataset
@@ -27,6 +35,7 @@ def _load(args):
         from dema.analysis.runs import load_trained
 
         run, policy = load_trained(args.run, args.checkpoint)  # a bad run or checkpoint: one line, exit 2
+        _check_mamba(run.config.model.block, f"{args.run} is a {run.config.model_name} run")
         dataset = args.dataset or run.config.data.dataset
         data = TrajectoryDataset(load_dataset(dataset), run.config.model.context_len,
                                  run.config.data.reward_scale, state_mean=run.stats.state_mean,
@@ -38,6 +47,7 @@ def _load(args):
         raise DemaError("give a run directory, or --model and --dataset for an untrained model")
     preset = args.preset or args.dataset  # model_config reads any id form (dema.envs.parse_dataset)
     cfg = model_config(args.model, preset)
+    _check_mamba(cfg.block, f"--model {args.model}")
     data = TrajectoryDataset(load_dataset(args.dataset), cfg.context_len)
     torch.manual_seed(args.seed)
     policy = build_policy(cfg, data.state_dim, data.act_dim)
@@ -73,4 +83,6 @@ def main(argv: list[str]) -> int:
     (out / "attention.json").write_text(json.dumps(report))
     slopes = ", ".join(f"{s:.3f}" for s in report["decay_slope_log10_per_token"])
     print(f"wrote {out / 'attention.png'} and attention.json; log10 decay per token by layer: {slopes}")
+    print("next: `dema decay RUN` measures the decay over many windows and episodes; `dema surgery RUN` swaps, "
+          "randomises or zeroes the attention and scores the damage (docs/ANALYSES.md)")
     return 0
