@@ -231,7 +231,25 @@ class RunDir:
         if bad:
             raise DemaError(f"{path} holds NaN or inf weights ({len(bad)} of {len(tensors)} tensors, first "
                             f"{bad[0]}): the file is damaged or the run diverged. {self._repair_hint(path)}")
+        self._check_own(path, meta.get("run_id"))
         return tensors
+
+    def _check_own(self, path: Path, weights_id: str | None) -> None:
+        """Weights of another run of the same model load without a complaint, and their score would be
+        written into this run's eval.json: the run id in the file's metadata must be this run's (files
+        and runs made before dema recorded ids are not checked)."""
+        try:
+            identity = self.read_identity()
+        except DemaError:  # a damaged identity.json: the commands that need it report it
+            return
+        own = identity.get("run_id") if isinstance(identity, dict) else None
+        if weights_id and own and weights_id != own:
+            hint = self._repair_hint(path)
+            if path.name == CHECKPOINTS["best"]:
+                hint = (f"Put this run's own {path.name} back, or remove it and score the final weights alone "
+                        f"(`dema eval {self.path} --checkpoint final`)")
+            raise DemaError(f"{path} belongs to another run (run id {weights_id}; this run's, in identity.json, is "
+                            f"{own}): it was copied from another run directory. {hint}")
 
     def _repair_hint(self, path: Path) -> str:
         if path.name == CHECKPOINTS["final"] and self.train_state.is_file():

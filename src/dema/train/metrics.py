@@ -52,7 +52,7 @@ class MetricLogger:
         s.run.append_csv(s.run.evals, EVAL_FIELDS, row)
         if s.best is None or row["normalized_mean"] > s.best["normalized_mean"]:
             s.best = {"step": s.step, "normalized_mean": row["normalized_mean"], "return_mean": row["return_mean"]}
-            s.run.save_weights(s.policy, s.run.best_weights, s.step)
+            s.run.save_weights(s.policy, s.run.best_weights, s.step, s.run_id)  # the id: see RunDir.load_weights
         if self.writer:
             self.writer.add_scalar("eval/normalized_mean", row["normalized_mean"], s.step)
         self.last_eval = f" | eval {row['normalized_mean']:.1f} (best {s.best['normalized_mean']:.1f} @ {s.best['step']})"
