@@ -1,11 +1,13 @@
 """Markdown tables of docs/ANALYSES.md from the raw outputs of `dema surgery` and `dema decay`.
 
-    python scripts/analysis_tables.py RUN_DIR [RUN_DIR ...]
+    python scripts/analysis_tables.py results/analyses/<cell> [...]   # the records (scripts/analysis_runs.sh)
+    python scripts/analysis_tables.py RUN_DIR [RUN_DIR ...]               # a run directory's own outputs
 
-For each run directory: the surgery table (RUN/surgery/surgery.json) and the decay tables of the
-window view (RUN/decay/decay.json) and of the episode view (RUN/decay-episode/decay.json), where
-they exist. The docs' tables are pasted from this output, never typed, so they can be checked
-against the records by running it again.
+For each folder: the surgery table (surgery.json, or RUN/surgery/surgery.json) and the decay tables
+of the window view (decay.json, or RUN/decay/decay.json) and of the episode view
+(decay-episode.json, or RUN/decay-episode/decay.json), where they exist. The docs' tables are
+pasted from this output, never typed; from the records in results/analyses/ they can be checked on a
+clean clone by running it again.
 """
 
 from __future__ import annotations
@@ -84,9 +86,11 @@ def main(argv: list[str]) -> int:
         return 2
     for run in map(Path, argv):
         print(f"## {run.name}\n")
-        for name, path, render in (("surgery", run / "surgery" / "surgery.json", surgery_table),
-                                   ("decay, window view", run / "decay" / "decay.json", decay_window_table),
-                                   ("decay, episode view", run / "decay-episode" / "decay.json", decay_episode_table)):
+        for name, paths, render in (
+                ("surgery", ("surgery.json", "surgery/surgery.json"), surgery_table),
+                ("decay, window view", ("decay.json", "decay/decay.json"), decay_window_table),
+                ("decay, episode view", ("decay-episode.json", "decay-episode/decay.json"), decay_episode_table)):
+            path = next((run / p for p in paths if (run / p).is_file()), run / paths[0])
             if path.is_file():
                 print(f"**{name}** ({path})\n")
                 print("\n".join(render(json.loads(path.read_text()))) + "\n")

@@ -52,6 +52,10 @@ add rnn-like "0 1 2" "$MEDIUM"
 add maze2d "0 1 2" "maze2d-umaze maze2d-medium maze2d-large"
 # 10. the official codes' choices, seeds 1 and 2
 add official "1 2" "$MEDIUM"
+# 11. the hidden-attention analyses of the medium datasets' DeMa cells, as records (issue 24:
+#     seeds 0-2, so the attention claims rest on 3 seeds; a cell is trained again where its run
+#     directory is not on this machine)
+for seed in 0 1 2; do for dataset in $MEDIUM; do JOBS+=("analysis $dataset $seed"); done; done
 # then, as compute allows: position embedding on medium-replay, K 4 and 12, the table's DC and BC
 add position-embedding "0 1 2" "hopper-medium-replay halfcheetah-medium-replay walker2d-medium-replay"
 add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=4 model.context_len=12
@@ -85,8 +89,12 @@ release_job() {  # release_job I: give a job back to the queue (its dataset is n
 run_job() {  # run_job GRID OPTIONS...: one worker; exit 2 with a "no dataset" line = not ready yet
   local grid=$1 status
   shift
-  nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
-    --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1
+  if [ "$grid" = analysis ]; then  # "analysis DATASET SEED": scripts/analysis_runs.sh
+    nice -n 5 scripts/analysis_runs.sh "$@" "$RESULTS" >> runs/analysis.log 2>&1
+  else
+    nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
+      --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1
+  fi
   status=$?
   if [ "$status" = 2 ] && tail -n 1 "runs/$grid.log" | grep -q "no dataset of that id"; then
     return 3

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The hidden-attention analyses of one mujoco-main DeMa cell, as records anyone can regenerate the
+# docs from (issue 24): train the cell again where its run directory is not on this machine (its
+# record in results/ stays as it is), then `dema surgery` and `dema decay` (window and episode views)
+# on its final weights, and copy their JSON into RESULTS/analyses/<cell>/. Resumable: a finished
+# step is skipped, an interrupted training resumes.
+#
+#   scripts/analysis_runs.sh DATASET SEED [RESULTS_DIR]     # e.g. hopper-medium 1 results
+#
+# RESULTS/analyses/<cell>/retrained.json sets the retrained run's final score beside the record's,
+# so a reader sees whether the analysed weights are the recorded run's (same code and data: the
+# same numbers; another CPU may round differently) or a sibling of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATASET=$1
+SEED=$2
+RESULTS=${3:-results}
+DEMA=${DEMA:-.venv/bin/dema}
+CELL="${DATASET}_dema_cpu-main_s${SEED}"
+RUN="runs/analyses/$CELL"
+OUT="$RESULTS/analyses/$CELL"
+export OPENBLAS_NUM_THREADS=1
+mkdir -p "$OUT"
+
+# 1. the run directory: trained (or resumed) by the sweep, without writing a record ('' = none)
+"$DEMA" sweep mujoco-main --models dema --seeds "$SEED" --datasets "$DATASET" --executor local --workers 1 \
+  --runs-dir runs/analyses --results-dir ''
+
+# 2. the analyses, each skipped once its JSON is in the results folder
+if [ ! -f "$OUT/surgery.json" ]; then
+  "$DEMA" surgery "$RUN" --episodes 5
+  cp "$RUN/surgery/surgery.json" "$OUT/surgery.json"
+fi
+if [ ! -f "$OUT/decay.json" ]; then
+  "$DEMA" decay "$RUN" --episodes 5
+  cp "$RUN/decay/decay.json" "$OUT/decay.json"
+fi
+if [ ! -f "$OUT/decay-episode.json" ]; then
+  "$DEMA" decay "$RUN" --view episode --episodes 3 --out "$RUN/decay-episode"
+  cp "$RUN/decay-episode/decay.json" "$OUT/decay-episode.json"
+fi
+
+# 3. the retrained run against its record
+.venv/bin/python - "$RUN/eval.json" "$RESULTS/mujoco-main/$CELL.json" "$OUT/retrained.json" <<'EOF'
+import json, sys
+run, record_path, out = sys.argv[1:]
+mine = json.load(open(run))
+try:
+    record = json.load(open(record_path))
+except OSError:
+    record = {}
+json.dump({"cell": mine.get("run_dir", run).rstrip("/").split("/")[-1],
+           "retrained_normalized_mean": mine.get("normalized_mean"),
+           "recorded_normalized_mean": record.get("normalized_mean"),
+           "same_score": record.get("normalized_mean") == mine.get("normalized_mean")},
+          open(out, "w"), indent=1)
+EOF
+echo "analyses of $CELL in $OUT"
