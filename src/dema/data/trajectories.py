@@ -45,6 +45,7 @@ import torch
 
 from dema.data.batch import Batch
 from dema.data.dataset import OfflineDataset
+from dema.data.validate import state_statistics
 from dema.errors import DataError
 
 Generator = np.random.Generator | torch.Generator
@@ -109,10 +110,12 @@ class TrajectoryDataset:
             self._states = dataset.observations
         else:
             obs = dataset.observations.reshape(n, -1).astype(np.float32)
-            self.state_mean = obs.mean(0) if state_mean is None else np.asarray(state_mean, np.float32)
+            mean, std = state_statistics(obs) if state_mean is None or state_std is None else (None, None)
+            self.state_mean = mean if state_mean is None else np.asarray(state_mean, np.float32)
             # + 1e-6 as DT does, so constant features do not divide by zero
-            self.state_std = obs.std(0) + 1e-6 if state_std is None else np.asarray(state_std, np.float32)
-            self._states = ((obs - self.state_mean) / self.state_std).astype(np.float32)
+            self.state_std = std + 1e-6 if state_std is None else np.asarray(state_std, np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflowing statistics: training refuses them
+                self._states = ((obs - self.state_mean) / self.state_std).astype(np.float32)
 
         # Actions and the previous action a_{t-1}, with a_{-1} = 0 (discrete: n_actions).
         if self.discrete:

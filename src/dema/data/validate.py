@@ -189,10 +189,37 @@ HUGE_REWARD = 1e6  # per step; MuJoCo rewards are a few units, Atari's are clipp
 ACTION_BOUND = 1.0  # continuous actions: the environments' action spaces and the policies' tanh head
 
 
+def state_statistics(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per feature of (N, ...) vector observations, in float32 as training computes them
+    (dema.data.trajectories); inf where they overflow (values near 1e20 square past float32's 3.4e38),
+    without numpy's overflow warning: the callers say what it means."""
+    obs = observations.reshape(len(observations), -1).astype(np.float32, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return obs.mean(0), obs.std(0)
+
+
+def overflow_problem(observations: np.ndarray, mean: np.ndarray, std: np.ndarray) -> str | None:
+    """What is wrong with state statistics that are not finite (None when they are): every state
+    normalised with them is 0 or NaN, so a model would learn nothing from the states."""
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if not bad.any():
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        biggest = float(np.abs(observations.reshape(len(observations), -1)[:, bad]).max())
+    return (f"observations reach {biggest:.3g} in magnitude: their mean or standard deviation overflows float32 in "
+            f"{int(bad.sum())} of {bad.size} features, so every normalised state would be 0 or NaN and a model "
+            "would learn nothing from the states")
+
+
 def warn_values(dataset: OfflineDataset) -> None:
     """Warnings (never refusals: the data may be meant for something else) for values that no
-    environment here produces and that training refuses: huge rewards, actions outside [-1, 1]."""
+    environment here produces and that training refuses: huge rewards, actions outside [-1, 1],
+    observations whose statistics overflow."""
     src = dataset.source
+    if len(dataset) and dataset.observations.dtype.kind == "f":  # frames (uint8) are scaled by 255, not their std
+        problem = overflow_problem(dataset.observations, *state_statistics(dataset.observations))
+        if problem:
+            warn(src, f"{problem}; `dema train` refuses them")
     if len(dataset):
         biggest = float(np.abs(dataset.rewards).max())
         if biggest > HUGE_REWARD:

@@ -293,6 +293,7 @@ def check_learnable(dataset, data, spec: EnvSpec, config: TrainConfig, log=print
         if outside.any():
             log(f"warning: {src}: {int(outside.any(axis=-1).sum())} of {len(dataset)} actions lie outside [-1, 1] "
                 f"(up to {biggest:.3g}); the tanh head learns them as the nearest bound")
+    check_state_statistics(dataset, data, src)
     model = config.model
     if model.position_embedding:
         if data.max_length > model.max_ep_len:
@@ -305,6 +306,19 @@ def check_learnable(dataset, data, spec: EnvSpec, config: TrainConfig, log=print
             log(f"warning: evaluation episodes run up to {horizon} steps but model.max_ep_len is {model.max_ep_len}: "
                 f"steps past {model.max_ep_len - 1} share one timestep embedding (--model.max-ep-len {horizon} "
                 "avoids it)")
+
+
+def check_state_statistics(dataset, data, src: str) -> None:
+    """Observations near 1e20 are finite, so loading takes them, but their std overflows float32: the
+    normalised states would all be 0 (or NaN) and the model would train without seeing them."""
+    from dema.data.validate import overflow_problem
+
+    if data.images:  # frames are scaled by a fixed 255
+        return
+    problem = overflow_problem(dataset.observations, data.state_mean, data.state_std)
+    if problem:
+        raise DataError(f"{src}: {problem}. Fix: rescale or repair the observations (the environments' own stay "
+                        "within a few hundred), or drop the transitions that hold such values")
 
 
 def _known_env(name: str) -> bool:
