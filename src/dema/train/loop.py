@@ -72,7 +72,9 @@ def _train(s, config: TrainConfig, stop_at: int | None, log) -> TrainResult:
             s.train_seconds += seconds
             metrics.update(loss, grad_norm, seconds)
             bar.update(1)
-            if s.step % schedule.log_every == 0 or s.step == end:
+            # not at `end` when it is a stop before the last update: the interval's sums go into the
+            # checkpoint and continue on resume, so metrics.csv is the uninterrupted run's
+            if s.step % schedule.log_every == 0 or s.step == schedule.updates:
                 metrics.write_row()
             if schedule.eval_every and (s.step % schedule.eval_every == 0 or s.step == schedule.updates):
                 metrics.evaluate()

@@ -7,7 +7,7 @@ import torch
 
 from dema.errors import ConfigError
 from dema.run import EVAL_FIELDS, METRIC_FIELDS
-from dema.train.state import Session
+from dema.train.state import Session, empty_interval
 
 
 class MetricLogger:
@@ -17,19 +17,19 @@ class MetricLogger:
         self.session, self.say = session, say
         self.writer = _tensorboard(session.run.tensorboard) if session.config.tensorboard else None
         self.last_eval = ""
-        self._reset()
-
-    def _reset(self) -> None:
-        self.loss, self.grad, self.seconds, self.steps = 0.0, 0.0, 0.0, 0
 
     def update(self, loss: float, grad_norm: float, seconds: float) -> None:
-        self.loss, self.grad = self.loss + loss, self.grad + grad_norm
-        self.seconds, self.steps = self.seconds + seconds, self.steps + 1
+        """Add an update to the interval's sums, which live on the session: a checkpoint saves them, so an
+        interval cut by an interruption continues on resume."""
+        sums = self.session.interval
+        sums["loss"], sums["grad_norm"] = sums["loss"] + loss, sums["grad_norm"] + grad_norm
+        sums["seconds"], sums["steps"] = sums["seconds"] + seconds, sums["steps"] + 1
 
     def write_row(self) -> None:
-        s = self.session
-        row = {"step": s.step, "loss": self.loss / self.steps, "grad_norm": self.grad / self.steps,
-               "lr": s.scheduler.get_last_lr()[0], "ms_per_step": 1000 * self.seconds / self.steps,
+        s, sums = self.session, self.session.interval
+        steps = max(sums["steps"], 1)
+        row = {"step": s.step, "loss": sums["loss"] / steps, "grad_norm": sums["grad_norm"] / steps,
+               "lr": s.scheduler.get_last_lr()[0], "ms_per_step": 1000 * sums["seconds"] / steps,
                "train_seconds": s.train_seconds}
         s.run.append_csv(s.run.metrics, METRIC_FIELDS, row)
         if self.writer:
@@ -37,7 +37,7 @@ class MetricLogger:
                 self.writer.add_scalar(f"train/{key}", row[key], s.step)
         self.say(f"step {s.step:>7}/{s.config.schedule.updates} | loss {row['loss']:.4f} | grad {row['grad_norm']:.3f}"
                  f" | lr {row['lr']:.2e} | {row['ms_per_step']:.1f} ms/step{self.last_eval}")
-        self._reset()
+        s.interval = empty_interval()
 
     def evaluate(self) -> None:
         """Roll the policy out (the first target, train_episodes per seed); keep the best weights."""

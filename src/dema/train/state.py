@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 import uuid
@@ -45,6 +46,15 @@ MAX_SCALED_RETURN = 1e6
 # policies' tanh head cannot produce them, so training would chase unreachable targets.
 MAX_ACTION = 1.5
 STATE_KEYS = ("step", "train_seconds", "best", "model", "optimizer", "scheduler", "stream", "rng")
+# The environment variables that choose the kernels an update runs (dema.scan, dema.models.mamba,
+# dema.models.fused_step): each gives the same results up to float rounding, not the same bits.
+COMPUTE_VARIABLES = ("DEMA_SCAN", "DEMA_SSM", "DEMA_FUSED_STEP")
+
+
+def empty_interval() -> dict:
+    """The sums of a log interval (dema.train.metrics): kept in the checkpoint, so that a resume from a
+    checkpoint inside an interval writes the same metrics.csv row as an uninterrupted run."""
+    return {"loss": 0.0, "grad_norm": 0.0, "seconds": 0.0, "steps": 0}
 
 
 @dataclass
@@ -68,6 +78,7 @@ class Session:
     started: float = field(default_factory=time.perf_counter)
     run_id: str = ""  # identity.json's; written into every checkpoint
     lock: RunLock | None = None  # held from the start until `close`
+    interval: dict = field(default_factory=empty_interval)  # the current log interval's sums
 
     def checkpoint(self) -> None:
         """model.safetensors and train_state.pt, each replaced atomically; the train_state.pt being
@@ -78,7 +89,8 @@ class Session:
                  "wall_seconds": self.wall_before + time.perf_counter() - self.started, "best": self.best,
                  "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "stream": self.stream.state_dict(),
-                 "rng": _rng_states(), "run_id": self.run_id}
+                 "rng": _rng_states(), "run_id": self.run_id, "interval": dict(self.interval),
+                 "compute": compute_path(self.config)}
         try:
             atomic_write(self.run.train_state, lambda p: torch.save(state, p),
                          keep_previous=self.run.previous_train_state)
@@ -107,6 +119,8 @@ class Session:
                             "--overwrite True") from None
         self.step, self.train_seconds, self.best = state["step"], state["train_seconds"], state["best"]
         self.wall_before = state.get("wall_seconds", 0.0)
+        self.interval = {**empty_interval(), **state.get("interval", {})}  # older checkpoints: an empty interval
+        _note_compute_change(state.get("compute"), compute_path(self.config), log)
 
     def close(self) -> None:
         """Release the run directory's lock (the end of training, however it ends)."""
@@ -184,6 +198,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
                           count_parameters(policy), run_id=run_id)
         if resume:
             session.restore(log)
+            _check_not_behind(config, session.step, run)
             log(f"resumed at step {session.step}")
         else:  # everything is checked: only now is an existing run directory replaced
             lock = prepare_run_dir(config, run)
@@ -362,6 +377,40 @@ def _check_same_dataset(run: RunDir, identity: dict, log) -> str:
             "Resuming would continue on other data and renormalise the states. Fix: put the original file back, "
             "or train a new run on this data (another --run-name, or --overwrite True)")
     return saved.get("run_id") or uuid.uuid4().hex
+
+
+def _check_not_behind(config: TrainConfig, step: int, run: RunDir) -> None:
+    """A resume never undoes updates: with fewer updates than already trained it would train nothing,
+    yet record the smaller number in config.json next to weights of more updates."""
+    if config.schedule.updates < step:
+        raise ConfigError(f"--resume {run.path}: --schedule.updates {config.schedule.updates} is fewer than the "
+                          f"{step} updates the run has already trained, and a resume never undoes updates. Fix: give "
+                          f"--schedule.updates {step} or more, or train a new run (another --run-name) for fewer")
+
+
+def compute_path(config: TrainConfig) -> dict:
+    """What chooses the bits of an update besides the checkpoint: the kernels named by the environment
+    variables, the device and its hardware, and (on the CPU) torch's threads."""
+    from dema import machine
+
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        return {"device": str(device), "hardware": torch.cuda.get_device_name(device),
+                **{name: os.environ.get(name, "") for name in COMPUTE_VARIABLES}}
+    return {"device": str(device), "hardware": machine.cpu_model(), "threads": torch.get_num_threads(),
+            **{name: os.environ.get(name, "") for name in COMPUTE_VARIABLES}}
+
+
+def _note_compute_change(saved: dict | None, now: dict, log) -> None:
+    """Resume is bit-exact only on the compute path that wrote the checkpoint; on another it is a
+    correct continuation whose numbers differ by float rounding, and the user should know which."""
+    if not saved:
+        return  # a checkpoint of an older dema: its path is unknown
+    changed = [f"{key} {saved[key] or 'unset'} -> {now[key] or 'unset'}" for key in now
+               if key in saved and saved[key] != now[key]]
+    if changed:
+        log(f"note: this checkpoint was written under another compute path ({'; '.join(changed)}): the run "
+            "continues correctly, but no longer bit-identical to an uninterrupted run")
 
 
 def _repair_weights(session: Session, log) -> None:
