@@ -7,6 +7,7 @@ the analysis commands print one line and exit 2 instead of a traceback.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from dema.errors import DemaError
@@ -30,3 +31,22 @@ def load_trained(run_dir, checkpoint: str = "final", device: str = "cpu") -> tup
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DemaError(f"{weights}: cannot load the checkpoint ({type(exc).__name__}: {reason[:200]})") from None
     return run, policy.eval()
+
+
+def check_writable(folder, option: str = "--out") -> None:
+    """An output folder the analysis cannot write into (read-only, or under a file) is one line before
+    the work, not a traceback after minutes of rollouts. The folder need not exist yet: its nearest
+    existing parent must take it. Writing is tried (a temporary file, gone at once), since permission
+    bits say nothing for root or a read-only mount."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DemaError(f"cannot write into {folder}: {existing} is not a folder. Give another {option}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise DemaError(f"cannot write into {folder}: {existing} is not writable ({exc.strerror or exc}). Give "
+                        f"another {option} (a folder you can write), or fix the folder's permissions") from None

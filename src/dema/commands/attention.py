@@ -69,6 +69,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     policy, data, label, out = _load(args)
+    from dema.analysis.runs import check_writable
+
+    check_writable(out)  # before the work, not at the plot
     if not 0 <= args.episode < len(data.episodes):
         raise DemaError(f"--episode {args.episode} is out of range: the dataset has {len(data.episodes)} episodes")
     length = data.episodes[args.episode].length

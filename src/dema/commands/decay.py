@@ -52,6 +52,9 @@ def main(argv: list[str]) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     if args.far < 1:
         raise ConfigError(f"--far must be >= 1, got {args.far}")
+    from dema.analysis.runs import check_writable
+
+    check_writable(out)  # before the rollouts, not after them
 
     from dema.analysis.decay import DecayRecords, analyse, summary_lines
 

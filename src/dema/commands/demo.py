@@ -22,7 +22,6 @@ window; that is the latency a controller would see. The evaluation steps its env
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import multiprocessing
@@ -232,7 +231,9 @@ def write_plot(out: Path, rows: dict) -> Path:
 
 
 def _read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
+    """The rows of a run's metrics.csv or evals.csv whose fields are numbers (RunDir.numeric_rows: a
+    damaged row, bytes that are not text, is left out, never a traceback)."""
+    from dema.run import EVAL_FIELDS, METRIC_FIELDS, RunDir
+
+    fields = METRIC_FIELDS if path.name == "metrics.csv" else EVAL_FIELDS
+    return RunDir(path.parent).numeric_rows(path, fields)[0]

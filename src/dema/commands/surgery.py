@@ -50,6 +50,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     out = args.out or Path(args.run_dir) / "surgery"
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    from dema.analysis.runs import check_writable
+
+    check_writable(out)  # before the rollouts, not after them
 
     if args.replot:
         path = out / "surgery.json"

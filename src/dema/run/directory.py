@@ -166,11 +166,16 @@ class RunDir:
         config = TrainConfig.load(self.config)
         norm = self.read_json(self.normalization)
         try:
-            return LoadedRun(self.path, config, NormStats.from_dict(norm), env_spec(norm["env"]),
-                             int(norm["state_dim"]), int(norm["act_dim"]))
+            run = LoadedRun(self.path, config, NormStats.from_dict(norm), env_spec(norm["env"]),
+                            int(norm["state_dim"]), int(norm["act_dim"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise DemaError(f"{self.normalization} is damaged ({type(exc).__name__}: {exc}); `dema train --resume "
                             f"{self.path}` writes it again") from None
+        problem = _stats_problem(run)
+        if problem:
+            raise DemaError(f"{self.normalization} is damaged: {problem}; `dema train --resume {self.path}` writes "
+                            "it again")
+        return run
 
     def read_json(self, path: Path) -> dict:
         try:
@@ -179,24 +184,38 @@ class RunDir:
             raise DemaError(f"cannot read {path}: {exc}") from None
 
     def rows(self, path: Path) -> list[dict]:
-        """The rows of metrics.csv or evals.csv (empty when absent)."""
+        """The rows of metrics.csv or evals.csv (empty when absent). A damaged file (bytes that are not
+        UTF-8 from a bad copy or disk, a line csv cannot parse) never stops a command: bad bytes read as
+        U+FFFD and reading ends at an unparsable line, so the damaged rows fail their readers' number
+        checks (`numeric_rows`)."""
         if not path.is_file():
             return []
-        with path.open() as f:
-            return list(csv.DictReader(f))
+        rows = []
+        with path.open(encoding="utf-8", errors="replace", newline="") as f:
+            try:
+                rows.extend(csv.DictReader(f))
+            except csv.Error:
+                pass  # the rest of the file is unreadable: the rows before it are kept
+        return rows
+
+    def numeric_rows(self, path: Path, fields: list[str]) -> tuple[list[dict], int]:
+        """(the rows whose step and `fields` read as numbers, how many other rows there were: damaged
+        ones). An empty field (a column an older dema did not write) is not damage."""
+        rows = self.rows(path)
+        good = [r for r in rows if _parses(r.get("step"))
+                and all(_parses(r[name]) for name in fields if r.get(name) not in (None, ""))]
+        return good, len(rows) - len(good)
 
     def best_evaluation(self) -> dict | None:
         """The best evaluation during training (evals.csv): the figure the paper's code reports."""
-        rows = self.rows(self.evals)
-        if not rows:
-            return None
-        rows = [r for r in rows if _number(r.get("normalized_mean")) is not None and _number(r.get("step")) is not None]
+        needed = ("step", "normalized_mean", "normalized_std", "return_mean", "return_std", "episodes")
+        rows = [r for r in self.rows(self.evals) if all(_number(r.get(k)) is not None for k in needed)]  # damaged go
         if not rows:
             return None
         best = max(rows, key=lambda r: float(r["normalized_mean"]))
         return {"step": int(best["step"]), "normalized_mean": float(best["normalized_mean"]),
                 "normalized_std": float(best["normalized_std"]), "return_mean": float(best["return_mean"]),
-                "return_std": float(best["return_std"]), "episodes": int(best["episodes"]), "evaluations": len(rows)}
+                "return_std": float(best["return_std"]), "episodes": int(float(best["episodes"])), "evaluations": len(rows)}
 
     def checkpoint_step(self, name: str) -> int | None:
         from safetensors import safe_open
@@ -304,10 +323,11 @@ class RunDir:
         except Exception as exc:  # a full disk, a read-only folder (safetensors has its own error types)
             raise write_failed(path, exc, f"The previous {path.name}, if any, is kept.") from None
 
-    def truncate_csv(self, path: Path, fieldnames: list[str], last_step: int) -> None:
-        """Keep the header and the rows up to `last_step` (rows after it are recomputed on resume)."""
-        steps = [(_number(r.get("step")), r) for r in self.rows(path)]
-        rows = [r for step, r in steps if step is not None and step <= last_step]  # damaged rows go too
+    def truncate_csv(self, path: Path, fieldnames: list[str], last_step: int) -> int:
+        """Keep the header and the rows up to `last_step` (rows after it are recomputed on resume);
+        damaged rows (a field that is not a number) go too. Returns how many damaged rows there were."""
+        good, damaged = self.numeric_rows(path, fieldnames)
+        rows = [{k: r.get(k, "") for k in fieldnames} for r in good if float(r["step"]) <= last_step]
 
         def write(tmp: Path) -> None:
             with tmp.open("w", newline="") as f:
@@ -316,10 +336,29 @@ class RunDir:
                 writer.writerows(rows)
 
         atomic_write(path, write)
+        return damaged
 
     def append_csv(self, path: Path, fieldnames: list[str], row: dict) -> None:
         with path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=fieldnames).writerow(row)
+
+
+def _stats_problem(run: LoadedRun) -> str | None:
+    """Why the state statistics cannot normalise this run's states, or None: one mean and std per state
+    feature (one each for frames, scaled as a whole), finite, std > 0. A length of 1 would broadcast
+    over every feature without an error, and a wrong length fail deep inside the first decision."""
+    stats = run.stats
+    expected = 1 if run.spec.atari else run.state_dim
+    sizes = {"state_mean": stats.state_mean.size, "state_std": stats.state_std.size}
+    wrong = {name: size for name, size in sizes.items() if size != expected}
+    if wrong:
+        listed = " and ".join(f"{name} has {size} values" for name, size in wrong.items())
+        return f"{listed}, but the run's states have {expected} feature{'s' if expected != 1 else ''}"
+    if not (np.isfinite(stats.state_mean).all() and np.isfinite(stats.state_std).all()):
+        return "state_mean or state_std holds NaN or inf"
+    if not (stats.state_std > 0).all():
+        return "state_std holds values <= 0 (every state is divided by it)"
+    return None
 
 
 def _checksum(tensors: dict) -> str:
@@ -340,6 +379,14 @@ def _number(text) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+def _parses(text) -> bool:
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _first_line(exc: BaseException) -> str:

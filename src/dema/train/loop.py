@@ -55,8 +55,11 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
 def _train(s, config: TrainConfig, stop_at: int | None, log) -> TrainResult:
     from tqdm import tqdm
 
-    s.run.truncate_csv(s.run.metrics, METRIC_FIELDS, s.step)
-    s.run.truncate_csv(s.run.evals, EVAL_FIELDS, s.step)
+    for path, fields in ((s.run.metrics, METRIC_FIELDS), (s.run.evals, EVAL_FIELDS)):
+        damaged = s.run.truncate_csv(path, fields, s.step)
+        if damaged:  # dropped, never kept as text a report would misread
+            log(f"note: {path.name} held {damaged} damaged row(s) (bytes that are not text, or a field that is "
+                "not a number); dropped, the rest kept")
     schedule, device = config.schedule, torch.device(config.device)
     end = schedule.updates if stop_at is None else min(stop_at, schedule.updates)
     bar = tqdm(total=schedule.updates, initial=s.step, disable=not config.progress, file=sys.stderr,
