@@ -64,6 +64,8 @@ def main(argv: list[str]) -> int:
 
 
 def format_report(report: dict) -> str:
+    from dema.evaluation.evaluate import cut_note
+
     lines = [f"{report['model']} on {report['dataset']} ({report['env']}, protocol {report['protocol']}, "
              f"{report['updates']} updates)"]
     rows = [("final", report)]
@@ -73,7 +75,8 @@ def format_report(report: dict) -> str:
         for t in r["per_target"]:
             lines.append(f"  {label:<9} target {t['target']:>8g}: normalised {t['normalized_mean']:6.1f} +- "
                          f"{t['normalized_std']:5.1f}   return {t['return_mean']:8.1f} +- {t['return_std']:7.1f}"
-                         f"   ({t['episodes']} episodes, seeds {r['seeds']})")
+                         f"   ({t['episodes']} episodes, seeds {r['seeds']}"
+                         f"{cut_note(t.get('episodes_cut'), t['episodes'], r.get('cut_at_steps'))})")
     best = report.get("best_during_training")
     if best:
         lines.append(f"  best evaluation during training: normalised {best['normalized_mean']:.1f} at step "

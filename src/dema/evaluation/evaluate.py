@@ -30,12 +30,13 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
              device: str = "cpu") -> dict:
     """Mean/std of returns and normalised scores per target over `episodes` x `seeds` episodes."""
     targets = tuple(targets) or spec.return_targets
+    limit = cut_limit(spec, max_episode_steps)
     was_training = policy.training
     policy.eval()
     try:
         per_target = []
         for target in targets:
-            returns, lengths, per_seed = [], [], []
+            returns, lengths, per_seed, cut = [], [], [], 0
             act_seconds, act_calls = 0.0, 0
             for seed in seeds:
                 if spec.atari:  # frames, discrete actions sampled from the softmax (dema.atari.evaluate)
@@ -50,17 +51,34 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
                                           max_episode_steps)
                 returns += result.returns
                 lengths += result.lengths
+                cut += sum(result.truncated) if limit else 0
                 act_seconds += result.act_seconds
                 act_calls += result.act_calls
                 per_seed.append({"seed": seed, **_summary(result.returns, spec)})
-            per_target.append({"target": target, **_summary(returns, spec), "per_seed": per_seed,
-                               "returns": returns, "lengths": lengths,
+            per_target.append({"target": target, **_summary(returns, spec), "episodes_cut": cut,
+                               "per_seed": per_seed, "returns": returns, "lengths": lengths,
                                "act_ms_per_call": 1000.0 * act_seconds / max(act_calls, 1)})
     finally:
         policy.train(was_training)
-    headline = {k: per_target[0][k] for k in ("return_mean", "return_std", "normalized_mean", "normalized_std", "episodes")}
-    return {**headline, "targets": list(targets), "seeds": list(seeds), "episodes_per_seed": episodes,
-            "per_target": per_target}
+    headline = {k: per_target[0][k] for k in ("return_mean", "return_std", "normalized_mean", "normalized_std", "episodes",
+                                              "episodes_cut")}
+    return {**headline, "cut_at_steps": limit or None, "targets": list(targets), "seeds": list(seeds),
+            "episodes_per_seed": episodes, "per_target": per_target}
+
+
+def cut_limit(spec: EnvSpec, max_episode_steps: int) -> int:
+    """The episode limit that cuts episodes short of the environment's own (0: none). Episodes it ends
+    are counted next to the score (`episodes_cut`): their returns are not the whole game's, which
+    matters most on Atari, where a cut game scores a fraction of a full one."""
+    return max_episode_steps if 0 < max_episode_steps < spec.max_episode_steps else 0
+
+
+def cut_note(cut: int | None, episodes: int, limit: int | None) -> str:
+    """'; 3 of 10 cut at 500 steps (max_episode_steps), not whole episodes' when episodes were cut, else ''
+    (eval.json of an older dema has no count: nothing to say)."""
+    if not cut:
+        return ""
+    return f"; {cut} of {episodes} cut at {limit} steps (max_episode_steps), not whole episodes"
 
 
 def check_simulator(spec: EnvSpec) -> None:

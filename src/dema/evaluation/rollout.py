@@ -25,6 +25,7 @@ class Episodes:
     act_seconds: float = 0.0  # time spent inside agent.act
     act_calls: int = 0  # agent.act calls (each decides for every environment of its round)
     env_steps: int = 0  # environment steps that counted (the sum of episode lengths)
+    truncated: list[bool] = field(default_factory=list)  # ended by a time limit, not by the task
 
 
 def make_vector_env(gym_id: str, num_envs: int, max_episode_steps: int = 0):
@@ -75,6 +76,7 @@ def _one_round(agent, envs, seed: int, target_return: float, out: Episodes, to_e
     returns = np.zeros(n)
     lengths = np.zeros(n, dtype=np.int64)
     active = np.ones(n, dtype=bool)
+    cut = np.zeros(n, dtype=bool)
     reward = None
     while active.any():
         start = time.perf_counter()
@@ -84,7 +86,9 @@ def _one_round(agent, envs, seed: int, target_return: float, out: Episodes, to_e
         obs, reward, terminated, truncated, _ = envs.step(to_env_action(action, envs))
         returns += np.where(active, reward, 0.0)
         lengths += active
+        cut |= active & truncated & ~terminated
         active &= ~(terminated | truncated)
+    out.truncated += cut.tolist()
     out.returns += returns.tolist()
     out.lengths += lengths.tolist()
     out.env_steps += int(lengths.sum())

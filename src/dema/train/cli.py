@@ -114,9 +114,12 @@ def main(argv: list[str]) -> int:
 
 
 def summary_line(report: dict) -> str:
+    from dema.evaluation.evaluate import cut_note
+
+    cut = cut_note(report.get("episodes_cut"), report["episodes"], report.get("cut_at_steps"))
     line = (f"final: normalised {report['normalized_mean']:.1f} +- {report['normalized_std']:.1f} "
             f"(return {report['return_mean']:.1f} +- {report['return_std']:.1f}, {report['episodes']} episodes, "
-            f"target {report['targets'][0]:g})")
+            f"target {report['targets'][0]:g}{cut})")
     best = report.get("best_during_training")
     if best:
         line += f"; best during training {best['normalized_mean']:.1f} at step {best['step']}"
