@@ -63,3 +63,32 @@ def test_a_cut_atari_evaluation_says_so(breakout_run, capsys):
                           "--checkpoint", "final")
     assert code == 0, err
     _check_cut(breakout_run, out, 10, 1)
+
+
+def _free(monkeypatch, free: int) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: type("Usage", (), {"free": free})())
+
+
+def test_collect_writes_a_small_dataset_where_it_fits(tmp_path, capsys, monkeypatch):
+    """300 Hopper steps need about 30 KiB: 4 MiB free is plenty (a fixed 16 MiB margin refused it)."""
+    _free(monkeypatch, 4 * 2**20)
+    out = tmp_path / "hopper-random.hdf5"
+    code, _, err = dema(capsys, "collect", "hopper", "random", "--steps", "300", "--out", out, "--no-progress")
+    assert code == 0, err
+    assert out.is_file() and "warning" not in err
+
+
+def test_the_free_space_check_grows_with_the_data(tmp_path, monkeypatch):
+    """HDF5's chunk indexes and per-chunk framing grow with the data: a 2 GiB write is refused with only
+    the fixed 16 MiB beyond it free, a 2 MiB write is not refused with 3 MiB free."""
+    from dema.data.collect.writer import check_space
+    from dema.errors import DataError
+
+    big = 2 * 2**30
+    _free(monkeypatch, big + 17 * 2**20)
+    with pytest.raises(DataError, match="MiB free there"):
+        check_space(tmp_path / "big.hdf5", big)
+    _free(monkeypatch, 3 * 2**20)
+    check_space(tmp_path / "small.hdf5", 2 * 2**20)

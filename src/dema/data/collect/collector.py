@@ -100,7 +100,9 @@ def _collect(spec, recipe, stages, writer, bar, seed, num_envs, vector_mode, com
 
 def _warn_space(out: Path, steps: int, spec: EnvSpec, next_observations: bool) -> None:
     """A warning up front when the folder may not hold the dataset (uncompressed size: an upper bound)."""
-    need = steps * (4 * spec.obs_dim * (2 if next_observations else 1) + 4 * spec.act_dim + 4 + 2)
+    from dema.data.collect.writer import space_needed
+
+    need = space_needed(steps * (4 * spec.obs_dim * (2 if next_observations else 1) + 4 * spec.act_dim + 4 + 2))
     try:
         free = shutil.disk_usage(out.parent).free
     except OSError:
