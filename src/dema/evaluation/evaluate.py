@@ -60,8 +60,8 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
                                "act_ms_per_call": 1000.0 * act_seconds / max(act_calls, 1)})
     finally:
         policy.train(was_training)
-    headline = {k: per_target[0][k] for k in ("return_mean", "return_std", "normalized_mean", "normalized_std", "episodes",
-                                              "episodes_cut")}
+    headline_keys = ("return_mean", "return_std", "normalized_mean", "normalized_std", "episodes", "episodes_cut")
+    headline = {k: per_target[0][k] for k in headline_keys}
     return {**headline, "cut_at_steps": limit or None, "targets": list(targets), "seeds": list(seeds),
             "episodes_per_seed": episodes, "per_target": per_target}
 

@@ -213,9 +213,10 @@ class RunDir:
         if not rows:
             return None
         best = max(rows, key=lambda r: float(r["normalized_mean"]))
-        return {"step": int(best["step"]), "normalized_mean": float(best["normalized_mean"]),
+        return {"step": int(float(best["step"])), "normalized_mean": float(best["normalized_mean"]),
                 "normalized_std": float(best["normalized_std"]), "return_mean": float(best["return_mean"]),
-                "return_std": float(best["return_std"]), "episodes": int(float(best["episodes"])), "evaluations": len(rows)}
+                "return_std": float(best["return_std"]), "episodes": int(float(best["episodes"])),
+                "evaluations": len(rows)}
 
     def checkpoint_step(self, name: str) -> int | None:
         from safetensors import safe_open
