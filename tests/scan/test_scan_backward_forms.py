@@ -50,8 +50,8 @@ def test_strided_inputs_match_contiguous_ones(monkeypatch, form, dtype):
     batch, d_inner, length, d_state = 2, 21, 7, 5
     inputs = make_inputs(batch, d_inner, length, d_state, dtype=dtype, seed=3)
     A, D = inputs["A"].numpy(), inputs["D"].numpy()
-    Bt = inputs["B"].transpose(1, 2).contiguous().numpy()
-    Ct = inputs["C"].transpose(1, 2).contiguous().numpy()
+    Bt = inputs["B"].transpose(1, 2).contiguous().numpy()[:, None]  # (B, N, L) -> rows (B, 1, L, N)
+    Ct = inputs["C"].transpose(1, 2).contiguous().numpy()[:, None]
     per_step = {k: inputs[k] for k in ("u", "delta", "z")}
     per_step["sig_z"] = torch.sigmoid(per_step["z"])
     per_step["sig_raw"] = torch.sigmoid(per_step["delta"])

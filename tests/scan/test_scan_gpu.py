@@ -217,14 +217,17 @@ from triton.compiler import ASTSource, compile
 from dema.scan import triton_scan
 
 fwd, bwd = triton_scan._kernels(False)
-flags = ("HAS_D", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "HAS_H0", "SAVE_CKPT", "BD", "BN", "CL")
-for shape in [(128, 60, 64), (128, 3000, 16), (5, 7, 3)]:
+flags = ("HAS_D", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "HAS_H0", "SAVE_CKPT", "B_CONST", "C_CONST", "BD", "BN", "CL")
+ints = ("Di", "L", "N", "n_chunks", "n_dblk", "GB", "HB", "GC", "HC")
+# the preset, a long sequence, a small odd shape (B and C input-dependent or grouped), and the
+# preset with a time-invariant B and C
+for shape, const in [((128, 60, 64), False), ((128, 3000, 16), False), ((5, 7, 3), False), ((128, 60, 64), True)]:
     bd, bn, cl = triton_scan.block_sizes(*shape)
     values = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True, HAS_H0=False, SAVE_CKPT=True,
-                  BD=bd, BN=bn, CL=cl)
+                  B_CONST=const, C_CONST=const, BD=bd, BN=bn, CL=cl)
     for kernel in (fwd, bwd):
         signature = {name: "constexpr" if name in flags else
-                     "i32" if name in ("Di", "L", "N", "n_chunks", "n_dblk") else "*fp32" for name in kernel.arg_names}
+                     "i32" if name in ints else "*fp32" for name in kernel.arg_names}
         constexprs = {name: values[name] for name in kernel.arg_names if name in flags}
         compiled = compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
                            target=GPUTarget("cuda", 90, 32), options={"num_warps": triton_scan.WARPS})
@@ -237,7 +240,8 @@ print("compiled")
 def test_kernels_compile_for_hopper_without_a_gpu():
     """The interpreter does not compile: Triton's own compiler must accept the kernels too. Both are
     compiled to machine code for sm_90 (H100/H200) at the block sizes of the preset, of a long
-    sequence and of a small odd shape, with the tools in Triton's wheel; no GPU needed. In a fresh
+    sequence and of a small odd shape, and of the preset with a time-invariant B and C, with the
+    tools in Triton's wheel; no GPU needed. In a fresh
     process: Triton cannot compile for a GPU once the interpreter's kind of triton was imported."""
     import os
     import subprocess

@@ -21,8 +21,14 @@
 The environment variable DEMA_SCAN (ref, fused, numba, gpu) forces one variant, for benchmarks,
 tests, and ruling a kernel out when debugging.
 
-Shapes, as in `mamba_ssm.ops.selective_scan_interface.selective_scan_fn`:
-u, delta, z (B, Di, L); A (Di, N); B, C (B, N, L); D, delta_bias (Di,); returns (B, Di, L).
+Shapes, as in `mamba_ssm.ops.selective_scan_interface.selective_scan_fn` (dema.scan.contract):
+u, delta, z (B, Di, L); A (Di, N), real; D, delta_bias (Di,); B and C each time-invariant (Di, N),
+input-dependent (B, N, L) or grouped (B, G, N, L); returns (B, Di, L) in u's dtype (and the last
+state (B, Di, N) in float32, float64 for float64 inputs). Every path takes every form at its own
+speed: the kernels read B and C through their form (no per-channel copy), so time-invariant and
+grouped scans cost about what input-dependent ones do. Shapes that fit no form, and a complex A,
+are one ValueError on every path (mamba-ssm's own kernel, when it is the path, has its own checks
+and takes a complex A).
 """
 
 from __future__ import annotations

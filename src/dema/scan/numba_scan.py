@@ -43,6 +43,15 @@ kernel from a given state instead of zero (dema.scan.stateful).
 
 fastmath is on (reductions must be reassociated to vectorise); NaN inputs still give NaN outputs
 (tested), so a diverged model still shows up as a non-finite loss.
+
+B and C. The kernels read them as "rows" (B, G, L or 1, N): channel d at step l reads row
+[b, d // (Di / G), l] (l = 0 when time-invariant), so every form of mamba-ssm's contract
+(dema.scan.contract) runs the same loops: input-dependent (B, 1, L, N), grouped (B, G, L, N),
+time-invariant (B, Di, 1, N) (repeated over the batch so that each thread's batch slice owns its
+gradient rows, Di N floats per element, as dA's partials; autograd sums them). The conversion is
+differentiable torch ops outside the autograd node. The two-channel backward runs where both
+channels of each pair read one row (one group, or groups of even size), else the one-channel form.
+Inputs are scanned in float32 (float64 if any is float64) and the output cast back to u's dtype.
 """
 
 from __future__ import annotations
@@ -56,6 +65,8 @@ import torch.nn.functional as F
 from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic, overload
+
+from dema.scan.contract import TIME_INVARIANT, Operand, cast_inputs, check, compute_dtype, grouped_view
 
 
 # fastmath lets LLVM reassociate the y = <C, h> reduction so that it vectorises.
@@ -140,24 +151,39 @@ PAIR_SCRATCH_BYTES = 256 * 1024
 def _use_pairs(length: int, d_state: int, itemsize: int) -> bool:
     return 4 * (length + 1) * d_state * itemsize <= PAIR_SCRATCH_BYTES  # states + decays of two channels
 # Argument order: the arrays shared by every batch slice (and flags) first, then the batched ones.
+#
+# B and C come as "rows" Bt, Ct (B, G, L or 1, N), C-contiguous: channel d at step l reads the row
+# Bt[b, d // (Di / G), l * step], step 0 when the array has one step. Every form of mamba-ssm's
+# contract is such an array (see `_rows`): input-dependent (B, 1, L, N), grouped (B, G, L, N),
+# time-invariant (B, Di, 1, N). The inner loops over n see a contiguous row either way, so they
+# vectorise as before; only the row's index changes.
+
+
+@njit(inline="always")
+def _layout(X, d_inner, length):
+    """(channels per group, step stride) of a (B, G, L or 1, N) rows array."""
+    return d_inner // X.shape[1], 1 if X.shape[2] == length else 0
 
 
 @njit(**_JIT)
 def _forward_kernel(A, D, has_z, has_h0, u, delta, gate, Bt, Ct, h0, out, last):
-    """A (Di, N), D (Di,); u, delta (the step size), gate = silu(z) (B, Di, L); Bt, Ct (B, L, N);
-    h0 (B, Di, N) the state before the first token (read only if has_h0, else zero).
+    """A (Di, N), D (Di,); u, delta (the step size), gate = silu(z) (B, Di, L); Bt, Ct rows (B, G, L
+    or 1, N); h0 (B, Di, N) the state before the first token (read only if has_h0, else zero).
     Writes out = (<C, h> + D u) * gate (B, Di, L) and last = h_{L-1} (B, Di, N)."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
+    b_per, b_step = _layout(Bt, d_inner, length)
+    c_per, c_step = _layout(Ct, d_inner, length)
     for job in range(batch * d_inner):
         b, d = job // d_inner, job % d_inner
+        b_g, c_g = d // b_per, d // c_per
         a_row = A[d]
         h = h0[b, d].copy() if has_h0 else np.zeros(n_state, dtype=u.dtype)
         for l in range(length):
             ul = u[b, d, l]
             dl = delta[b, d, l]
             du = dl * ul
-            b_row, c_row = Bt[b, l], Ct[b, l]
+            b_row, c_row = Bt[b, b_g, l * b_step], Ct[b, c_g, l * c_step]
             y = a_row[0] * np.float32(0.0)  # a zero of the input dtype
             for n in range(n_state):
                 hn = _exp(dl * a_row[n]) * h[n] + du * b_row[n]
@@ -176,8 +202,10 @@ def _backward_kernel(A, D, has_z, softplus, pairs, u, delta, z, sig_z, sig_raw, 
     """Adjoint of `_forward_kernel` and of the step size and gate around it. In: z, sig_z =
     sigmoid(z), sig_raw = sigmoid(delta + bias) (softplus' derivative) (B, Di, L), grad_out
     (B, Di, L), grad_last (B, Di, N). Writes du_out, ddelta_out (w.r.t. delta before bias and
-    softplus), dz_out (B, Di, L), dBt, dCt (B, L, N) and per-batch partials dA_part (B, Di, N),
-    dD_part, dbias_part (B, Di), which the caller sums over the batch."""
+    softplus), dz_out (B, Di, L), dBt, dCt (Bt's and Ct's shapes: a time-invariant row sums over
+    the steps, a shared one over its channels) and per-batch partials dA_part (B, Di, N), dD_part,
+    dbias_part (B, Di), which the caller sums over the batch. `pairs` only where both channels of
+    every pair read the same rows (`_pairs_share_rows`)."""
     for b in range(u.shape[0]):
         if pairs:
             _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
@@ -193,6 +221,8 @@ def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, 
     """The backward for batch element b, every channel, one channel at a time (long sequences)."""
     _, d_inner, length = u.shape
     n_state = A.shape[1]
+    b_per, b_step = _layout(Bt, d_inner, length)
+    c_per, c_step = _layout(Ct, d_inner, length)
     states = np.zeros((length + 1, n_state), dtype=u.dtype)  # states[l + 1] = h_l, states[0] = 0
     decays = np.empty((length, n_state), dtype=u.dtype)
     carry = np.empty(n_state, dtype=u.dtype)  # a_{l+1} G_{l+1}
@@ -200,10 +230,11 @@ def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, 
     dCt[b] = 0.0
     for d in range(d_inner):
         a_row = A[d]
+        b_g, c_g = d // b_per, d // c_per
         for l in range(length):  # recompute the forward
             dl = delta[b, d, l]
             du = dl * u[b, d, l]
-            a_l, h_prev, h_cur, b_row = decays[l], states[l], states[l + 1], Bt[b, l]
+            a_l, h_prev, h_cur, b_row = decays[l], states[l], states[l + 1], Bt[b, b_g, l * b_step]
             for n in range(n_state):
                 an = _exp(dl * a_row[n])
                 a_l[n] = an
@@ -223,7 +254,8 @@ def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, 
                 g_gate = g
                 g = g * zl * sz
             a_l, h_prev, h_cur = decays[l], states[l], states[l + 1]
-            b_row, c_row, dB_row, dC_row = Bt[b, l], Ct[b, l], dBt[b, l], dCt[b, l]
+            b_row, dB_row = Bt[b, b_g, l * b_step], dBt[b, b_g, l * b_step]
+            c_row, dC_row = Ct[b, c_g, l * c_step], dCt[b, c_g, l * c_step]
             # One loop over n for the whole adjoint step: LLVM vectorises it (issue 12: the backward
             # at the preset took 30 ms against 44 ms with the six short loops it replaced, which had
             # been the faster form when the kernels ran on OpenMP threads in issue 5).
@@ -278,6 +310,8 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
     with the plain (B, Di, L) arrays, at load about 4."""
     _, d_inner, length = u.shape
     n_state = A.shape[1]
+    b_per, b_step = _layout(Bt, d_inner, length)
+    c_per, c_step = _layout(Ct, d_inner, length)
     zero = A[0, 0] * np.float32(0.0)  # a zero of the input dtype
     states = np.zeros((2, length + 1, n_state), dtype=u.dtype)  # states[k, l + 1] = h_l of channel k
     decays = np.empty((2, length, n_state), dtype=u.dtype)
@@ -312,13 +346,14 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
             pair = min(2, width - p0)
             j0, j1 = p0, p0 + pair - 1  # j1 == j0 when alone
             d0, d1 = lo + j0, lo + j1
+            b_g, c_g = d0 // b_per, d0 // c_per  # d1's too (the caller's condition)
             for k in range(pair):  # recompute the forward of each channel
                 j, d = j0 + k, d0 + k
                 a_row, st, dc = A[d], states[k], decays[k]
                 for l in range(length):
                     dl = blk_dl[l, j]
                     du = dl * blk_u[l, j]
-                    a_l, h_prev, h_cur, b_row = dc[l], st[l], st[l + 1], Bt[b, l]
+                    a_l, h_prev, h_cur, b_row = dc[l], st[l], st[l + 1], Bt[b, b_g, l * b_step]
                     for n in range(n_state):
                         an = _exp(dl * a_row[n])
                         a_l[n] = an
@@ -345,7 +380,8 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
                     g1 = g1 * z1 * s1
                 al0, hp0, hc0 = decays[0, l], states[0, l], states[0, l + 1]
                 al1, hp1, hc1 = decays[1, l], states[1, l], states[1, l + 1]
-                b_row, c_row, dB_row, dC_row = Bt[b, l], Ct[b, l], dBt[b, l], dCt[b, l]
+                b_row, dB_row = Bt[b, b_g, l * b_step], dBt[b, b_g, l * b_step]
+                c_row, dC_row = Ct[b, c_g, l * c_step], dCt[b, c_g, l * c_step]
                 y0, y1, gb0, gb1, gl0, gl1 = zero, zero, zero, zero, zero, zero
                 # One loop over n for the whole adjoint step of both channels: LLVM vectorises it.
                 # (Six short loops per channel, the form issue 5 found faster with its threading,
@@ -438,23 +474,29 @@ def _step_size(delta, delta_bias, softplus):
     return F.softplus(raw) if softplus else raw, raw
 
 
+def _pairs_share_rows(d_inner: int, Bt: torch.Tensor, Ct: torch.Tensor) -> bool:
+    """Whether the pairs backward may run: its pairs (d, d + 1), d even, must read the same B and C
+    rows, i.e. one group, or groups of an even number of channels (time-invariant: one each)."""
+    return all(X.shape[1] == 1 or (d_inner // X.shape[1]) % 2 == 0 for X in (Bt, Ct))
+
+
 class _NumbaScan(torch.autograd.Function):
-    """(u, delta, A, B, C, D, z, delta_bias) -> (out, last state), the whole of mamba-ssm's scan.
+    """(u, delta, A, Bt, Ct, D, z, delta_bias) -> (out, last state), the whole of mamba-ssm's scan;
+    Bt, Ct are rows (B, G, L or 1, N) (`_rows`), all tensors of one float32 or float64 dtype.
 
     The step size softplus(delta + bias) and the gate silu(z) are evaluated by PyTorch's vectorised
     kernels (no autograd nodes); the Numba kernels take them as inputs, because libm's scalar
     exp/log1p per (b, d, l) inside the sequential loop cost more than the scan (measured)."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
-        Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (B, N, L) -> (B, L, N)
+    def forward(ctx, u, delta, A, Bt, Ct, D, z, delta_bias, softplus):
         step, _ = _step_size(delta, delta_bias, softplus)
         D_ = u.new_zeros(u.shape[1]) if D is None else D
         gate = u if z is None else F.silu(z)  # never read when there is no z
         out = torch.empty_like(u, memory_format=torch.contiguous_format)
         last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
         _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, False],
-                           [_np(u), _np(step), _np(gate), Bt.numpy(), Ct.numpy(), last.numpy(), out.numpy(),
+                           [_np(u), _np(step), _np(gate), _np(Bt), _np(Ct), last.numpy(), out.numpy(),
                             last.numpy()])  # h0 unused: training scans start from zero
         ctx.save_for_backward(u, delta, A, Bt, Ct, D_, z, delta_bias)
         ctx.flags = (D is not None, bool(softplus))
@@ -476,29 +518,50 @@ class _NumbaScan(torch.autograd.Function):
         dA_part = u.new_empty(u.shape[0], *A.shape)  # (B, Di, N)
         dD_part, dbias_part = u.new_empty(u.shape[:2]), u.new_empty(u.shape[:2])  # (B, Di)
         dBt, dCt = torch.empty_like(Bt), torch.empty_like(Ct)
-        batched = [_np(u), _np(step), _np(z_), _np(sig_z), _np(sig_raw), Bt.numpy(), Ct.numpy(), _np(grad_out),
+        batched = [_np(u), _np(step), _np(z_), _np(sig_z), _np(sig_raw), _np(Bt), _np(Ct), _np(grad_out),
                    _np(grad_last), du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), dD_part.numpy(),
                    dbias_part.numpy(), dBt.numpy(), dCt.numpy()]
-        pairs = _use_pairs(u.shape[2], A.shape[1], u.element_size())
+        pairs = _use_pairs(u.shape[2], A.shape[1], u.element_size()) and _pairs_share_rows(u.shape[1], Bt, Ct)
         _over_batch_slices(_backward_kernel, [_np(A), _np(D_), has_z, softplus, pairs], batched)
-        return (du, ddelta, dA_part.sum(0), dBt.transpose(1, 2), dCt.transpose(1, 2),
+        return (du, ddelta, dA_part.sum(0), dBt, dCt,
                 dD_part.sum(0) if has_D else None, dz if has_z else None,
                 dbias_part.sum(0) if delta_bias is not None else None, None)
 
 
 def supports(u: torch.Tensor) -> bool:
-    """The kernel handles contiguous-or-not float32/float64 CPU tensors; others use the fallback."""
+    """Where the dispatcher takes this kernel: float32/float64 CPU tensors, contiguous or not. Called
+    directly it takes half and bfloat16 too (scanned in float32), but dema.models' fused SSM node,
+    which follows this choice, runs the kernels on the model's own dtype."""
     return u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64)
+
+
+def _rows(X: torch.Tensor, form: Operand, batch: int) -> torch.Tensor:
+    """B or C as the kernels read them, (B, G, L or 1, N) C-contiguous. Differentiable torch ops:
+    autograd maps the kernels' gradient (same shape) back to X's form."""
+    if form.kind == TIME_INVARIANT:
+        # one row per channel, repeated over the batch (Di N floats per element, as dA's partials):
+        # each batch slice on the thread pool then owns its rows of dB and dC; autograd sums them
+        return X[None, :, None, :].expand(batch, -1, 1, -1).contiguous()  # (Di, N) -> (B, Di, 1, N)
+    return grouped_view(X, form).transpose(2, 3).contiguous()  # (B, G, N, L) -> (B, G, L, N)
+
+
+def _prepare(u, delta, A, B, C, D, z, delta_bias, initial_state=None):
+    """Checked (dema.scan.contract), cast to the compute dtype, B and C as rows."""
+    B_form, C_form = check(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    u, delta, A, B, C, D, z, delta_bias, h0 = cast_inputs(dtype, u, delta, A, B, C, D, z, delta_bias,
+                                                          initial_state)
+    return u, delta, A, _rows(B, B_form, u.shape[0]), _rows(C, C_form, u.shape[0]), D, z, delta_bias, h0
 
 
 def selective_scan_numba(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
     """Same signature and results as `selective_scan_ref`; see the module docstring."""
-    dtype = torch.promote_types(u.dtype, delta.dtype)
-    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    D, z, delta_bias = (None if t is None else t.to(dtype) for t in (D, z, delta_bias))
-    out, last = _NumbaScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    out_dtype = u.dtype
+    u, delta, A, Bt, Ct, D, z, delta_bias, _ = _prepare(u, delta, A, B, C, D, z, delta_bias)
+    out, last = _NumbaScan.apply(u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus)
+    out = out.to(out_dtype)
     return (out, last) if return_last_state else out
 
 
@@ -506,15 +569,14 @@ def selective_scan_numba(
 def selective_scan_numba_from_state(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                                     initial_state=None):
     """Inference only: the scan continued from `initial_state` (B, Di, N) -> (out, last state)."""
-    dtype = torch.promote_types(u.dtype, delta.dtype)
-    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    step, _ = _step_size(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
-    D_ = u.new_zeros(u.shape[1]) if D is None else D.to(dtype)
-    gate = u if z is None else F.silu(z.to(dtype))
-    Bt, Ct = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()  # (B, N, L) -> (B, L, N)
+    out_dtype = u.dtype
+    u, delta, A, Bt, Ct, D, z, delta_bias, h0 = _prepare(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    step, _ = _step_size(delta, delta_bias, delta_softplus)
+    D_ = u.new_zeros(u.shape[1]) if D is None else D
+    gate = u if z is None else F.silu(z)
     out = torch.empty_like(u, memory_format=torch.contiguous_format)
     last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
-    h0 = last if initial_state is None else initial_state.to(dtype)
-    _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, initial_state is not None],
-                       [_np(u), _np(step), _np(gate), Bt.numpy(), Ct.numpy(), _np(h0), out.numpy(), last.numpy()])
-    return out, last
+    _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, h0 is not None],
+                       [_np(u), _np(step), _np(gate), _np(Bt), _np(Ct), _np(last if h0 is None else h0),
+                        out.numpy(), last.numpy()])
+    return out.to(out_dtype), last

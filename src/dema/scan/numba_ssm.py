@@ -124,6 +124,12 @@ def _t(a: torch.Tensor) -> np.ndarray:
     return a.detach().numpy().transpose(0, 2, 1)
 
 
+def _rows(a: torch.Tensor) -> np.ndarray:
+    """(B, L, N) B or C (or its gradient) -> (B, 1, L, N) NumPy view: the scan kernels' rows of one
+    group shared by every channel (numba_scan's input-dependent form)."""
+    return a.detach().numpy()[:, None]
+
+
 class _FusedSSM(torch.autograd.Function):
     """(xz, mask, conv weight, conv bias, x_proj weight, dt_proj weight, dt bias, A, D) -> y (B, L, Di).
 
@@ -151,7 +157,7 @@ class _FusedSSM(torch.autograd.Function):
         y = xz.new_empty(batch, length, d_inner)
         last = xz.new_empty(batch, d_inner, d_state)  # h_{L-1}: not returned
         _over_batch_slices(_forward_kernel, [A.detach().numpy(), D.detach().numpy(), has_z, False],
-                           [_t(u), _t(step), _t(gate), Bt.numpy(), Ct.numpy(), last.numpy(), _t(y), last.numpy()])
+                           [_t(u), _t(step), _t(gate), _rows(Bt), _rows(Ct), last.numpy(), _t(y), last.numpy()])
         ctx.save_for_backward(xz, mask_f, conv_w, conv_b, xproj_w, dt_w, A, D, u, x_dbl, raw, step, Bt, Ct)
         ctx.has_z = has_z
         return y
@@ -176,9 +182,9 @@ class _FusedSSM(torch.autograd.Function):
         grad_last = u.new_zeros(batch, d_inner, d_state)
         pairs = _use_pairs(length, d_state, u.element_size())
         _over_batch_slices(_backward_kernel, [A.detach().numpy(), D.detach().numpy(), has_z, True, pairs],
-                           [_t(u), _t(step), _t(z), _t(sig_z), _t(sig_raw), Bt.numpy(), Ct.numpy(), _t(gy),
+                           [_t(u), _t(step), _t(z), _t(sig_z), _t(sig_raw), _rows(Bt), _rows(Ct), _t(gy),
                             grad_last.numpy(), _t(du), _t(ddelta), _t(dz), dA_part.numpy(), dD_part.numpy(),
-                            dbias_part.numpy(), dBt.numpy(), dCt.numpy()])
+                            dbias_part.numpy(), _rows(dBt), _rows(dCt)])
         # dt_proj and x_proj, by hand: the gradient of x_proj's output (dt, B, C) in one buffer
         flat = batch * length
         dx_dbl = torch.empty_like(x_dbl)

@@ -10,12 +10,18 @@ Written as plainly as possible, one time step per loop iteration, so that it can
 against the paper and trusted; autograd differentiates it. `initial_state` continues a sequence
 from the final state of the one before it: scanning [x1; x2] from zero equals scanning x1, then
 x2 from x1's last state (tests/scan/test_scan_with_state.py).
+
+B and C may each be time-invariant, input-dependent or grouped, as in mamba-ssm (dema.scan.contract
+checks the shapes); the recurrence runs in float32 (float64 for float64 inputs), the output comes
+back in u's dtype.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from dema.scan.contract import INPUT_DEPENDENT, Operand, cast_inputs, check, compute_dtype, per_channel
 
 
 def discretize_delta(delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool) -> torch.Tensor:
@@ -36,6 +42,18 @@ def apply_skip_and_gate(y, u, D, z):
     return y
 
 
+def _at(X: torch.Tensor, l: int) -> torch.Tensor:
+    """Step l of a `per_channel` B or C: (batch|1, Di|1, N); a time-invariant one has one step."""
+    return X[..., l if X.shape[-1] > 1 else 0]
+
+
+def _readout(h: torch.Tensor, C: torch.Tensor, form: Operand, l: int) -> torch.Tensor:
+    """y_l = <C_l, h_l> per (batch, channel): (B, Di, N) -> (B, Di)."""
+    if form.kind == INPUT_DEPENDENT:  # one C row per batch element: a batched matrix-vector product
+        return torch.einsum("bdn,bn->bd", h, C[:, 0, :, l])
+    return (h * _at(C, l)).sum(-1)
+
+
 def selective_scan_ref(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -51,19 +69,26 @@ def selective_scan_ref(
 ):
     """Sequential selective scan with mamba-ssm's signature (plus `initial_state`).
 
-    u, delta, z: (B, Di, L); A: (Di, N); B, C: (B, N, L); D, delta_bias: (Di,); initial_state:
-    h_{-1} (B, Di, N), zero if None. Returns out (B, Di, L), and the final state h_{L-1}
-    (B, Di, N) if return_last_state.
+    u, delta, z: (B, Di, L); A: (Di, N); B, C each (Di, N), (B, N, L) or (B, G, N, L) (see
+    dema.scan.contract); D, delta_bias: (Di,); initial_state: h_{-1} (B, Di, N), zero if None.
+    Returns out (B, Di, L) in u's dtype, and the final state h_{L-1} (B, Di, N) in the compute
+    dtype (float32, or float64 for float64 inputs) if return_last_state.
     """
+    B_form, C_form = check(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    out_dtype = u.dtype
+    dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    u, delta, A, B, C, D, z, delta_bias, h = cast_inputs(dtype, u, delta, A, B, C, D, z, delta_bias, initial_state)
     delta = discretize_delta(delta, delta_bias, delta_softplus)
     batch, d_inner, length = u.shape
-    h = u.new_zeros(batch, d_inner, A.shape[1]) if initial_state is None else initial_state
+    B, C = per_channel(B, B_form, d_inner), per_channel(C, C_form, d_inner)  # broadcastable (B, Di, N, L)
+    if h is None:
+        h = u.new_zeros(batch, d_inner, A.shape[1])
     ys = []
     for l in range(length):
         decay = torch.exp(delta[:, :, l, None] * A)  # (B, Di, N)
-        drive = (delta[:, :, l] * u[:, :, l])[:, :, None] * B[:, None, :, l]  # (B, Di, N)
+        drive = (delta[:, :, l] * u[:, :, l])[:, :, None] * _at(B, l)  # (B, Di, 1) * (B|1, Di|1, N)
         h = decay * h + drive
-        ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, l]))
+        ys.append(_readout(h, C, C_form, l))
     y = torch.stack(ys, dim=-1)  # L x (B, Di) -> (B, Di, L)
-    out = apply_skip_and_gate(y, u, D, z)
+    out = apply_skip_and_gate(y, u, D, z).to(out_dtype)
     return (out, h) if return_last_state else out
