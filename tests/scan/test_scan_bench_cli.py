@@ -21,13 +21,29 @@ def test_bench_scan_json_on_a_tiny_shape(capsys):
     assert result["count"]["fwd_exp"] == result["elements"]
     assert all(row["fwd_bwd_ms"] > 0 for row in result["rows"])
     assert result["torch_threads"] == 1 and result["cores"] >= 1
+    # each variant on each form of B and C (mambapy's adapter: input-dependent only)
+    forms = {(row["variant"], row["form"]) for row in result["rows"]}
+    assert {("fused", f) for f in ("input-dependent", "time-invariant", "grouped")} <= forms
+    assert {("reference", f) for f in ("input-dependent", "time-invariant", "grouped")} <= forms
+
+
+def test_bench_scan_forms_and_groups_are_checked(capsys):
+    assert main(["scan", "--json", "--shape", "2,4,5,3", "--budget", "0.1", "--variants", "fused",
+                 "--forms", "grouped", "--groups", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [(row["variant"], row["form"]) for row in result["rows"]] == [("fused", "grouped")]
+    assert result["shape"]["groups"] == 2
+    with pytest.raises(ConfigError, match="--groups 3 must divide d_inner 4"):
+        main(["scan", "--shape", "2,4,5,3", "--budget", "0.1", "--groups", "3"])
+    with pytest.raises(ConfigError, match="--forms: diagonal is not a form"):
+        main(["scan", "--shape", "2,4,5,3", "--budget", "0.1", "--forms", "diagonal"])
 
 
 def test_bench_scan_table_on_a_tiny_shape(capsys):
     """The table (dema.bench.tables) of a shape so small that its floor rounds to 0 ms."""
     assert main(["scan", "--shape", "2,3,5,4", "--budget", "0.1", "--variants", "reference"]) == 0
     out = capsys.readouterr().out
-    assert "| variant | forward wall ms |" in out and "| reference |" in out
+    assert "| variant | B and C | forward wall ms |" in out and "| reference | time-invariant |" in out
 
 
 def test_bench_act_table(capsys):

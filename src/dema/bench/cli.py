@@ -2,7 +2,7 @@
 
     dema bench step [--json]     DeMa vs DT training step at hopper-medium, K 20, batch 64 (< 1 min)
                                  (--device cuda on a GPU)
-    dema bench scan [--json]     the selective scan variants (Numba, fused, reference, mambapy)
+    dema bench scan [--json]     the selective scan variants (Numba, fused, reference, mambapy), each form of B, C
     dema bench act  [--json]     one decision at batch 1: recurrent step vs K-step windows
     dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
                                  (--table-only: Table 7 alone; --device cuda on a GPU)
@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", default="64,128,60,64", help="batch,d_inner,length,d_state")
     p.add_argument("--ghz", type=float, default=2.6, help="clock assumed for the floor")
     p.add_argument("--variants", default="", help="comma-separated subset (numba,fused,mambapy-pscan,reference)")
+    p.add_argument("--forms", default="", help="forms of B and C, comma-separated subset "
+                                               "(input-dependent,time-invariant,grouped; default all three)")
+    p.add_argument("--groups", type=int, default=None,
+                   help="groups of the grouped form, dividing d_inner (default: the most, up to 4, that do)")
     p = sub.add_parser("act", help="acting cost at batch 1")
     common(p, 15.0)
     p.add_argument("--dataset", default="hopper-medium")
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(shape) != 4:
             raise ConfigError(f"--shape is batch,d_inner,length,d_state; got {args.shape!r}")
         result = run_scan_bench(*shape, budget_s=args.budget, ghz=getattr(args, "ghz", 2.6),
-                                variants=_pick_variants(getattr(args, "variants", "")))
+                                variants=_pick_variants(getattr(args, "variants", "")),
+                                forms=_pick_forms(getattr(args, "forms", "")), groups=getattr(args, "groups", None))
         _emit(result, _with_out(args), "scan", tables.scan_table)
     if args.what in ("step", "all"):
         from dema.bench.step import run_step_bench
@@ -146,6 +151,16 @@ def _pick_variants(names: str):
     if unknown:
         raise ConfigError(f"--variants: {', '.join(unknown)} not available here; choose from {', '.join(available)}")
     return {n: available[n] for n in wanted} or None
+
+
+def _pick_forms(names: str) -> tuple[str, ...]:
+    from dema.bench.scan import FORMS
+
+    wanted = tuple(n.strip() for n in names.split(",") if n.strip())
+    unknown = [n for n in wanted if n not in FORMS]
+    if unknown:
+        raise ConfigError(f"--forms: {', '.join(unknown)} is not a form of B and C; choose from {', '.join(FORMS)}")
+    return wanted or FORMS
 
 
 def _with_out(args):

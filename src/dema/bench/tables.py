@@ -23,13 +23,17 @@ def scan_table(r: dict) -> str:
              f"({r['elements'] / 1e6:.1f}M elements); {_machine(r)}.", "",
              f"Floor at {f['assumed_ghz']} GHz, {f['threads']} thread(s): forward {f['fwd']} ms, "
              f"forward + backward {f['fwd_bwd']} ms.", "",
-             "| variant | forward wall ms | forward CPU ms | fwd+bwd wall ms | fwd+bwd CPU ms | CPU / floor | peak MB |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| variant | B and C | forward wall ms | forward CPU ms | fwd+bwd wall ms | fwd+bwd CPU ms | CPU / floor "
+             "| peak MB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    groups = s.get("groups")
     for row in r["rows"]:
         # a tiny shape's floor rounds to 0 ms: no ratio then
         ratio = f"{row['fwd_bwd_cpu_ms'] / f['fwd_bwd']:.2f}" if f["fwd_bwd"] else "-"
-        lines.append(f"| {row['variant']} | {row['fwd_ms']:.1f} | {row['fwd_cpu_ms']:.1f} | {row['fwd_bwd_ms']:.1f} | "
-                     f"{row['fwd_bwd_cpu_ms']:.1f} | {ratio} | {row['peak_mb']} |")
+        form = row.get("form", "input-dependent")  # results from before the forms were timed
+        form += f" ({groups})" if form == "grouped" and groups else ""
+        lines.append(f"| {row['variant']} | {form} | {row['fwd_ms']:.1f} | {row['fwd_cpu_ms']:.1f} | "
+                     f"{row['fwd_bwd_ms']:.1f} | {row['fwd_bwd_cpu_ms']:.1f} | {ratio} | {row['peak_mb']} |")
     return "\n".join(lines)
 
 
