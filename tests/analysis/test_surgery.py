@@ -50,7 +50,11 @@ def test_identity_swap_is_bitwise_the_intact_model():
     batch = _window(policy)
     batch = dataclasses.replace(batch, **{k: getattr(batch, k).float() for k in
                                           ("states", "actions", "prev_actions", "returns_to_go")})
-    intact = policy.predict_last(batch)
+    # the intact model as run_surgery scores it (SurgeryPolicy without a manipulation: the plain SSM
+    # forward); the policy's own CPU forward takes the fused node, equal up to float rounding only,
+    # and how far the two round apart depends on the CPU's vector units (AVX2 vs AVX-512)
+    intact = SurgeryPolicy(policy, None).predict_last(batch)
+    torch.testing.assert_close(intact, policy.predict_last(batch), rtol=1e-5, atol=1e-6)
     for layer in range(2):
         same = SurgeryPolicy(policy, Manipulation("swap", layer, layer)).predict_last(batch)
         assert torch.equal(same, intact)
