@@ -606,3 +606,73 @@ def test_a_claim_never_pools_protocols(tmp_path):
     text = markdown(report, "dema report", [], tmp_path)
     assert "left out: 2 pairs under demo" in text
     assert "| hopper-medium | cpu-test |" in text
+
+
+def test_unreadable_and_foreign_files_are_problems_and_the_rest_is_reported(results, capsys):
+    """Whatever lies among the records (bad bytes, non-UTF-8 text, JSON that is no record, JSON nested
+    past Python's recursion limit) is one problem line each; the records beside it are all reported."""
+    strays = {"bytes.json": b"\x00\xff\xfe\x9c garbage \x81",
+              "latin1.json": '{"schema": 1, "run": "caf\u00e9"}'.encode("latin-1"),
+              "list.json": b"[1, 2, 3]", "other-tool.json": b'{"name": "not ours", "epochs": 3}',
+              "deep.json": b"[" * 200_000 + b"]" * 200_000}
+    for name, data in strays.items():
+        (results / "mujoco-test" / name).write_bytes(data)
+    assert main(["report", str(results), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["runs"]) == 18
+    assert sorted(Path(p.split(":")[0]).name for p in out["problems"]) == sorted(strays)
+    assert any("not UTF-8" in p for p in out["problems"]) and any("a JSON list" in p for p in out["problems"])
+
+
+@pytest.mark.parametrize("field, value", [
+    ("model", "dt"), ("seed", 8), ("dataset", "walker2d-medium"), ("protocol", "cpu-main"), ("run", "renamed"),
+    ("normalized_mean", 95.0), ("seed", "7"), ("config", ["not", "a", "dict"]), ("variant", "context_len-8"),
+])
+def test_a_record_whose_fields_contradict_each_other_is_a_problem_and_no_evidence(results, tmp_path, capsys, field, value):
+    """A record edited by hand or pieced together from two runs says one thing in its fields and
+    another in its config or evaluation (or has a field of the wrong type): it is named and left out,
+    so the claims are those of the 18 sound records."""
+    bad = record("hopper-medium", "dema", 7, 40.0)
+    bad["config"]["run_name"] = bad["run"]
+    bad[field] = value
+    (results / "mujoco-test" / "edited.json").write_text(json.dumps(bad))
+    assert main(["report", str(results), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["runs"]) == 18, field
+    assert len(out["problems"]) == 1 and "edited.json" in out["problems"][0] and field in out["problems"][0]
+    assert "dema sweep" in out["problems"][0]  # what to do about it
+    assert claim(out, "DeMa beats DT on MuJoCo, at each")["evidence"]["mean_difference"] == pytest.approx(20.0)
+
+
+def _run_directory(folder: Path, rec: dict) -> Path:
+    """A finished run directory as `dema train` leaves it, with the files of `dema decay` and `dema
+    surgery` in their subfolders."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(rec["config"]))
+    (folder / "eval.json").write_text(json.dumps({**rec["eval"], "normalized_std": 3.0}))
+    (folder / "normalization.json").write_text(json.dumps({"state_mean": [0.0], "state_std": [1.0]}))
+    (folder / "identity.json").write_text(json.dumps({"run_id": "abc", "dataset": {**rec["dataset_identity"],
+                                                                                  "returns": {}}}))
+    (folder / "provenance.json").write_text(json.dumps({"sessions": [{"at": "now", "commit": None, "from_step": 0}]}))
+    for sub, name in (("decay", "decay.json"), ("surgery", "surgery.json"), ("surgery", "eval.json")):
+        (folder / sub).mkdir(exist_ok=True)
+        (folder / sub / name).write_text(json.dumps({"layers": [1, 2]}))
+    return folder
+
+
+def test_run_directories_own_files_are_not_problems(tmp_path, capsys):
+    """A run directory is read as one run, passed or found under a folder: its config.json,
+    identity.json, provenance.json and its decay/ and surgery/ outputs are not records gone wrong; an
+    unfinished run under a folder has no score yet and is passed over."""
+    runs = tmp_path / "runs"
+    for seed in SEEDS:
+        for model, score in (("dema", 70.0), ("dt", 50.0)):
+            _run_directory(runs / f"hopper-medium_{model}_s{seed}", record("hopper-medium", model, seed, score))
+    unfinished = _run_directory(runs / "hopper-medium_dema_s9", record("hopper-medium", "dema", 9, 1.0))
+    (unfinished / "eval.json").unlink()
+    assert main(["report", str(runs), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["problems"] == [] and len(out["runs"]) == 6
+    assert main(["report", str(runs / "hopper-medium_dema_s0"), str(runs / "hopper-medium_dt_s0"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["problems"] == [] and len(out["runs"]) == 2

@@ -23,6 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
+import os
 from pathlib import Path
 
 from dema import provenance
@@ -31,6 +33,14 @@ from dema.files import atomic_write
 from dema.run import RunDir
 
 SCHEMA = 1
+
+
+class DamagedRecord(DemaError):
+    """A record of this schema whose fields are missing, of the wrong type or contradict each other."""
+
+
+# what the report says to do about a damaged record (the sweep replaces one by running its cell again)
+_DAMAGED_FIX = "left out: `dema sweep` runs its cell again and replaces it, or delete it"
 
 
 def record_from_run(run_dir: str | Path, grid: str | None = None, variant: dict | None = None) -> dict:
@@ -98,26 +108,62 @@ def _same_content(path: Path, record: dict) -> bool:
     return isinstance(existing, dict) and content(existing) == content(json.loads(json.dumps(record)))
 
 
+# what reading a file or run directory can raise when it is damaged or foreign: ValueError covers
+# bad JSON and non-UTF-8 bytes, RecursionError absurdly nested JSON, the rest a record or run
+# directory of the wrong shape
+DAMAGE = (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, DemaError)
+
+
 def read_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
     """Records from files, folders of records (recursively) and run directories.
 
-    Returns (records, problems): a damaged file is named in `problems` and the rest are read."""
+    Returns (records, problems): a file that is not a sound record (unreadable, not UTF-8, bad JSON,
+    foreign JSON, fields of the wrong type or contradicting each other) is named in `problems` and
+    the rest are read. A run directory is read as its run; its own files never count as records."""
     records, problems = [], []
     for path in map(Path, paths):
         if not path.exists():
             problems.append(f"{path}: no such file or folder")
             continue
-        for item in _candidates(path):
+        for item in _candidates(path, problems):
             try:
-                if item.is_dir():
-                    records.append(record_from_run(item))
-                else:
-                    record = json.loads(item.read_text())
-                    _check(record, item)
-                    records.append(record)
-            except (OSError, json.JSONDecodeError, KeyError, TypeError, DemaError) as exc:
-                problems.append(f"{item}: {exc}")
+                records.append(record_from_run(item) if item.is_dir() else read_record(item))
+            except DAMAGE as exc:
+                fix = f"; {_DAMAGED_FIX}" if isinstance(exc, DamagedRecord) else ""
+                problems.append(f"{item}: {_reason(exc)}{fix}")
     return records, problems
+
+
+def read_record(path: Path) -> dict:
+    """The record in the file at `path`; DemaError saying what is wrong when it is not a sound one."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))  # dema writes records as ASCII JSON
+    except UnicodeDecodeError:
+        raise DemaError("not UTF-8 text (damaged bytes?), so not a run record") from None
+    except json.JSONDecodeError as exc:
+        raise DemaError(f"not valid JSON ({exc}): damaged or cut short") from None
+    _check(record)
+    return record
+
+
+def record_problem(path: Path, run: str | None = None) -> str | None:
+    """Why the file at `path` is not a sound record (of `run`, when given); None when it is one."""
+    try:
+        record = read_record(path)
+    except DAMAGE as exc:
+        return _reason(exc)
+    if run is not None and record["run"] != run:
+        return f"it is the record of run {record['run']!r}, not {run!r}"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The problem in words: dema's own messages as they are, others with their kind."""
+    if isinstance(exc, DemaError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"damaged: it lacks {exc}"
+    return f"damaged ({type(exc).__name__}: {exc})"
 
 
 def _recorded_identity(run: RunDir) -> dict | None:
@@ -165,15 +211,38 @@ def dataset_identity(source: str, norm: dict) -> dict:
     return out
 
 
-def _candidates(path: Path) -> list[Path]:
-    if path.is_file():
+# names that are never records, wherever they lie: the sweep's marker of a runs folder, the demo's summary
+_NOT_RECORDS = {"grid.json", "demo.json", "eval.json", "config.json", "normalization.json"}
+
+
+def _candidates(path: Path, problems: list[str]) -> list[Path]:
+    """Record files, then finished run directories, at or under `path`. A run directory is one
+    candidate: its own JSON files (config.json, identity.json, provenance.json, ...) and its
+    subfolders (decay/, surgery/) are what the run is made of, not records; an unfinished one under
+    a folder is passed over (it has no score yet). A folder that cannot be listed is a problem."""
+    if path.is_file() or _is_run_dir(path):
         return [path]
-    if (path / "eval.json").is_file():
-        return [path]
-    found = sorted(p for p in path.rglob("*.json") if p.name not in ("eval.json", "config.json",
-                                                                      "normalization.json", "grid.json", "demo.json"))
-    found += sorted(p.parent for p in path.rglob("eval.json"))
-    return found
+    if not path.is_dir():
+        problems.append(f"{path}: neither a file nor a folder")
+        return []
+    files, runs = [], []
+    on_error = lambda exc: problems.append(f"{exc.filename}: cannot be listed ({exc.strerror})")
+    for folder, subfolders, names in os.walk(path, onerror=on_error):
+        here = Path(folder)
+        if _is_run_dir(here):
+            subfolders.clear()  # the run's own subfolders are not searched
+            if (here / "eval.json").is_file():
+                runs.append(here)
+            continue
+        subfolders.sort()
+        files += [here / n for n in sorted(names)
+                  if n.endswith(".json") and n not in _NOT_RECORDS and (here / n).is_file()]
+    return sorted(files) + sorted(runs)
+
+
+def _is_run_dir(folder: Path) -> bool:
+    """A run directory: what `dema train` makes (config.json; eval.json once evaluated)."""
+    return (folder / "config.json").is_file() or (folder / "eval.json").is_file()
 
 
 def _sessions(run: RunDir) -> list[dict] | None:
@@ -183,12 +252,64 @@ def _sessions(run: RunDir) -> list[dict] | None:
     return [{k: s.get(k) for k in ("at", "commit", "from_step")} for s in run.read_json(run.provenance)["sessions"]]
 
 
-def _check(record: dict, path: Path) -> None:
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise DemaError(f"not a run record of schema {SCHEMA}")
+def _check(record) -> None:
+    """DemaError unless `record` is a run record whose fields have their types and agree with each other."""
+    if not isinstance(record, dict):
+        raise DemaError(f"not a run record (a JSON {type(record).__name__}, not an object)")
+    if record.get("schema") != SCHEMA:
+        raise DemaError(f"not a run record of schema {SCHEMA} (its schema: {record.get('schema')!r})")
     for key in ("run", "dataset", "model", "seed", "normalized_mean", "config"):
         if key not in record:
-            raise DemaError(f"the record lacks {key!r}")
+            raise DamagedRecord(f"the record lacks {key!r}")
+    _check_types(record)
+    _check_agreement(record)
+
+
+# the type of each field a report groups or scores by (an optional one only when present)
+_TYPES = {"run": str, "dataset": str, "model": str, "seed": int, "config": dict}
+_OPTIONAL_TYPES = {"protocol": str, "grid": str, "variant": dict, "eval": dict}
+
+
+def _check_types(record: dict) -> None:
+    fields = {**_TYPES, **{k: t for k, t in _OPTIONAL_TYPES.items() if record.get(k) is not None}}
+    for key, kind in fields.items():
+        value = record[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DamagedRecord(f"its {key} is {_shown(value)}, not a {kind.__name__}")
+    if not _finite(record["normalized_mean"]):
+        raise DamagedRecord(f"its normalized_mean is not a number: {_shown(record['normalized_mean'])}")
+
+
+def _check_agreement(record: dict) -> None:
+    """The fields a report groups by say what the record's config says, and its score is its
+    evaluation's: a record edited by hand or pieced together from two runs would otherwise be
+    counted as a run it is not."""
+    config = record["config"]
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else None
+    expected = {"run": config.get("run_name") or None,  # "" when dema named the run itself
+                "model": config.get("model_name"), "seed": config.get("seed"), "protocol": config.get("protocol")}
+    for key, value in expected.items():
+        if value is not None and key in record and record[key] != value:
+            raise DamagedRecord(f"its {key} {_shown(record[key])} contradicts its config's {_shown(value)}")
+    # a dataset is named by its label (records.py writes "Pong" for "atari/Pong") or as the config gives it
+    if dataset is not None and record["dataset"] not in (dataset, _dataset_label(dataset)):
+        raise DamagedRecord(f"its dataset {_shown(record['dataset'])} contradicts its config's {_shown(dataset)}")
+    evaluated = (record.get("eval") or {}).get("normalized_mean")
+    if evaluated is not None and not (_finite(evaluated) and math.isclose(
+            float(evaluated), float(record["normalized_mean"]), rel_tol=1e-9, abs_tol=1e-9)):
+        raise DamagedRecord(f"its normalized_mean {record['normalized_mean']!r} contradicts its "
+                        f"eval.normalized_mean {_shown(evaluated)}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(value) -> str:
+    """A field's value for a message, cut short (a damaged field may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _dataset_label(dataset: str) -> str:

@@ -6,8 +6,10 @@
     dema report --json                           # {"runs", "aggregates", "claims", "problems"} on stdout
 
 PATHS are record files (`results/<grid>/<run>.json`), folders of them (searched recursively) and run
-directories (with eval.json). A damaged record is named under "problems" and the rest are reported;
-no record at all is an error (exit 2). Figures are written only with --out (next to it) or --figures.
+directories (with eval.json; each is read as one run, its own files and subfolders never as records).
+Any file that is not a sound record (unreadable, not UTF-8, not JSON, foreign JSON, fields of the
+wrong type or contradicting each other) is named under "problems", left out, and the rest are
+reported; no record at all is an error (exit 2). Figures are written only with --out (next to it) or --figures.
 Progress goes to stderr.
 """
 
