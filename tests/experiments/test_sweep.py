@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -247,7 +249,7 @@ def test_cells_recorded_before_are_not_run_again(tmp_path):
     grid_path = _grid(tmp_path, seeds=[0, 1])
     results = tmp_path / "results"
     (results / "t").mkdir(parents=True)
-    (results / "t" / "hopper-medium-tiny_dema_paper_s0.json").write_text("{}")
+    (results / "t" / "hopper-medium-tiny_dema_paper_s0.json").write_text(json.dumps(_sound_record(tmp_path)))
     out = _sweep(grid_path, "--runs-dir", tmp_path / "runs", "--results-dir", results, "--executor", "local",
                  "--dry-run", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -311,3 +313,124 @@ def test_sweep_without_pyyaml_is_one_line_naming_the_extra(tmp_path):
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and 'pip install -e ".[sweep]"' in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def _sound_record(tmp_path: Path, cell: str = "hopper-medium-tiny_dema_paper_s0") -> dict:
+    """The part of a record of grid t's seed-0 cell that the sweep checks (as records.py writes it)."""
+    return {"schema": 1, "run": cell, "grid": "t", "dataset": "hopper-medium-tiny", "model": "dema", "seed": 0,
+            "protocol": "paper", "variant": {}, "normalized_mean": 12.5, "eval": {"normalized_mean": 12.5},
+            "config": {"model_name": "dema", "seed": 0, "protocol": "paper", "run_name": cell,
+                       "data": {"dataset": str(tmp_path / "hopper-medium-tiny.hdf5")}}}
+
+
+def test_a_damaged_record_is_named_and_its_cell_runs_again(tmp_path):
+    """A record cut short, emptied, of the wrong types, another cell's, or bytes that are not text is
+    no result: the sweep names it and runs its cell again (or writes it again from the finished run
+    directory), never "already recorded" with exit 0."""
+    grid_path = _grid(tmp_path)
+    record = tmp_path / "results" / "t" / "hopper-medium-tiny_dema_paper_s0.json"
+    record.parent.mkdir(parents=True)
+    sound = json.dumps(_sound_record(tmp_path))
+    damages = {"cut short": sound[: len(sound) // 2].encode(), "empty": b"{}",
+               "wrong type": sound.replace('"seed": 0', '"seed": "0"', 1).encode(),
+               "another cell's": json.dumps(_sound_record(tmp_path, "x_dema_paper_s0")).encode(),
+               "contradicting": sound.replace('"model": "dema"', '"model": "dt"', 1).encode(),
+               "not text": b"\xff\xfe\x00\x9c" * 10}
+    common = ("--runs-dir", tmp_path / "runs", "--results-dir", tmp_path / "results", "--executor", "local")
+    for case, data in damages.items():
+        record.write_bytes(data)
+        out = _sweep(grid_path, *common, "--dry-run", cwd=tmp_path)
+        assert out.returncode == 0, (case, out.stderr)
+        assert "already recorded" not in out.stdout and "paper_s0: not started" in out.stdout, case
+        assert "damaged" in out.stderr and str(record) in out.stderr and "Traceback" not in out.stderr, case
+
+    record.write_bytes(damages["cut short"])
+    out = _sweep(grid_path, *common, "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "hopper-medium-tiny_dema_paper_s0: finished" in out.stdout
+    assert json.loads(record.read_text())["run"] == "hopper-medium-tiny_dema_paper_s0"
+    # damaged again after the cell finished here: written again from its run directory, not retrained
+    record.write_bytes(damages["empty"])
+    out = _sweep(grid_path, *common, "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "written again from its finished run directory" in out.stderr and ": skipped" in out.stdout
+    assert json.loads(record.read_text())["run"] == "hopper-medium-tiny_dema_paper_s0"
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_below_one_is_one_line(tmp_path, workers):
+    out = _sweep(_grid(tmp_path), "--executor", "local", "--workers", workers, "--results-dir", "", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and f"--workers {workers}" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_cluster_address_is_one_line_in_seconds(tmp_path):
+    """`ray.init` retries an address where no cluster answers for a minute or more (and a SIGTERM sent
+    meanwhile once went unheard); the sweep checks the address first and says so in seconds."""
+    port = _closed_port()
+    if importlib.util.find_spec("ray"):
+        began = time.time()
+        out = _sweep(_grid(tmp_path), "--executor", "ray", "--address", f"127.0.0.1:{port}", "--results-dir", "",
+                     cwd=tmp_path)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and f"127.0.0.1:{port}" in out.stderr
+        assert time.time() - began < 50  # Python, torch and the grid load in seconds; Ray's retries take 60+
+
+    from dema.experiments.sweep import check_reachable, ray_host_port
+
+    assert ray_host_port("ray://head:10002") == ("head", 10002) and ray_host_port("ray://head") == ("head", 10001)
+    assert ray_host_port("10.0.0.1:6380") == ("10.0.0.1", 6380) and ray_host_port("[::1]:7") == ("::1", 7)
+    assert ray_host_port("auto") is None and ray_host_port("head") == ("head", 6379)
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        began = time.time()
+        with pytest.raises(ConfigError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+            check_reachable(address)
+        assert time.time() - began < 10
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        check_reachable("head:http")
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_local_driver_leaves_no_worker_holding_the_cell(tmp_path):
+    """kill -9 of the sweep runs no handler, so its workers must notice by themselves that their parent
+    died (dema.experiments.sweep.die_with_parent): none trains on as an orphan holding the cell's lock,
+    and the same command resumes the cell."""
+    grid_path = _grid(tmp_path, overrides={**TINY, "schedule.updates": 100_000})
+    runs = tmp_path / "runs"
+    cell = runs / "hopper-medium-tiny_dema_paper_s0"
+    proc = subprocess.Popen([sys.executable, "-m", "dema.cli", "sweep", str(grid_path), "--runs-dir", str(runs),
+                             "--executor", "local", "--workers", "1", "--results-dir", ""],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.time() + 120
+        while not (cell / "train_state.pt").is_file() and time.time() < deadline:
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert workers, "the sweep started no worker process"
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone, as `kill -9 PID` does
+        proc.wait()
+        deadline = time.time() + 30
+        while any(_alive(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "a worker outlived the killed sweep"
+    finally:
+        for pid in workers:  # never leave an orphan training on this machine, whatever happened
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    from dema.run import RunDir
+
+    RunDir(cell).lock().acquire().release()  # free: the sweep that resumes the cell is not refused
+    out = _sweep(grid_path, "--runs-dir", runs, "--executor", "local", "--results-dir", "", "--dry-run", cwd=tmp_path)
+    assert "(will resume)" in out.stdout, out.stdout + out.stderr

@@ -9,7 +9,8 @@ A cell with eval.json is finished and skipped (its record is written if missing,
 record is never replaced); a cell with
 train_state.pt resumes from it, exactly (`dema train --resume`); a cell that fails reports its
 error and the others go on; Ctrl-C stops the cells where they are, and every finished result and
-checkpoint stays on disk. Each cell uses one torch thread, so N workers use N cores.
+checkpoint stays on disk; a driver killed with -9 takes its local workers with it (no orphan keeps
+a cell's lock). Each cell uses one torch thread, so N workers use N cores.
 
 Executors: Ray (`ray.remote` tasks on a local instance, or an existing cluster with `address`;
 fractional GPUs with device cuda) and `local` (a `concurrent.futures` process pool with the same
@@ -20,6 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import socket
+import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -84,11 +90,13 @@ def run_cell(task: Task) -> dict:
         try:
             status, report = _train_and_evaluate(TrainConfig.from_dict(task.config))
             if task.results_dir:
-                from dema.experiments.records import record_from_run, record_path, write_record
+                from dema.experiments.records import record_from_run, record_path, record_problem, write_record
 
                 # A cell finished before keeps the record it has: the result as recorded stays, even if
                 # the run was evaluated again since (`dema eval` with other targets rewrites eval.json).
-                if status != "skipped" or not record_path(task.results_dir, task.grid, task.cell).is_file():
+                # A damaged record is no result: it is written again from the run directory.
+                recorded = record_path(task.results_dir, task.grid, task.cell)
+                if status != "skipped" or not recorded.is_file() or record_problem(recorded, task.cell):
                     write_record(record_from_run(Path(task.config["runs_dir"]) / task.cell, task.grid, task.variant),
                                  task.results_dir)
             return {"cell": task.cell, "status": status, "normalized_mean": report.get("normalized_mean"),
@@ -144,7 +152,8 @@ def _execute_local(todo: list[Task], workers: int, on_result) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn: workers start clean (no copied torch/OpenMP state from the driver)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent)
     pending = {pool.submit(run_cell, task): task for task in todo}
     try:
         while pending:
@@ -163,11 +172,90 @@ def _execute_local(todo: list[Task], workers: int, on_result) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """A local worker's initializer: the worker dies when the driver does. A driver killed with -9
+    runs no handler that could stop its workers, and an orphaned worker would train on for hours
+    holding its cell's lock, so the sweep that resumes the cell would be refused. Killed mid-cell,
+    the worker leaves what any kill -9 leaves: the cell resumes from its last checkpoint."""
+    parent = os.getppid()
+    if not _kill_me_with_parent():  # not Linux: look for the parent every second instead
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="dema-watch-parent").start()
+    if os.getppid() != parent:  # the driver died before the watch began
+        os._exit(1)
+
+
+def _kill_me_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent exits; False where that cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """ConfigError when nothing answers at a Ray cluster's address. `ray.init` retries an unreachable
+    address for a minute or more, in Ray's C++ code (a SIGTERM sent meanwhile once went unheard); a
+    TCP connect tells in seconds. Addresses that are not host:port ("auto", other schemes) are left to Ray."""
+    target = ray_host_port(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or type(exc).__name__
+        raise ConfigError(f"--address {address}: no Ray cluster answers at {target[0]}:{target[1]} ({reason}); "
+                          "start it (`ray start --head` on the head node) or leave --address out for a "
+                          "local instance") from None
+
+
+def ray_host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of "HOST:PORT" (a cluster's GCS; 6379 without a port) or "ray://HOST:PORT" (Ray
+    Client; 10001 without a port); None for "auto", "local" and other schemes."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "", address
+    if address in ("auto", "local") or scheme not in ("", "ray"):
+        return None
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if not colon or host.endswith(":"):  # no port (an IPv6 host needs [brackets] with one)
+        host, port = rest.rstrip("/"), ("10001" if scheme else "6379")
+    if not port.isdigit() or not host:
+        raise ConfigError(f"--address {address}: expected HOST:PORT (a cluster's head) or ray://HOST:PORT "
+                          "(Ray Client)")
+    return host.strip("[]"), int(port)
+
+
+def _connect(ray, address: str) -> None:
+    """ray.init on a cluster whose address answers (check_reachable, before the sweep began); a
+    failure to join it is the user's to fix (one line), not dema's."""
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:  # something answered, but no Ray cluster
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"--address {address}: Ray could not join a cluster there ({first}); check the address "
+                          "(`ray status` on the head node prints it) or leave --address out for a local "
+                          "instance") from None
+
+
 def _execute_ray(todo: list[Task], workers: int, address: str | None, gpu_fraction: float, on_result) -> None:
     import ray
 
     if address:
-        ray.init(address=address, log_to_driver=False)
+        _connect(ray, address)
     else:
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, num_gpus=gpu_fraction, max_retries=0)(run_cell)

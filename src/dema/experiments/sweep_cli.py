@@ -8,8 +8,8 @@
     dema sweep mujoco-main --dry-run                        # list the cells and their state
 
 Finished cells are skipped (a run directory with eval.json, or a record in the results folder from
-an earlier session or another machine), interrupted ones resume exactly, a failing one is reported and the
-others go on; one progress line per finished cell. Records go to --results-dir: by default results/ for
+an earlier session or another machine; a damaged record is named and its cell run again), interrupted
+ones resume exactly, a failing one is reported and the others go on; one progress line per finished cell. Records go to --results-dir: by default results/ for
 the paper's packaged grids (the project's scientific record), and RUNS_DIR/records for the smoke grid
 (tiny-check) and for a grid file of your own, so neither is counted by `dema report results`.
 """
@@ -29,9 +29,10 @@ from dema.errors import ConfigError, DemaError
 
 def main(argv: list[str]) -> int:
     from dema.experiments.grid import available_grids, load_grid
-    from dema.experiments.sweep import claim_runs_dir, execute, tasks
+    from dema.experiments.sweep import check_reachable, claim_runs_dir, execute, tasks
 
     args = _parser(available_grids()).parse_args(argv)
+    _check_workers(args.workers)
     grid = load_grid(args.grid)
     cells = _selected_cells(grid, args)
     executor = args.executor or ("ray" if importlib.util.find_spec("ray") else "local")
@@ -46,10 +47,7 @@ def main(argv: list[str]) -> int:
                    else None if args.results_dir == "" else args.results_dir)
     claim_runs_dir(grid, runs_dir, write=not args.dry_run)
     todo = tasks_all = tasks(grid, cells, runs_dir, results_dir, args.device)
-    # a cell whose record is in the results folder finished before, maybe on another machine whose
-    # run directories are not here: records are what accumulates across machines and sessions
-    recorded = [t for t in todo if results_dir and (Path(results_dir) / grid.name / f"{t.cell}.json").is_file()
-                and not (runs_dir / t.cell / "eval.json").is_file()]
+    recorded = _recorded(todo, results_dir, grid.name, runs_dir) if results_dir else []
     if recorded:
         print(f"grid {grid.name}: {len(recorded)} cells already recorded in {results_dir}/{grid.name}/, skipped "
               "(delete a record to run its cell again)", flush=True)
@@ -60,6 +58,8 @@ def main(argv: list[str]) -> int:
         for task in todo:
             print(f"{task.cell}: {_state(runs_dir / task.cell)}")
         return 0
+    if args.address:
+        check_reachable(args.address)  # in seconds, before Ray retries for minutes
 
     workers = args.workers or (os.cpu_count() or 1)
     print(f"grid {grid.name}: {len(todo)} cells ({len(grid.cells())} in the grid), executor {executor}, "
@@ -116,6 +116,33 @@ def _parser(grids: list[str]) -> argparse.ArgumentParser:
                         "field: any of them)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and their state, run nothing")
     return p
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: give how many cells run at a time on this machine, 1 or more "
+                          f"(leave it out for its {os.cpu_count() or 1} CPUs)")
+
+
+def _recorded(todo: list, results_dir: str, grid: str, runs_dir: Path) -> list:
+    """The tasks whose cell has a sound record in the results folder and no run directory here: they
+    finished before, maybe on another machine (records are what accumulates across machines and
+    sessions). A damaged record is no result: it is named, and its cell runs again and replaces it."""
+    from dema.experiments.records import record_path, record_problem
+
+    recorded = []
+    for task in todo:
+        path = record_path(results_dir, grid, task.cell)
+        if not path.is_file():
+            continue
+        problem = record_problem(path, task.cell)
+        finished_here = (runs_dir / task.cell / "eval.json").is_file()
+        if problem:
+            again = "written again from its finished run directory" if finished_here else "replaced: its cell runs again"
+            print(f"dema sweep: {path} is damaged ({problem}); it is {again}", file=sys.stderr, flush=True)
+        elif not finished_here:
+            recorded.append(task)
+    return recorded
 
 
 def _state(run_dir: Path) -> str:
