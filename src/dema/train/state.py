@@ -158,11 +158,6 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
                           "directories it made. Choose another --run-name or --runs-dir")
     restarting = not resume and not config.overwrite and run.occupied()
     try:
-        log(f"run directory: {run.path}")
-        if restarting:
-            log("note: this run stopped before its first checkpoint (nothing to keep); starting it again from update 0")
-        log("config: " + json.dumps(config.to_dict(), indent=2))
-
         # a DQN-replay game folder with data.max_transitions is sampled as DT does (dema.atari.data)
         dataset = load_training_data(config.data.dataset, config.data.max_transitions, config.seed)
         spec = resolve_env(dataset, config)
@@ -172,6 +167,12 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
         if config.model.recurrent:
             check_trajectory_batch(data, config.optim.batch_size, dataset.source or config.data.dataset)
         check_learnable(dataset, data, spec, config, log)
+        # the run's lines only once its data loaded and passed its checks: a missing dataset is its
+        # one error line, not the end of a config dump about a folder that is never made
+        log(f"run directory: {run.path}")
+        if restarting:
+            log("note: this run stopped before its first checkpoint (nothing to keep); starting it again from update 0")
+        log("config: " + json.dumps(config.to_dict(), indent=2))
         if config.eval.at_end or (config.schedule.eval_every and config.eval.train_episodes):
             check_simulator(spec)  # a missing ale-py is an error now, not after the first updates
         identity = dataset_identity(config.data.dataset, dataset, data, spec)
