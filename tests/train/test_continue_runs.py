@@ -57,8 +57,21 @@ def test_a_continued_copy_equals_a_longer_run_and_the_original_stays(tiny_datase
     assert f"| {original.name} |" in text and figure.stat().st_size > 0
 
     capsys.readouterr()
-    assert script.main([str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into)]) == 0
+    records = tmp_path / "results" / "continued"
+    assert script.main([str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into),
+                        "--records", str(records)]) == 0
     assert "continued to 8 already" in capsys.readouterr().out  # a rerun skips finished continuations
+
+    # the records alone give the same table (a clean clone has no run directories)
+    shutil.rmtree(into)
+    again = tmp_path / "AGAIN.md"
+    again.write_text("<!-- continue_runs -->\n<!-- end continue_runs -->\n")
+    assert script.main(["--from-records", str(records), "--page", str(again)]) == 0
+    assert again.read_text().split("<!-- continue_runs -->")[1] == text.split("<!-- continue_runs -->")[1].replace(
+        "after\n", "")
+    (records / "broken.json").write_text("{")
+    assert script.main(["--from-records", str(records)]) == 2
+    assert "broken.json" in capsys.readouterr().err
 
 
 def test_refuses_runs_it_cannot_continue_exactly(tiny_dataset, tmp_path, capsys):

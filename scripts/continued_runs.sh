@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# docs/RESULTS.md's "do more updates change the scores?" as records (issue 24): the seed-0 DeMa and
+# DT cells of mujoco-main on walker2d-medium and hopper-medium, trained again where their run
+# directories are not on this machine (their records in results/ stay as they are), continued to
+# 10,000 updates, and compared; one record per run in RESULTS/continued/. Resumable.
+#
+#   scripts/continued_runs.sh [RESULTS_DIR]
+#
+# Then, from any clone: python scripts/continue_runs.py --from-records results/continued \
+#     --page docs/RESULTS.md --figure docs/RESULTS_figures/continued.png
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RESULTS=${1:-results}
+DEMA=${DEMA:-.venv/bin/dema}
+export OPENBLAS_NUM_THREADS=1
+# the 5,000-update runs, without records ('' = none): mujoco-main's own are in results/ already
+"$DEMA" sweep mujoco-main --models dema dt --seeds 0 --datasets walker2d-medium hopper-medium \
+  --executor local --workers 1 --runs-dir runs/continued-source --results-dir ''
+.venv/bin/python scripts/continue_runs.py runs/continued-source \
+  walker2d-medium_dt_cpu-main_s0 walker2d-medium_dema_cpu-main_s0 hopper-medium_dt_cpu-main_s0 \
+  hopper-medium_dema_cpu-main_s0 --updates 10000 --into runs/continued --records "$RESULTS/continued"
