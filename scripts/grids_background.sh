@@ -58,6 +58,8 @@ add official "1 2" "$MEDIUM"
 for seed in 0 1 2; do for dataset in $MEDIUM; do JOBS+=("analysis $dataset $seed"); done; done
 # 12. docs/RESULTS.md's runs continued from 5,000 to 10,000 updates, as records
 JOBS+=("continued")
+# 13. docs/RESULTS.md's Pong diagnostics (the final weights at three return targets), as records
+JOBS+=("pong-diagnostics")
 # then, as compute allows: position embedding on medium-replay, K 4 and 12, the table's DC and BC
 add position-embedding "0 1 2" "hopper-medium-replay halfcheetah-medium-replay walker2d-medium-replay"
 add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=4 model.context_len=12
@@ -95,6 +97,8 @@ run_job() {  # run_job GRID OPTIONS...: one worker; exit 2 with a "no dataset" l
     nice -n 5 scripts/analysis_runs.sh "$@" "$RESULTS" >> runs/analysis.log 2>&1
   elif [ "$grid" = continued ]; then
     nice -n 5 scripts/continued_runs.sh "$RESULTS" >> runs/continued.log 2>&1
+  elif [ "$grid" = pong-diagnostics ]; then
+    nice -n 5 .venv/bin/python scripts/pong_diagnostics.py run --results "$RESULTS" >> runs/pong-diagnostics.log 2>&1
   else
     nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
       --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1
