@@ -6,6 +6,7 @@ independent and import only what they need (`dema params` does not import gymnas
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 import warnings
@@ -65,6 +66,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dema {name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # a full disk, a quota or a read-only or forbidden folder met by a write no command wrapped
+        # itself: the user's to fix, so one line (what finished is on disk, written atomically)
+        if exc.errno not in _WRITE_ERRORS:
+            raise
+        print(f"dema {name}: error: {_write_error_line(exc)}", file=sys.stderr)
+        return 2
+
+
+# errno values of a write the user's machine refused, as opposed to a bug of dema's
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _write_error_line(exc: OSError) -> str:
+    from dema.files import write_failed
+
+    target = exc.filename2 or exc.filename  # os.replace(tmp, path) names the destination second
+    if target is None:
+        return (f"{exc.strerror or exc}. Free some space (or fix the folder's permissions) and run the same "
+                "command again: what finished is kept")
+    return str(write_failed(target, exc, "What finished before is kept."))
 
 
 if __name__ == "__main__":
