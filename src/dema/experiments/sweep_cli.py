@@ -88,6 +88,8 @@ def main(argv: list[str]) -> int:
         return 130
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"grid {grid.name}: {summary} in {(time.time() - began) / 60:.1f} min", flush=True)
+    if results_dir:
+        print(f"next: `dema report {results_dir}` puts the records' scores, curves and verdicts together", flush=True)
     return 1 if counts.get("failed") else 0
 
 

@@ -110,6 +110,9 @@ def main(argv: list[str]) -> int:
             report = evaluate_run(result.run_dir)
             path = write_eval(result.run_dir, report)
             print(summary_line(report) + f" -> {path}")
+    if result.step == config.schedule.updates:
+        print(f"next: `dema eval {result.run_dir}` scores it again (other --targets, --episodes); "
+              f"`dema train --resume {result.run_dir} --schedule.updates N` trains it on exactly")
     return 0
 
 

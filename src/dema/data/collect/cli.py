@@ -122,4 +122,5 @@ def main(argv: list[str] | None = None) -> int:
         f"{meta['return_max']:.1f})" + (f", normalised {norm:.1f}" if norm is not None else "")
         + (f", {meta['steps_per_second']:.0f} steps/s" if "steps_per_second" in meta else "")
     )
+    print(f"next: `dema data {path}` summarises it; `dema train --model dema --dataset {path}` trains on it")
     return 0
