@@ -153,7 +153,7 @@ def _execute_local(todo: list[Task], workers: int, on_result) -> None:
 
     # spawn: workers start clean (no copied torch/OpenMP state from the driver)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent)
+                               initializer=init_worker)
     pending = {pool.submit(run_cell, task): task for task in todo}
     try:
         while pending:
@@ -173,6 +173,17 @@ def _execute_local(todo: list[Task], workers: int, on_result) -> None:
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def init_worker() -> None:
+    """A local worker's initializer. Ctrl-C reaches the whole process group; the driver alone acts on
+    it and terminates the workers. A worker that took the KeyboardInterrupt itself would send it back
+    as its cell's result, and a worker terminated while it writes to the result queue leaves that
+    queue's lock held, so the pool's shutdown could wait forever (seen once: a fresh clone's full
+    suite on a loaded machine, Ctrl-C test of tests/experiments/test_sweep.py). A worker busy
+    training holds no lock."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
 
 
 def die_with_parent() -> None:
