@@ -23,6 +23,7 @@ import torch
 from dema.scan import (gpu_scan_available, numba_available, selective_scan_fn, selective_scan_fused,
                        selective_scan_numba, selective_scan_ref)
 from dema.scan.contract import GROUPED, INPUT_DEPENDENT, TIME_INVARIANT
+from test_scan_gpu import device, triton_scan  # noqa: E402, F401  (same folder: the Triton fixture)
 
 FORMS = (TIME_INVARIANT, INPUT_DEPENDENT, GROUPED)
 OPTIONS = ("D", "z", "delta_bias", "delta_softplus", "return_last_state")
@@ -234,20 +235,6 @@ def test_cpu_paths_match_the_reference_over_the_whole_grid(scan, b_form, c_form,
     assert not failures, "\n".join(failures)
 
 
-@pytest.fixture
-def device(monkeypatch):
-    if not gpu_scan_available():
-        pytest.skip('triton is not installed: pip install -e ".[gpu]"')
-    if CUDA:
-        return "cuda"
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    return "cpu"
-
-
-def triton_scan(*args, **kwargs):
-    from dema.scan.triton_scan import selective_scan_triton
-
-    return selective_scan_triton(*args, **kwargs)
 
 
 @pytest.mark.parametrize("c_form", FORMS)
