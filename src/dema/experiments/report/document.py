@@ -12,7 +12,7 @@ from dema.experiments.report.coverage import missing_text
 from dema.experiments.report.references import REFERENCES
 from dema.experiments.report.runs import (DOMAIN_LABEL, LABEL, LOSS_STILL_FALLING, Run, _mean, _std, flattening,
                                          flattening_summary, protocol_rows, variant_text)
-from dema.experiments.report.claims import _standard
+from dema.experiments.report.claims import _one_protocol, _standard
 from dema.experiments.report.rule import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, RULE
 
 if TYPE_CHECKING:
@@ -364,12 +364,10 @@ def _reference_section(report: Report) -> list[str]:
               "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in figures) + " |"]
     for dataset in datasets:
         mine = [r for r in report.runs if r.dataset == dataset and _standard(r) and not r.variant]
-        # one protocol per row, never a mean over runs of different lengths: the one with the most runs
-        counts = defaultdict(int)
-        for r in mine:
-            counts[r.protocol] += 1
-        protocol = min(counts, key=lambda p: (-counts[p], p)) if counts else "-"
-        mine = [r for r in mine if r.protocol == protocol]
+        # one protocol per row, never a mean over runs of different lengths: the claims' choice
+        keep, _ = _one_protocol([r.protocol for r in mine]) if mine else ([], {})
+        mine = [r for r, kept in zip(mine, keep) if kept]
+        protocol = mine[0].protocol if mine else "-"
 
         def ours(model: str, attr: str, mine=mine) -> str:
             values = [getattr(r, attr) for r in mine if r.model == model]
