@@ -98,7 +98,7 @@ run_job() {  # run_job GRID OPTIONS...: one worker; exit 2 with a "no dataset" l
   elif [ "$grid" = continued ]; then
     nice -n 5 scripts/continued_runs.sh "$RESULTS" >> runs/continued.log 2>&1
   elif [ "$grid" = pong-diagnostics ]; then
-    nice -n 5 .venv/bin/python scripts/pong_diagnostics.py run --results "$RESULTS" >> runs/pong-diagnostics.log 2>&1
+    nice -n 5 scripts/pong_diagnostics.sh "$RESULTS" >> runs/pong-diagnostics.log 2>&1
   else
     nice -n 5 .venv/bin/dema sweep "$grid" --executor local --workers 1 --runs-dir "runs/$grid" \
       --results-dir "$RESULTS" "$@" >> "runs/$grid.log" 2>&1

@@ -73,13 +73,48 @@ def test_bench_cost_writes_json_and_plots(tmp_path, monkeypatch, capsys):
     assert main(["cost", "--json", "--lengths", "2,3", "--batch", "2", "--budget", "0.2", "--out", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (tmp_path / "cost.json").exists()
-    assert "| dema-rnn |" in render_folder(tmp_path)  # what scripts/bench_tables.py prints
+    assert "| dema-rnn |" in render_folder(tmp_path)
+    assert main(["tables", str(tmp_path)]) == 0  # the tables of docs/PERFORMANCE.md from the files
+    assert capsys.readouterr().out == render_folder(tmp_path) + "\n"
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["cost_forward_cpu_ms.png", "cost_train_peak_mb.png",
                                                              "cost_train_step_cpu_ms.png"]
     models = {(row["model"], row["steps"]) for row in result["curves"]}
     assert models == {(m, s) for m in ("dema-rnn", "dema", "dt", "dc") for s in (2, 3)}
     dema, dt = ({r["model"]: r for r in result["presets"]}[m] for m in ("dema", "dt"))
     assert dema["parameters"] < dt["parameters"] and dema["macs"] < dt["macs"]
+
+
+def test_bench_tables_render_every_file_the_benchmarks_wrote(tmp_path, capsys):
+    assert main(["scan", "--shape", "2,3,5,4", "--budget", "0.1", "--variants", "reference", "--out", str(tmp_path)]) == 0
+    printed_by_scan = capsys.readouterr().out
+    (tmp_path / "notes.json").write_text("{}")  # not a benchmark's file: left out
+    assert main(["tables", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"### scan\n\n{printed_by_scan}\n"  # the table `dema bench scan` printed
+    assert dema_main(["bench", "tables", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_bench_profile_groups_a_training_step():
+    from dema.bench.profile import group, profile_line, profile_step
+
+    assert [group(n) for n in ("NumbaScanBackward", "FusedSSMFunction", "aten::addmm", "aten::convolution",
+                               "Optimizer.step#AdamW.step", "aten::add")] == \
+        ["scan", "scan+conv", "matmul", "conv", "adamw", "other"]
+    totals = profile_step("dt", "hopper-medium", batch=2)
+    assert {"matmul", "adamw", "other"} <= set(totals) and all(v >= 0 for v in totals.values())
+    assert profile_line("dt", {"matmul": 30.0, "other": 10.0}) == \
+        "dt: 40 ms profiled self CPU per step: matmul 30 ms (75%), other 10 ms (25%)"
+
+
+def test_bench_collect_measures_each_mode_and_count(capsys):
+    assert main(["collect", "--steps", "30", "--num-envs", "1", "2", "--modes", "sync"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Hopper-v5, ") and "30 steps per row" in lines[0]
+    assert lines[1:3] == ["| vector mode | num envs | steps/s |", "| --- | --- | --- |"]
+    assert [line.split(" | ")[:2] for line in lines[3:5]] == [["| sync", "1"], ["| sync", "2"]]
+    assert lines[5].startswith("load average after: ")
+    with pytest.raises(ConfigError, match="--num-envs must be at least 1"):
+        main(["collect", "--num-envs", "0"])
 
 
 def test_bench_rejects_bad_arguments(capsys):

@@ -7,9 +7,13 @@
     dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
                                  (--table-only: Table 7 alone; --device cuda on a GPU)
     dema bench all               scan, step, act and cost, into bench_out/
+    dema bench tables [DIR]      the markdown tables of docs/PERFORMANCE.md from the JSON files --out
+                                 wrote (default bench_out/); nothing is measured
+    dema bench profile           where a training step's CPU time goes (torch profiler, DeMa and DT)
+    dema bench collect           collection speed (steps/s) by vector mode and environment copies
 
 Without --json each result prints as the markdown tables of docs/PERFORMANCE.md (dema.bench.tables,
-also what `scripts/bench_tables.py bench_out` prints from the files --out wrote).
+also what `dema bench tables` prints from the files --out wrote).
 
 Threads: the benchmarks run on ONE torch thread unless --threads says otherwise (0: torch's
 default). Measured on a 2-core VM shared with other jobs (docs/PERFORMANCE.md): with two threads,
@@ -25,8 +29,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-import torch
 
 from dema.bench import tables
 from dema.errors import ConfigError
@@ -72,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="preset table without the training-step timings")
     p = sub.add_parser("all", help="scan, step, act and cost into bench_out/")
     common(p, 10.0)
+    p = sub.add_parser("tables", help="the markdown tables of the JSON files --out wrote (measures nothing)")
+    p.add_argument("folder", nargs="?", type=Path, default=Path("bench_out"),
+                   help="the folder of step.json, scan.json, act.json, cost.json (default bench_out)")
+    p = sub.add_parser("profile", help="a training step's CPU time by group (torch profiler), DeMa and DT")
+    p.add_argument("--dataset", default="hopper-medium")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1); 0 keeps torch's default")
+    p = sub.add_parser("collect", help="collection speed (steps/s) by vector mode and environment copies")
+    p.add_argument("--env", default="hopper", help="the environment whose medium policy runs (default hopper)")
+    p.add_argument("--steps", type=int, default=40_000, help="environment steps per row (default 40000)")
+    p.add_argument("--num-envs", type=int, nargs="+", default=[1, 4, 8, 16, 32], help="copies per row")
+    p.add_argument("--modes", nargs="+", choices=("sync", "async"), default=["sync", "async"],
+                   help="Gymnasium vector modes")
     return parser
 
 
@@ -98,6 +112,12 @@ def _emit(result: dict, args, name: str, table) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.what == "tables":
+        return _print_tables(args.folder)
+    if args.what == "collect":
+        return _collect_speed(args)
+    import torch
+
     if args.threads < 0:
         raise ConfigError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
     if args.threads:
@@ -139,6 +159,32 @@ def main(argv: list[str] | None = None) -> int:
                                 curves=not getattr(args, "table_only", False),
                                 table_train=not getattr(args, "no_train", False))
         _emit(result, args, "cost", tables.cost_tables)
+    if args.what == "profile":
+        from dema.bench.profile import MODELS, profile_line, profile_step
+
+        for model in MODELS:
+            print(profile_line(model, profile_step(model, args.dataset)))
+    return 0
+
+
+def _print_tables(folder: Path) -> int:
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder; give the folder `dema bench ... --out` wrote (default bench_out)")
+    text = tables.render_folder(folder)
+    if text:
+        print(text)
+    return 0
+
+
+def _collect_speed(args) -> int:
+    from dema.data.collect.cli import single_threaded_blas
+
+    if args.steps < 1 or min(args.num_envs) < 1:
+        raise ConfigError(f"--steps and --num-envs must be at least 1, got {args.steps} and {args.num_envs}")
+    single_threaded_blas()  # before numpy is imported, as `dema collect` runs
+    from dema.bench.collect_speed import collect_speed
+
+    collect_speed(args.env, args.steps, args.num_envs, args.modes, emit=lambda line: print(line, flush=True))
     return 0
 
 

@@ -1,7 +1,7 @@
 """The one renderer of the benchmark results: markdown tables from the JSON `dema bench` produces.
 
 `dema bench scan|step|act|cost` prints these tables (or the JSON with --json), and
-`scripts/bench_tables.py bench_out` prints them from the files `--out` wrote, for docs/PERFORMANCE.md.
+`dema bench tables bench_out` prints them from the files `--out` wrote, for docs/PERFORMANCE.md.
 Tables are generated from measured outputs only; nothing here is typed in by hand.
 """
 

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _single_threaded_blas() -> None:
+def single_threaded_blas() -> None:
     """One BLAS thread, unless the user chose: the policy's matrices are tiny (16 x 256), and on 2
     shared cores a second, spinning BLAS thread made collection 4x slower (docs/DATASETS.md).
     Takes effect only when numpy is not imported yet, as when run from the `dema` command."""
@@ -77,7 +77,7 @@ def _single_threaded_blas() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _single_threaded_blas()
+    single_threaded_blas()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     command = "dema collect " + shlex.join(argv)
