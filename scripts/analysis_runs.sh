@@ -7,6 +7,8 @@
 #
 #   scripts/analysis_runs.sh DATASET SEED [RESULTS_DIR]     # e.g. hopper-medium 1 results
 #
+# Then, from any clone: dema analysis tables RESULTS_DIR/analyses/<cell>   (docs/ANALYSES.md's tables)
+#
 # RESULTS/analyses/<cell>/retrained.json sets the retrained run's final score beside the record's,
 # so a reader sees whether the analysed weights are the recorded run's (same code and data: the
 # same numbers; another CPU may round differently) or a sibling of it.
@@ -55,4 +57,4 @@ json.dump({"cell": mine.get("run_dir", run).rstrip("/").split("/")[-1],
            "same_score": record.get("normalized_mean") == mine.get("normalized_mean")},
           open(out, "w"), indent=1)
 EOF
-echo "analyses of $CELL in $OUT"
+echo "analyses of $CELL in $OUT (tables: $DEMA analysis tables $OUT)"

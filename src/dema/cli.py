@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attention": ("dema.commands.attention", "plot the hidden attention of a trained model"),
     "surgery": ("dema.commands.surgery", "score DeMa with a layer's hidden attention zeroed, randomised or swapped"),
     "decay": ("dema.commands.decay", "fit the decay of the hidden attention with distance (exponential, power law)"),
+    "analysis": ("dema.commands.analysis", "the tables of docs/ANALYSES.md from `dema surgery` and `dema decay` outputs"),
     "report": ("dema.experiments.report_cli", "tables, plots and verdicts from run records"),
     "sweep": ("dema.experiments.sweep_cli", "run an experiment grid (train + evaluate every cell) on Ray"),
 }

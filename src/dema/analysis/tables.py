@@ -1,20 +1,19 @@
-"""Markdown tables of docs/ANALYSES.md from the raw outputs of `dema surgery` and `dema decay`.
-
-    python scripts/analysis_tables.py results/analyses/<cell> [...]   # the records (scripts/analysis_runs.sh)
-    python scripts/analysis_tables.py RUN_DIR [RUN_DIR ...]               # a run directory's own outputs
+"""The tables of docs/ANALYSES.md from the JSON `dema surgery` and `dema decay` write (`dema analysis tables`).
 
 For each folder: the surgery table (surgery.json, or RUN/surgery/surgery.json) and the decay tables
 of the window view (decay.json, or RUN/decay/decay.json) and of the episode view
-(decay-episode.json, or RUN/decay-episode/decay.json), where they exist. The docs' tables are
-pasted from this output, never typed; from the records in results/analyses/ they can be checked on a
-clean clone by running it again.
+(decay-episode.json, or RUN/decay-episode/decay.json), where they exist. A folder is either a
+record folder (results/analyses/<cell>/, which scripts/analysis_runs.sh fills) or a run directory
+with the commands' own outputs. The docs' tables are pasted from this output, never typed; from the
+records in results/analyses/ they can be checked on a clean clone by running it again.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+
+from dema.errors import DemaError
 
 
 def _pm(m: dict) -> str:
@@ -80,24 +79,28 @@ def decay_episode_table(result: dict) -> list[str]:
     return lines
 
 
-def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__)
-        return 2
-    for run in map(Path, argv):
-        print(f"## {run.name}\n")
-        for name, paths, render in (
-                ("surgery", ("surgery.json", "surgery/surgery.json"), surgery_table),
-                ("decay, window view", ("decay.json", "decay/decay.json"), decay_window_table),
-                ("decay, episode view", ("decay-episode.json", "decay-episode/decay.json"), decay_episode_table)):
-            path = next((run / p for p in paths if (run / p).is_file()), run / paths[0])
-            if path.is_file():
-                print(f"**{name}** ({path})\n")
-                print("\n".join(render(json.loads(path.read_text()))) + "\n")
-            else:
-                print(f"**{name}**: {path} not found\n")
-    return 0
+# (title, where the JSON is in a record folder or a run directory, its renderer), in the page's order
+TABLES = (("surgery", ("surgery.json", "surgery/surgery.json"), surgery_table),
+          ("decay, window view", ("decay.json", "decay/decay.json"), decay_window_table),
+          ("decay, episode view", ("decay-episode.json", "decay-episode/decay.json"), decay_episode_table))
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def folder_tables(folder: Path) -> str:
+    """Every table of `folder` under `## <folder name>`, a missing one named as not found."""
+    parts = [f"## {folder.name}\n"]
+    for name, paths, render in TABLES:
+        path = next((folder / p for p in paths if (folder / p).is_file()), folder / paths[0])
+        if path.is_file():
+            parts.append(f"**{name}** ({path})\n")
+            parts.append("\n".join(_render(render, path)) + "\n")
+        else:
+            parts.append(f"**{name}**: {path} not found\n")
+    return "\n".join(parts) + "\n"
+
+
+def _render(render, path: Path) -> list[str]:
+    try:
+        return render(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DemaError(f"{path}: not the JSON `dema surgery` or `dema decay` writes ({type(exc).__name__}: {exc}); "
+                        "write it again with that command") from None
