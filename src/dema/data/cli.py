@@ -2,6 +2,8 @@
 
     dema data hopper-medium-replay          # an id, found through the search path (dema.data.load)
     dema data datasets/hopper-sac-replay.hdf5 --json     # a file
+    dema data --table                       # docs/DATASETS.md's tables: datasets/ and the bundled files
+    dema data --table datasets --page docs/DATASETS.md   # written between the page's datasets-table markers
 
 A file that fails validation exits with code 2 and one line naming the file, the problem and the
 fix (a DataError, printed by the `dema` dispatcher). Tolerated quirks are printed as warnings.
@@ -13,6 +15,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -85,12 +88,21 @@ def main(argv: list[str] | None = None) -> int:
         "~/.dema/datasets, then the datasets bundled with dema. Formats: D4RL hdf5, Minari, "
         "Decision-Transformer .pkl, DQN-replay folders.",
     )
-    parser.add_argument("dataset", help="a file, a folder, or a dataset id")
+    parser.add_argument("dataset", nargs="?", help="a file, a folder, or a dataset id")
     parser.add_argument("--env", default=None, help="check sizes against this environment (hopper, walker2d, ...)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--max-transitions", type=int, default=None, help="read only the first episodes that fit in this many transitions (DQN-replay: streamed from disk)")
     parser.add_argument("--strict", action="store_true", help="refuse an unfinished last episode instead of marking a timeout")
+    parser.add_argument("--table", nargs="*", type=Path, metavar="FOLDER",
+                        help="instead of one dataset: the table of every *.hdf5 in these folders (default: datasets/ "
+                             "and the bundled ones), from the files' arrays and metadata")
+    parser.add_argument("--page", type=Path, metavar="FILE",
+                        help="with --table: write it between the page's datasets-table markers (docs/DATASETS.md)")
     args = parser.parse_args(argv)
+    if args.table is not None or args.page is not None:
+        return _table(parser, args)
+    if args.dataset is None:
+        parser.error("give a dataset (a file, a folder or an id), or --table")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
@@ -105,6 +117,27 @@ def main(argv: list[str] | None = None) -> int:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)
         print(_text(info))
+    return 0
+
+
+def _table(parser: argparse.ArgumentParser, args) -> int:
+    from dema.data.tables import BEGIN, DEFAULT_FOLDERS, END, dataset_table
+    from dema.errors import ConfigError
+    from dema.files import write_between_markers
+
+    if args.table is None:
+        parser.error("--page goes with --table (the table to write)")
+    if args.dataset is not None:
+        parser.error(f"give a dataset ({args.dataset}) or --table FOLDER ..., not both")
+    if args.page is not None and not args.page.is_file():
+        raise ConfigError(f"--page {args.page}: no such file; give the page that holds the {BEGIN} ... {END} lines")
+    text, count = dataset_table(args.table or DEFAULT_FOLDERS)
+    if args.page is None:
+        print(text)
+    elif write_between_markers(args.page, BEGIN, END, text.split("\n")):
+        print(f"updated {args.page} ({count} files)")
+    else:
+        raise ConfigError(f"{args.page} lacks the lines {BEGIN} ... {END}; add them where the table goes")
     return 0
 
 

@@ -1,31 +1,25 @@
-"""Regenerate the dataset tables in docs/DATASETS.md from the files' own metadata and arrays.
+"""The dataset tables of docs/DATASETS.md, from the files' own arrays and metadata (`dema data --table`).
 
-Reads every `*.hdf5` in the given folders (default: datasets/ and src/dema/bundled/), recomputes
-the episode return statistics from the arrays (episodes end at terminals or timeouts), takes the
-collection settings and speed from the `metadata` group, and replaces the text between the
-`<!-- datasets-table:begin -->` and `<!-- datasets-table:end -->` markers in docs/DATASETS.md
-(or prints the table with --print).
-
-    .venv/bin/python scripts/datasets_table.py            # update docs/DATASETS.md
-    .venv/bin/python scripts/datasets_table.py --print    # only print
+Every `*.hdf5` of the given folders (default: ./datasets and the datasets bundled with dema): the
+episode return statistics recomputed from the arrays (episodes end at terminals or timeouts), the
+collection settings and speed from the file's `metadata` group; with `--page`, written between the
+`<!-- datasets-table:begin -->` and `<!-- datasets-table:end -->` lines of the page.
 """
 
 from __future__ import annotations
 
-import argparse
-import re
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from dema.data.episodes import episode_returns, return_stats  # noqa: E402
+from dema.data.episodes import episode_returns, return_stats
+from dema.data.load import BUNDLED
+from dema.errors import DataError
 
 BEGIN, END = "<!-- datasets-table:begin -->", "<!-- datasets-table:end -->"
+DEFAULT_FOLDERS = (Path("datasets"), BUNDLED)
+_RECIPE_ORDER = {"medium": 0, "medium-replay": 1, "medium-expert": 2}
 
 
 def _attr(meta: dict, key: str, default=None):
@@ -34,10 +28,15 @@ def _attr(meta: dict, key: str, default=None):
 
 
 def describe(path: Path) -> dict:
-    with h5py.File(path, "r") as f:
-        rewards = f["rewards"][()]
-        terminals, timeouts = f["terminals"][()], f["timeouts"][()]
-        meta = dict(f["metadata"].attrs) if "metadata" in f else {}
+    """One row of the table: the file's sizes, episode returns, metadata and size on disk."""
+    try:
+        with h5py.File(path, "r") as f:
+            rewards = f["rewards"][()]
+            terminals, timeouts = f["terminals"][()], f["timeouts"][()]
+            meta = dict(f["metadata"].attrs) if "metadata" in f else {}
+    except (OSError, KeyError) as exc:
+        raise DataError(f"{path}: not a readable D4RL hdf5 file ({type(exc).__name__}: {exc}); move it out of the "
+                        "folder or collect it again") from None
     returns = episode_returns(rewards, terminals, timeouts)
     stats = return_stats(returns)
     lo, hi = _attr(meta, "ref_min_score"), _attr(meta, "ref_max_score")
@@ -61,6 +60,7 @@ def describe(path: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
+    """The Markdown of `rows`: the datasets, maze2d's reference scores, the policy of each file."""
     lines = [
         "| file | env | recipe | transitions | episodes (terminal) | return mean ± std | min / max | D4RL-normalised mean | size MB | collected at (steps/s, envs) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -82,28 +82,10 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description="regenerate the dataset table of docs/DATASETS.md")
-    p.add_argument("folders", nargs="*", type=Path, default=[ROOT / "datasets", ROOT / "src/dema/bundled"])
-    p.add_argument("--doc", type=Path, default=ROOT / "docs/DATASETS.md")
-    p.add_argument("--print", action="store_true", help="print the table instead of updating the doc")
-    args = p.parse_args()
-    order = {"medium": 0, "medium-replay": 1, "medium-expert": 2}
-    files = [f for d in args.folders if d.is_dir() for f in sorted(d.glob("*.hdf5"))]
+def dataset_table(folders) -> tuple[str, int]:
+    """(the table of every `*.hdf5` in `folders`, how many files): MuJoCo by environment and recipe,
+    then maze2d."""
+    files = [f for d in map(Path, folders) if d.is_dir() for f in sorted(d.glob("*.hdf5"))]
     rows = [describe(f) for f in files]
-    rows.sort(key=lambda r: (r["env"].startswith("PointMaze"), r["env"], order.get(r["recipe"], 9), r["file"]))
-    text = table(rows)
-    if args.print:
-        print(text)
-        return 0
-    doc = args.doc.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{args.doc} lacks the markers {BEGIN} ... {END}")
-    doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}\n{END}", doc, flags=re.S)
-    args.doc.write_text(doc)
-    print(f"updated {args.doc} ({len(rows)} files)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    rows.sort(key=lambda r: (r["env"].startswith("PointMaze"), r["env"], _RECIPE_ORDER.get(r["recipe"], 9), r["file"]))
+    return table(rows), len(rows)
