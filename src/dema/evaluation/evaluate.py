@@ -23,6 +23,7 @@ from dema.errors import ConfigError, DemaError
 from dema.evaluation.agent import make_agent
 from dema.evaluation.rollout import run_episodes
 from dema.run import CHECKPOINTS, LoadedRun, NormStats, RunDir
+from dema.run.checkpoint import training_time
 
 
 def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: int, seeds: tuple[int, ...],
@@ -183,7 +184,7 @@ def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_epis
     report = dict(results["final"])
     report["best_checkpoint"] = results.get("best")
     report["best_during_training"] = run_files.best_evaluation()
-    report["training"] = _training_time(run_files)
+    report["training"] = training_time(run_files)
     report.update({
         "run_dir": str(run_dir), "dataset": run.config.data.dataset, "model": run.config.model_name, "params": params,
         "protocol": run.config.protocol, "train_seed": run.config.seed, "updates": run.config.schedule.updates,
@@ -210,16 +211,6 @@ def check_choices(episodes: int, targets, max_episode_steps: int, seeds=()) -> N
 def write_eval(run_dir: Path, report: dict) -> Path:
     """eval.json in the run directory (replaced atomically)."""
     return RunDir(run_dir).write_eval(report)
-
-
-def _training_time(run: RunDir) -> dict | None:
-    if not run.train_state.is_file():
-        return None
-    try:
-        state = torch.load(run.train_state, map_location="cpu", weights_only=True)
-        return {"step": state["step"], "train_seconds": state["train_seconds"], "wall_seconds": state.get("wall_seconds")}
-    except Exception:  # a damaged train_state.pt does not stop an evaluation of the weights (verified apart)
-        return None
 
 
 def versions() -> dict:

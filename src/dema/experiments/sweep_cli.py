@@ -148,15 +148,17 @@ def _recorded(todo: list, results_dir: str, grid: str, runs_dir: Path) -> list:
 
 
 def _state(run_dir: Path) -> str:
-    if (run_dir / "eval.json").is_file():
-        return "finished"
-    if (run_dir / "train_state.pt").is_file():
-        import torch
+    from dema.run import RunDir
+    from dema.run.checkpoint import read_train_state
 
-        try:
-            step = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)["step"]
-        except Exception as exc:  # any damage: the cell's own resume reports it with its fix
-            return f"interrupted, train_state.pt unreadable ({type(exc).__name__}); the cell will report it"
+    run = RunDir(run_dir)
+    if run.eval_report.is_file():
+        return "finished"
+    if run.train_state.is_file():
+        try:  # verified as a resume reads it
+            step = read_train_state(run.train_state)["step"]
+        except DemaError:  # any damage: the cell's own resume falls back or reports it with its fix
+            return "interrupted, train_state.pt unreadable; the cell will report it"
         return f"interrupted at update {step} (will resume)"
     return "not started"
 

@@ -1,6 +1,6 @@
-"""What a run is, independent of how it is trained or scored: its configuration (`config`) and
-its directory of files (`directory`). Both `dema.train` and `dema.evaluation` import this
-package; it imports neither."""
+"""What a run is, independent of how it is trained or scored: its configuration (`config`), its
+directory of files (`directory`), its resume state train_state.pt (`checkpoint`) and its lock
+(`lock`). Both `dema.train` and `dema.evaluation` import this package; it imports neither."""
 
 from dema.run.config import TrainConfig, preset_config
 from dema.run.directory import CHECKPOINTS, EVAL_FIELDS, METRIC_FIELDS, LoadedRun, NormStats, RunDir

@@ -6,7 +6,7 @@
         identity.json        the run's id and its dataset's identity (path, bytes, content hash, sizes)
         model.safetensors    weights at the last checkpoint (metadata: step, run id, sha256 of the tensors)
         best.safetensors     weights at the best evaluation during training
-        train_state.pt       the full resume state (dema.train.state), with the run id
+        train_state.pt       the full resume state (dema.run.checkpoint), with the run id
         train_state.prev.pt  the checkpoint before it, kept until a newer one is complete (the fallback)
         metrics.csv          one row per log interval (METRIC_FIELDS)
         evals.csv            one row per evaluation during training (EVAL_FIELDS)

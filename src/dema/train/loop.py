@@ -2,10 +2,12 @@
 
 Transformer-like models (DeMa, BL3D, DeMa-post, DT, DC, BC) train on K-step windows sampled as
 Decision Transformer does; RNN-like DeMa (`model.recurrent`) on whole trajectories, with
-`optim.updates_per_batch` updates on each batch as in the paper (`dema.data.streams`). Setup,
-resume and checkpoints are `dema.train.state`; logging and evaluations `dema.train.metrics`; the
-files of the run directory `dema.run.directory`. Rows of metrics.csv/evals.csv past a resumed
-step are dropped, since they will be recomputed.
+`optim.updates_per_batch` updates on each batch as in the paper (`dema.data.streams`). Setup and
+resume are `dema.train.setup`, the optimiser and its schedule `dema.train.optim`, the checkpoint's
+format `dema.run.checkpoint`; logging and evaluations `dema.train.metrics`; the files of the run
+directory `dema.run.directory`. Rows of metrics.csv/evals.csv past a resumed step are dropped,
+since they will be recomputed. Training and then scoring the final weights is
+`dema.train.pipeline.train_and_evaluate`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import torch
 from dema.errors import DemaError
 from dema.files import write_failed
 from dema.run import EVAL_FIELDS, METRIC_FIELDS, TrainConfig
+from dema.run.checkpoint import last_checkpoint_note
 from dema.train.metrics import MetricLogger
-from dema.train.state import last_checkpoint_note, start
+from dema.train.setup import start
 
 
 class TrainingDiverged(DemaError):

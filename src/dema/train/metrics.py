@@ -7,7 +7,7 @@ import torch
 
 from dema.errors import ConfigError
 from dema.run import EVAL_FIELDS, METRIC_FIELDS
-from dema.train.state import Session, empty_interval
+from dema.train.setup import Session, empty_interval
 
 
 class MetricLogger:
