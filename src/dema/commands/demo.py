@@ -123,17 +123,13 @@ def demo_config(model: str, args, out: Path):
 
 def _train_and_score(config_dict: dict, label: str, quiet: bool) -> dict:
     """Train one model and score its final checkpoint (runs in a worker process)."""
-    from dema.evaluation.evaluate import evaluate_run, write_eval
     from dema.run.config import TrainConfig
-    from dema.train.loop import train
+    from dema.train.pipeline import train_and_evaluate
 
     config = TrainConfig.from_dict(config_dict)
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if quiet else (lambda *a: print(*a, flush=True))
     log = lambda line: None if line.startswith("config:") else say(f"[{label}] {line}")
-    result = train(config, log=log)
-    say(f"[{label}] evaluating {config.eval.episodes} episodes...")
-    report = evaluate_run(result.run_dir, checkpoints=("final",))
-    write_eval(result.run_dir, report)
+    result, report = train_and_evaluate(config, score=True, checkpoints=("final",), log=log)
     best = report.get("best_during_training") or {}
     say(f"[{label}] normalised {report['normalized_mean']:.1f} +- {report['normalized_std']:.1f}")
     return {"label": label, "normalized_mean": report["normalized_mean"], "normalized_std": report["normalized_std"],

@@ -108,8 +108,8 @@ def run_cell(task: Task) -> dict:
 
 
 def _train_and_evaluate(config: TrainConfig) -> tuple[str, dict]:
-    from dema.evaluation.evaluate import evaluate_run
-    from dema.train.loop import train
+    """A cell: skipped when finished before (eval.json), resumed from its checkpoint, or started."""
+    from dema.train.pipeline import train_and_evaluate
 
     run = RunDir(config.run_dir())
     if run.eval_report.is_file():
@@ -119,11 +119,10 @@ def _train_and_evaluate(config: TrainConfig) -> tuple[str, dict]:
         _check_unchanged(config, run)
     elif run.path.exists():  # started but never checkpointed: nothing to keep
         config = replace(config, overwrite=True)
-    result = train(config, resume=resume)
+    # scored whatever eval.at_end says: eval.json is what marks a cell finished
+    result, report = train_and_evaluate(config, resume, score=True)
     if result.step < config.schedule.updates:
         raise RuntimeError(f"training stopped at update {result.step} of {config.schedule.updates}")
-    report = evaluate_run(run.path)
-    run.write_eval(report)
     return ("resumed" if resume else "finished"), report
 
 

@@ -97,19 +97,12 @@ def _check_resume_changes(saved: TrainConfig, new: TrainConfig) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from dema.evaluation.evaluate import evaluate_run, write_eval
-    from dema.train.loop import train
+    from dema.train.pipeline import train_and_evaluate
 
     config, resume = parse(argv)
-    result = train(config, resume=resume)
-    run = RunDir(result.run_dir)
-    with run.lock():  # the final evaluation, like `dema eval`, holds the run
-        if resume:
-            run.write_config(config)  # schedule/eval changes, recorded
-        if config.eval.at_end and result.step == config.schedule.updates:
-            report = evaluate_run(result.run_dir)
-            path = write_eval(result.run_dir, report)
-            print(summary_line(report) + f" -> {path}")
+    result, report = train_and_evaluate(config, resume)
+    if report is not None:
+        print(summary_line(report) + f" -> {RunDir(result.run_dir).eval_report}")
     if result.step == config.schedule.updates:
         print(f"next: `dema eval {result.run_dir}` scores it again (other --targets, --episodes); "
               f"`dema train --resume {result.run_dir} --schedule.updates N` trains it on exactly")
