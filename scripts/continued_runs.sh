@@ -6,7 +6,7 @@
 #
 #   scripts/continued_runs.sh [RESULTS_DIR]
 #
-# Then, from any clone: python scripts/continue_runs.py --from-records results/continued \
+# Then, from any clone: dema continue --from-records results/continued \
 #     --page docs/RESULTS.md --figure docs/RESULTS_figures/continued.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,6 @@ export OPENBLAS_NUM_THREADS=1
 # the 5,000-update runs, without records ('' = none): mujoco-main's own are in results/ already
 "$DEMA" sweep mujoco-main --models dema dt --seeds 0 --datasets walker2d-medium hopper-medium \
   --executor local --workers 1 --runs-dir runs/continued-source --results-dir ''
-.venv/bin/python scripts/continue_runs.py runs/continued-source \
+"$DEMA" continue runs/continued-source \
   walker2d-medium_dt_cpu-main_s0 walker2d-medium_dema_cpu-main_s0 hopper-medium_dt_cpu-main_s0 \
   hopper-medium_dema_cpu-main_s0 --updates 10000 --into runs/continued --records "$RESULTS/continued"

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analysis": ("dema.commands.analysis", "the tables of docs/ANALYSES.md from `dema surgery` and `dema decay` outputs"),
     "report": ("dema.experiments.report_cli", "tables, plots and verdicts from run records"),
     "sweep": ("dema.experiments.sweep_cli", "run an experiment grid (train + evaluate every cell) on Ray"),
+    "continue": ("dema.experiments.continue_cli", "train finished runs on past their last update and compare"),
 }
 
 

@@ -1,8 +1,7 @@
-"""scripts/continue_runs.py: a finished run trained on in a copy is the same run trained longer."""
+"""`dema continue`: a finished run trained on in a copy is the same run trained longer."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,16 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from dema.cli import main as dema
+from dema.experiments.continuation import _in_standard_errors
 from test_train_cli import TINY  # pytest puts this folder on sys.path (no __init__.py)
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "continue_runs.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("continue_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _train(dataset: Path, runs: Path, updates: int) -> Path:
@@ -39,11 +30,10 @@ def test_a_continued_copy_equals_a_longer_run_and_the_original_stays(tiny_datase
     page.write_text("intro\n<!-- continue_runs -->\nold\n<!-- end continue_runs -->\nafter\n")
     figure = tmp_path / "figures" / "continued.png"
     into = tmp_path / "continued"
-    script = _script()
     capsys.readouterr()
 
-    assert script.main([str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into),
-                        "--page", str(page), "--figure", str(figure)]) == 0
+    assert dema(["continue", str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into),
+                 "--page", str(page), "--figure", str(figure)]) == 0
     copy = into / original.name
     assert (original / "eval.json").read_bytes() == before  # the original run is not touched
     assert json.loads((copy / "eval.json").read_text())["checkpoint_step"] == 8
@@ -58,19 +48,19 @@ def test_a_continued_copy_equals_a_longer_run_and_the_original_stays(tiny_datase
 
     capsys.readouterr()
     records = tmp_path / "results" / "continued"
-    assert script.main([str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into),
-                        "--records", str(records)]) == 0
+    assert dema(["continue", str(tmp_path / "short"), original.name, "--updates", "8", "--into", str(into),
+                 "--records", str(records)]) == 0
     assert "continued to 8 already" in capsys.readouterr().out  # a rerun skips finished continuations
 
     # the records alone give the same table (a clean clone has no run directories)
     shutil.rmtree(into)
     again = tmp_path / "AGAIN.md"
     again.write_text("<!-- continue_runs -->\n<!-- end continue_runs -->\n")
-    assert script.main(["--from-records", str(records), "--page", str(again)]) == 0
+    assert dema(["continue", "--from-records", str(records), "--page", str(again)]) == 0
     assert again.read_text().split("<!-- continue_runs -->")[1] == text.split("<!-- continue_runs -->")[1].replace(
         "after\n", "")
     (records / "broken.json").write_text("{")
-    assert script.main(["--from-records", str(records)]) == 2
+    assert dema(["continue", "--from-records", str(records)]) == 2
     assert "broken.json" in capsys.readouterr().err
 
 
@@ -82,17 +72,18 @@ def test_refuses_runs_it_cannot_continue_exactly(tiny_dataset, tmp_path, capsys)
     (decaying / "config.json").write_text(json.dumps(config))
     unfinished = shutil.copytree(original, tmp_path / "runs" / "unfinished")
     (unfinished / "eval.json").unlink()
-    script = _script()
     args = ["--into", str(tmp_path / "continued")]
-    assert script.main([str(tmp_path / "runs"), "decaying", "--updates", "4", *args]) == 2
+    assert dema(["continue", str(tmp_path / "runs"), "decaying", "--updates", "4", *args]) == 2
     assert "its learning rate decays" in capsys.readouterr().err
-    assert script.main([str(tmp_path / "runs"), "unfinished", "--updates", "4", *args]) == 2
+    assert dema(["continue", str(tmp_path / "runs"), "unfinished", "--updates", "4", *args]) == 2
     assert "not a finished run" in capsys.readouterr().err
-    assert script.main([str(tmp_path / "runs"), original.name, "--updates", "2", *args]) == 2
+    assert dema(["continue", str(tmp_path / "runs"), original.name, "--updates", "2", *args]) == 2
     assert "already has 2" in capsys.readouterr().err
+    assert dema(["continue", str(tmp_path / "runs"), original.name]) == 2
+    assert "--updates N --into DIR, or --from-records DIR" in capsys.readouterr().err
     assert not (tmp_path / "continued" / "decaying").exists()
 
 
 def test_a_change_is_measured_in_standard_errors_of_the_difference():
     row = {"final": ((77.3, 10.0), (71.7, 16.0)), "episodes": 20}
-    assert _script()._in_standard_errors(row) == pytest.approx(-5.6 / (100 / 20 + 256 / 20) ** 0.5)
+    assert _in_standard_errors(row) == pytest.approx(-5.6 / (100 / 20 + 256 / 20) ** 0.5)

@@ -263,7 +263,7 @@ def _flattening_text(s: dict) -> str:
         text += (": the models still fit the data better at the end, while their scores show no trend the "
                  "evaluations can resolve." if s["loss_still_falling"] and not (s["rising"] or s["falling"])
                  else ".")
-    return text + (" A direct test: train finished runs on and compare their scores (scripts/continue_runs.py; "
+    return text + (" A direct test: train finished runs on and compare their scores (`dema continue`; "
                    "docs/RESULTS.md).")
 
 

@@ -1,37 +1,28 @@
-"""Do more updates change the scores? Finished runs continued past their last update, side by side.
+"""Do more updates change the scores? Finished runs continued past their last update (`dema continue`).
 
-    python scripts/continue_runs.py SOURCE_RUNS_DIR RUN [RUN ...] --updates 10000 --into runs/continued \
-        [--records results/continued] [--page docs/RESULTS.md] [--figure docs/RESULTS_figures/continued.png]
-    python scripts/continue_runs.py --from-records results/continued --page docs/RESULTS.md \
-        --figure docs/RESULTS_figures/continued.png      # the table and figure again, from a clean clone
+Each run (a finished run directory) is copied once into a folder and resumed there with `dema
+train --resume COPY --schedule.updates N`. Under a learning rate that is constant after the warm-up
+(no optim.decay_steps, as on MuJoCo) that is the same run trained longer, because resume is exact;
+a run whose schedule decays is refused. The original directory and its record stay as they are.
 
-Each RUN (the name of a finished run directory under SOURCE_RUNS_DIR) is copied once into --into
-and resumed there with `dema train --resume COPY --schedule.updates N`. Under a learning rate that
-is constant after the warm-up (no optim.decay_steps, as on MuJoCo) that is the same run trained
-longer, because resume is exact; a run whose schedule decays is refused. The original directory
-and its record stay as they are. Rerunning resumes unfinished continuations and skips finished ones.
-
-The table compares per run: the final score at the original's last update (its eval.json) and at N
-(the continuation's eval.json: same targets, episodes and evaluation seeds), the mean of the
-periodic evaluations over the second half of each span, and the training loss (mean of the log rows
-of the last 10% of each span). It is written between `<!-- continue_runs -->` and
-`<!-- end continue_runs -->` in --page (else printed); the learning curves go to --figure. With
---records, each compared run is also written as a small JSON record (the table's row and the
-continued learning curve), which --from-records reads back without the run directories: so the
-table in docs/ can be regenerated from the repository alone (scripts/continued_runs.sh makes them).
+`compare` sets, per run, the final score at the original's last update (its eval.json) beside the
+one at N (the continuation's eval.json: same targets, episodes and evaluation seeds), the mean of
+the periodic evaluations over the second half of each span, and the training loss (mean of the
+log rows of the last 10% of each span). `table` is docs/RESULTS.md's table of those rows, `figure`
+the continued learning curves; a row is also kept as a small JSON record (`write_record`), which
+`read_records` reads back without the run directories, so the table can be regenerated from the
+repository alone.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
-import sys
 from pathlib import Path
 
 from dema.errors import DemaError
-from dema.files import write_between_markers
+from dema.files import atomic_write, write_between_markers
 from dema.run import RunDir
 
 BEGIN, END = "<!-- continue_runs -->", "<!-- end continue_runs -->"
@@ -64,6 +55,7 @@ def prepare(source: Path, into: Path, updates: int) -> Path:
 
 
 def continue_run(copy: Path, updates: int) -> None:
+    """Train the copy on to `updates` (resumed exactly); a copy already there is left as it is."""
     done = _eval(copy)
     if done is not None and done.get("checkpoint_step") == updates:
         print(f"{copy.name}: continued to {updates:,} already")
@@ -100,6 +92,7 @@ def compare(source: Path, copy: Path) -> dict:
 
 
 def table(rows: list[dict]) -> list[str]:
+    """The Markdown table of compared runs (rows of `compare`), with a sentence on what it shows."""
     def f(v, digits=1):
         return "-" if v is None else f"{v:.{digits}f}"
 
@@ -131,6 +124,7 @@ def _in_standard_errors(row: dict) -> float:
 
 
 def figure(rows: list[dict], path: Path) -> None:
+    """The continued learning curves, the original's end dashed, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,42 +145,8 @@ def figure(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, nargs="?", help="the folder of the finished run directories")
-    parser.add_argument("runs", nargs="*", help="run directory names under SOURCE")
-    parser.add_argument("--updates", type=int, help="train each run on to this many updates")
-    parser.add_argument("--into", type=Path, help="folder of the continued copies")
-    parser.add_argument("--records", type=Path, help="also write each compared run as a JSON record here")
-    parser.add_argument("--from-records", type=Path, help="publish the records of this folder; train nothing")
-    parser.add_argument("--page", type=Path, help="markdown page with the markers; else the table is printed")
-    parser.add_argument("--figure", type=Path, help="PNG of the continued learning curves")
-    args = parser.parse_args(argv)
-    try:
-        if args.from_records:
-            publish(read_records(args.from_records), args.page, args.figure)
-            return 0
-        if not (args.source and args.runs and args.updates and args.into):
-            raise DemaError("give SOURCE RUN [RUN ...] --updates N --into DIR, or --from-records DIR")
-        args.into.mkdir(parents=True, exist_ok=True)
-        copies = [prepare(args.source / name, args.into, args.updates) for name in args.runs]
-        rows = []
-        for name, copy in zip(args.runs, copies):  # the page grows with every finished continuation
-            continue_run(copy, args.updates)
-            rows.append(compare(args.source / name, copy))
-            if args.records:
-                write_record(rows[-1], args.records)
-            publish(rows, args.page, args.figure)
-    except DemaError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def write_record(row: dict, folder: Path) -> Path:
     """One compared run as results/continued/<run>.json (tuples as lists)."""
-    from dema.files import atomic_write
-
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{row['run']}.json"
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps({"schema": 1, **row}, indent=1) + "\n"))
@@ -203,7 +163,7 @@ def read_records(folder: Path) -> list[dict]:
             row["final"] = tuple(tuple(side) for side in row["final"])
             row["updates"], row["curve"] = tuple(row["updates"]), [tuple(point) for point in row["curve"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DemaError(f"{path}: not a record of continue_runs.py ({type(exc).__name__}: {exc})") from None
+            raise DemaError(f"{path}: not a record of `dema continue` ({type(exc).__name__}: {exc})") from None
         rows.append(row)
     if not rows:
         raise DemaError(f"{folder}: no records of continued runs (make them with scripts/continued_runs.sh)")
@@ -211,12 +171,9 @@ def read_records(folder: Path) -> list[dict]:
 
 
 def publish(rows: list[dict], page: Path | None, figure_path: Path | None) -> None:
+    """The table into `page` between its markers (else printed), the curves into `figure_path`."""
     body = table(rows)
     if page is None or not write_between_markers(page, BEGIN, END, body):
         print("\n".join(body))
     if figure_path:
         figure(rows, figure_path)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
