@@ -13,7 +13,7 @@
 #       3. times the selective scan on the GPU: Triton kernel (several tile sizes), fused PyTorch node,
 #          reference, and mamba-ssm's kernel if it is importable -> scan_gpu.json;
 #       4. dema bench step --device cuda (Triton scan, then DEMA_SCAN=fused) -> bench/step_*.json;
-#       5. training throughput with 1 and 8 processes sharing the GPU (updates/s) -> throughput.json;
+#       5. dema bench throughput: training updates/s with 1 and 8 processes sharing the GPU -> throughput.json;
 #          3-5 run alone on the GPU (the collectors use CPU cores only);
 #       6. dema sweep over the mujoco-main cells whose datasets exist by then (models dema dt,
 #          8 workers, the grid's own protocol), in the background, stopped by `timeout` before the
@@ -215,44 +215,7 @@ PYEOF
         --out "$OUT/bench"
     mv -f "$OUT/bench/step.json" "$OUT/bench/step_fused_scan.json" 2> /dev/null
 
-    stage throughput 50 "$PY" - "$OUT/throughput.json" << 'PYEOF'
-import json, multiprocessing as mp, sys, time
-
-def worker(model, seconds, barrier, queue):
-    import torch
-    torch.set_num_threads(1)
-    from dema.bench.workloads import TrainStep, build, random_batch
-    policy, s, a = build(model, "hopper-medium", device="cuda")
-    step = TrainStep(policy, random_batch(64, policy.cfg.context_len, s, a, device="cuda"))
-    for _ in range(5):
-        step()
-    torch.cuda.synchronize()
-    barrier.wait()
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    torch.cuda.synchronize()
-    queue.put(n / (time.perf_counter() - t0))
-
-if __name__ == "__main__":
-    ctx = mp.get_context("spawn")
-    rows = []
-    for model in ("dema", "dt"):
-        for procs in (1, 8):
-            barrier, queue = ctx.Barrier(procs), ctx.Queue()
-            ps = [ctx.Process(target=worker, args=(model, 4.0, barrier, queue)) for _ in range(procs)]
-            for p in ps:
-                p.start()
-            rates = [queue.get(timeout=60) for _ in ps]
-            for p in ps:
-                p.join()
-            row = {"model": model, "processes": procs, "updates_per_s_total": round(sum(rates), 1),
-                   "updates_per_s_each": [round(r, 1) for r in rates], "batch": 64, "preset": "hopper-medium, K 20"}
-            print(row, flush=True)
-            rows.append(row)
-            json.dump({"rows": rows}, open(sys.argv[1], "w"), indent=1)
-PYEOF
+    stage throughput 50 "$PY" -m dema.cli bench throughput --device cuda --processes 1,8 --json --out "$OUT"
 fi
 
 # --- 6-8. the grid, with the cost study and the scan tests beside it ---------------------------------

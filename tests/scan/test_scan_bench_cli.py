@@ -117,6 +117,22 @@ def test_bench_collect_measures_each_mode_and_count(capsys):
         main(["collect", "--num-envs", "0"])
 
 
+def test_bench_throughput_counts_each_process_and_writes_as_it_goes(tmp_path, capsys):
+    assert main(["throughput", "--models", "dt", "--processes", "2", "--seconds", "0.3", "--json",
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = result["rows"]
+    assert [(r["model"], r["processes"], len(r["updates_per_s_each"])) for r in rows] == [("dt", 2, 2)]
+    assert rows[0]["updates_per_s_total"] == pytest.approx(sum(rows[0]["updates_per_s_each"]), abs=0.11)
+    assert min(rows[0]["updates_per_s_each"]) > 0
+    assert rows[0]["preset"] == "hopper-medium, K 20" and result["device"] == "cpu" and result["cores"] >= 1
+    assert json.loads((tmp_path / "throughput.json").read_text())["rows"] == rows
+    with pytest.raises(ConfigError, match="--models 'gpt'"):
+        main(["throughput", "--models", "gpt"])
+    with pytest.raises(ConfigError, match="--processes"):
+        main(["throughput", "--processes", "0"])
+
+
 def test_bench_rejects_bad_arguments(capsys):
     with pytest.raises(ConfigError, match="--shape"):
         main(["scan", "--shape", "2,3,5"])

@@ -11,6 +11,7 @@
                                  wrote (default bench_out/); nothing is measured
     dema bench profile           where a training step's CPU time goes (torch profiler, DeMa and DT)
     dema bench collect           collection speed (steps/s) by vector mode and environment copies
+    dema bench throughput        training updates/s with 1 and 8 processes sharing a device (--device cuda)
 
 Without --json each result prints as the markdown tables of docs/PERFORMANCE.md (dema.bench.tables,
 also what `dema bench tables` prints from the files --out wrote).
@@ -86,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=int, nargs="+", default=[1, 4, 8, 16, 32], help="copies per row")
     p.add_argument("--modes", nargs="+", choices=("sync", "async"), default=["sync", "async"],
                    help="Gymnasium vector modes")
+    p = sub.add_parser("throughput", help="training updates/s with several processes sharing one device")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--out", type=Path, default=None, help="also write throughput.json here (after every row)")
+    p.add_argument("--device", default="cpu", help="torch device every process trains on (cpu, cuda)")
+    p.add_argument("--models", default="dema,dt", help="comma-separated models (default dema,dt)")
+    p.add_argument("--processes", default="1,8", help="comma-separated numbers of processes (default 1,8)")
+    p.add_argument("--seconds", type=float, default=4.0, help="seconds each process counts its updates")
     return parser
 
 
@@ -116,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return _print_tables(args.folder)
     if args.what == "collect":
         return _collect_speed(args)
+    if args.what == "throughput":
+        return _throughput(args)
     import torch
 
     if args.threads < 0:
@@ -164,6 +174,35 @@ def main(argv: list[str] | None = None) -> int:
 
         for model in MODELS:
             print(profile_line(model, profile_step(model, args.dataset)))
+    return 0
+
+
+def _throughput(args) -> int:
+    import torch
+
+    from dema.bench.throughput import run_throughput
+    from dema.models import MODELS
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if not models or unknown:
+        raise ConfigError(f"--models {args.models!r}: choose from {', '.join(MODELS)}")
+    processes = _ints(args.processes, "processes")
+    if args.seconds <= 0:
+        raise ConfigError(f"--seconds must be positive, got {args.seconds}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {args.device}: no CUDA device here (torch {torch.__version__})")
+    rows: list[dict] = []
+
+    def on_row(row: dict) -> None:  # a run stopped by a time limit keeps the rows it measured
+        rows.append(row)
+        print(row, file=sys.stderr, flush=True)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "throughput.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+
+    result = run_throughput(models, processes, args.seconds, args.device, on_row)
+    _emit(result, args, "throughput", tables.throughput_table)
     return 0
 
 

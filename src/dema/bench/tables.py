@@ -116,7 +116,17 @@ def cost_tables(r: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"scan": scan_table, "step": step_table, "act": act_table, "cost": cost_tables}
+def throughput_table(r: dict) -> str:
+    lines = [f"{_machine(r)}; device {r['device']}, {r['seconds']} s per row, one torch thread per process.", "",
+             "| model | processes | updates/s, total | updates/s, each process |", "| --- | ---: | ---: | --- |"]
+    for row in r["rows"]:
+        lines.append(f"| {row['model']} | {row['processes']} | {row['updates_per_s_total']:,.1f} | "
+                     + ", ".join(f"{v:,.1f}" for v in row["updates_per_s_each"]) + " |")
+    return "\n".join(lines)
+
+
+RENDERERS = {"scan": scan_table, "step": step_table, "act": act_table, "cost": cost_tables,
+             "throughput": throughput_table}
 
 
 def render_folder(folder: Path) -> str:
