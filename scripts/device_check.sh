@@ -10,9 +10,9 @@
 #          clearly when something is missing;
 #       2. collects the MuJoCo medium-replay and medium datasets in the background (CPU cores), unless
 #          they are already in datasets/;
-#       3. times the selective scan on the GPU: Triton kernel (several tile sizes), fused PyTorch node,
+#       3. times the selective scan on the GPU: Triton kernel (several tile sizes), `torch` PyTorch node,
 #          reference, and mamba-ssm's kernel if it is importable -> scan_gpu.json;
-#       4. dema bench step --device cuda (Triton scan, then DEMA_SCAN=fused) -> bench/step_*.json;
+#       4. dema bench step --device cuda (Triton scan, then DEMA_SCAN=torch) -> bench/step_*.json;
 #       5. dema bench throughput: training updates/s with 1 and 8 processes sharing the GPU -> throughput.json;
 #          3-5 run alone on the GPU (the collectors use CPU cores only);
 #       6. dema sweep over the mujoco-main cells whose datasets exist by then (models dema dt,
@@ -114,7 +114,7 @@ print("python", platform.python_version(), "| cuda available:", torch.cuda.is_av
       "|", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
 import dema.scan
 print("scan on cuda tensors:", "mamba_ssm" if dema.scan.mamba_ssm_available() else
-      ("gpu (Triton)" if dema.scan.gpu_scan_available() else "fused"))
+      ("gpu (Triton)" if dema.scan.gpu_scan_available() else "torch"))
 if missing:
     sys.exit("missing: " + "; ".join(missing) + "\nrun `bash scripts/device_check.sh prepare` where pip works and "
              "carry .whl")
@@ -149,7 +149,7 @@ import json, sys
 import torch
 import dema.scan
 from dema.bench.timing import machine_info
-from dema.scan import selective_scan_fused, selective_scan_ref, triton_scan
+from dema.scan import selective_scan_ref, selective_scan_torch, triton_scan
 
 def inputs(b, d, l, n):
     g = torch.Generator(device="cuda").manual_seed(0)
@@ -170,7 +170,7 @@ def timed(fn, reps=10):
     torch.cuda.synchronize()
     return start.elapsed_time(end) / reps
 
-variants = {"gpu": triton_scan.selective_scan_triton, "fused": selective_scan_fused, "ref": selective_scan_ref}
+variants = {"gpu": triton_scan.selective_scan_triton, "torch": selective_scan_torch, "ref": selective_scan_ref}
 if dema.scan.mamba_ssm_available():
     variants["mamba_ssm"] = dema.scan._mamba_ssm_scan
 default = (triton_scan.TILE, triton_scan.CHUNK, triton_scan.WARPS)
@@ -211,9 +211,9 @@ PYEOF
     mkdir -p "$OUT/bench"
     stage step_gpu_scan 30 "$PY" -m dema.cli bench step --device cuda --json --budget 8 --out "$OUT/bench"
     mv -f "$OUT/bench/step.json" "$OUT/bench/step_gpu_scan.json" 2> /dev/null
-    DEMA_SCAN=fused stage step_fused_scan 22 "$PY" -m dema.cli bench step --device cuda --json --budget 5 \
+    DEMA_SCAN=torch stage step_torch_scan 22 "$PY" -m dema.cli bench step --device cuda --json --budget 5 \
         --out "$OUT/bench"
-    mv -f "$OUT/bench/step.json" "$OUT/bench/step_fused_scan.json" 2> /dev/null
+    mv -f "$OUT/bench/step.json" "$OUT/bench/step_torch_scan.json" 2> /dev/null
 
     stage throughput 50 "$PY" -m dema.cli bench throughput --device cuda --processes 1,8 --json --out "$OUT"
 fi

@@ -51,7 +51,7 @@ def test_identity_swap_is_bitwise_the_intact_model():
     batch = dataclasses.replace(batch, **{k: getattr(batch, k).float() for k in
                                           ("states", "actions", "prev_actions", "returns_to_go")})
     # the intact model as run_surgery scores it (SurgeryPolicy without a manipulation: the plain SSM
-    # forward); the policy's own CPU forward takes the fused node, equal up to float rounding only,
+    # forward); the policy's own CPU forward takes the SSM node, equal up to float rounding only,
     # and how far the two round apart depends on the CPU's vector units (AVX2 vs AVX-512)
     intact = SurgeryPolicy(policy, None).predict_last(batch)
     torch.testing.assert_close(intact, policy.predict_last(batch), rtol=1e-5, atol=1e-6)
@@ -107,7 +107,7 @@ def test_manipulations_change_the_actions_of_a_trained_model(tiny_dema_run):
     batch = random_batch(batch_size=4, length=run.config.model.context_len, dtype=torch.float32)
     batch.states = torch.randn(4, run.config.model.context_len, 11)
     intact = SurgeryPolicy(policy, None).predict_last(batch)  # the plain SSM forward, as surgery scores it
-    torch.testing.assert_close(intact, policy.predict_last(batch), rtol=1e-5, atol=1e-6)  # (fused: rounding)
+    torch.testing.assert_close(intact, policy.predict_last(batch), rtol=1e-5, atol=1e-6)  # (the SSM node: rounding)
     for m in (Manipulation("zero", 0), Manipulation("zero", "all"), Manipulation("random", 1),
               Manipulation("swap", 0, 1), Manipulation("swap", "all")):
         changed = SurgeryPolicy(policy, m).predict_last(batch)

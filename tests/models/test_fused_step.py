@@ -18,6 +18,7 @@ import torch
 from dema.models import build_policy, model_config
 from dema.models.config import TokenLayout
 from dema.models.fused_step import FusedRecurrentStep, fused_step_for, unsupported_reason
+from dema.scan import compute_paths
 
 from tiny_models import ACT_DIM, STATE_DIM, tiny_policy
 
@@ -117,7 +118,7 @@ def test_a_trained_run_through_the_agent(tmp_path):
         reward = dataset.rewards[t: t + 1]
 
 
-def test_policies_it_does_not_cover_keep_the_torch_step(monkeypatch):
+def test_policies_it_does_not_cover_keep_the_torch_step():
     for model, reason in (("dt", "block attention"), ("dema-post", "block mamba-post-up"), ("dema", None)):
         policy = tiny_policy(model, dtype=torch.float32)
         got = unsupported_reason(policy)
@@ -126,10 +127,12 @@ def test_policies_it_does_not_cover_keep_the_torch_step(monkeypatch):
     assert isinstance(fused_step_for(policy), FusedRecurrentStep)
     assert fused_step_for(policy, "cuda") is None
     assert "float32" in unsupported_reason(tiny_policy("dema-rnn", dtype=torch.float64))
-    monkeypatch.setenv("DEMA_FUSED_STEP", "0")
-    assert fused_step_for(policy) is None
-    with pytest.raises(ValueError, match="DEMA_FUSED_STEP=0"):
-        FusedRecurrentStep(policy)
+    with compute_paths(fused_step=False):
+        assert fused_step_for(policy) is None
+        with pytest.raises(ValueError, match="DEMA_FUSED_STEP=0"):
+            FusedRecurrentStep(policy)
+    with compute_paths(fused_step=True):
+        assert isinstance(fused_step_for(policy), FusedRecurrentStep)
 
 
 def test_state_and_action_sizes_of_the_tiny_models():

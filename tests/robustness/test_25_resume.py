@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import pytest
+
+from dema.scan.paths import ComputePaths, compute_paths
 
 from corpus import copy_run, dema, one_error_line, snapshot, tiny_run, train_argv
 
@@ -35,14 +38,15 @@ def test_resume_with_fewer_updates_than_trained_is_refused(finished_run, tmp_pat
 def test_resume_under_another_compute_path_says_bit_exactness_is_lost(finished_run, tmp_path, capsys,
                                                                        monkeypatch, change):
     run = copy_run(finished_run, tmp_path / "run")
-    options = []
-    if change.startswith("DEMA_"):
-        monkeypatch.setenv(*change.split("="))
+    options, paths = [], {}
+    if change.startswith("DEMA_"):  # the variable's path, scoped: the environment is read once per process
+        paths = dataclasses.asdict(ComputePaths.from_environment(dict([change.split("=")])))
     elif change.startswith("--"):
         options = change.split()
     else:  # the same device name on another machine
         monkeypatch.setattr("dema.machine.cpu_model", lambda: "Another CPU 9000")
-    code, out, err = dema(capsys, "train", "--resume", run, "--schedule.updates", "6", *options)
+    with compute_paths(**paths):
+        code, out, err = dema(capsys, "train", "--resume", run, "--schedule.updates", "6", *options)
     assert code == 0, err
     notes = [line for line in out.splitlines() if "bit-identical" in line]
     assert len(notes) == 1 and notes[0].startswith("note:"), out

@@ -1,7 +1,7 @@
 """The Numba backward has two forms, two channels per adjoint loop (short sequences; the channels go
 through blocks of CHANNEL_BLOCK) and one channel at a time (long ones, past PAIR_SCRATCH_BYTES of
 scratch); both against the reference, whichever the shapes of the other tests pick. Both also take
-strided (B, L, Di)-layout views, as the fused SSM node passes them (test_strided_inputs_...)."""
+strided (B, L, Di)-layout views, as the SSM node passes them (test_strided_inputs_...)."""
 
 from __future__ import annotations
 

@@ -16,22 +16,22 @@ def test_bench_scan_json_on_a_tiny_shape(capsys):
     assert main(["scan", "--json", "--shape", "2,3,5,4", "--budget", "0.2"]) == 0
     result = json.loads(capsys.readouterr().out)
     variants = {row["variant"] for row in result["rows"]}
-    assert {"fused", "reference"} <= variants
+    assert {"torch", "reference"} <= variants
     assert result["elements"] == 2 * 3 * 5 * 4
     assert result["count"]["fwd_exp"] == result["elements"]
     assert all(row["fwd_bwd_ms"] > 0 for row in result["rows"])
     assert result["torch_threads"] == 1 and result["cores"] >= 1
     # each variant on each form of B and C (mambapy's adapter: input-dependent only)
     forms = {(row["variant"], row["form"]) for row in result["rows"]}
-    assert {("fused", f) for f in ("input-dependent", "time-invariant", "grouped")} <= forms
+    assert {("torch", f) for f in ("input-dependent", "time-invariant", "grouped")} <= forms
     assert {("reference", f) for f in ("input-dependent", "time-invariant", "grouped")} <= forms
 
 
 def test_bench_scan_forms_and_groups_are_checked(capsys):
     assert main(["scan", "--json", "--shape", "2,4,5,3", "--budget", "0.1", "--variants", "fused",
-                 "--forms", "grouped", "--groups", "2"]) == 0
+                 "--forms", "grouped", "--groups", "2"]) == 0  # fused: the torch node's old name
     result = json.loads(capsys.readouterr().out)
-    assert [(row["variant"], row["form"]) for row in result["rows"]] == [("fused", "grouped")]
+    assert [(row["variant"], row["form"]) for row in result["rows"]] == [("torch", "grouped")]
     assert result["shape"]["groups"] == 2
     with pytest.raises(ConfigError, match="--groups 3 must divide d_inner 4"):
         main(["scan", "--shape", "2,4,5,3", "--budget", "0.1", "--groups", "3"])
@@ -163,28 +163,27 @@ def test_bench_cost_preset_table_counts_the_scan_and_times_training(monkeypatch,
     assert "| hopper-medium | dema-rnn | 20 |" in cost_tables(result)
 
 
-def test_flop_counter_sees_the_scan_only_through_the_reference(monkeypatch):
+def test_flop_counter_sees_the_scan_only_through_the_reference():
     """FlopCounterMode misses the Numba kernel; with reference_scans it counts C.h (1 MAC per element).
-    (The fused SSM node also hides its conv from the counter: the plain forward, DEMA_SSM=ref, is
-    counted against here; forward_macs' reference scans turn the node off anyway.)"""
+    (The SSM node also hides its conv from the counter: the plain forward, ssm="ref", is counted
+    against here; forward_macs' reference scans turn the node off anyway.)"""
     import os
 
     from torch.utils.flop_counter import FlopCounterMode
 
     from dema.bench.cost import forward_macs
     from dema.bench.workloads import build, random_batch
-    from dema.scan import numba_available
+    from dema.scan import compute_paths, current_paths, numba_available
 
     policy, state_dim, act_dim = build("dema", "hopper-medium", context_len=4)
-    before = os.environ.get("DEMA_SCAN")
+    environ, paths = dict(os.environ), current_paths()
     counted = forward_macs(policy, state_dim, act_dim, 4)
-    assert os.environ.get("DEMA_SCAN") == before  # restored
+    assert dict(os.environ) == environ and current_paths() == paths  # scoped, nothing written
     cfg = policy.cfg
     readout = cfg.d_inner * 12 * cfg.d_state * cfg.n_layer  # 4 steps = 12 tokens
     if numba_available():
-        monkeypatch.setenv("DEMA_SSM", "ref")
         counter = FlopCounterMode(display=False)
-        with counter:
+        with counter, compute_paths(scan="", ssm="ref"):
             policy.eval()(random_batch(1, 4, state_dim, act_dim))
         assert counted - counter.get_total_flops() // 2 == readout
     assert counted > readout

@@ -7,7 +7,7 @@ Every fast path is compared with the reference on the same inputs, outputs, fina
 gradient of every input, at mamba-ssm's own tolerances per dtype (its tests/ops/test_selective_scan.py);
 the reference itself is compared with a transcription of mamba-ssm's reference.
 
-The CPU paths (Numba, the pure-PyTorch `fused` node) run the whole grid. The Triton path runs under
+The CPU paths (Numba, the pure-PyTorch `torch` node) run the whole grid. The Triton path runs under
 its interpreter here, element by element in Python, so it runs a pairwise grid: for each of the
 nine (B form, C form) pairs, six rows of the five options in which every pair of option values
 appears (all off and all on among them), with the dtypes and lengths rotating.
@@ -20,8 +20,8 @@ import itertools
 import pytest
 import torch
 
-from dema.scan import (gpu_scan_available, numba_available, selective_scan_fn, selective_scan_fused,
-                       selective_scan_numba, selective_scan_ref)
+from dema.scan import (compute_paths, gpu_scan_available, numba_available, selective_scan_fn, selective_scan_numba,
+                       selective_scan_ref, selective_scan_torch)
 from dema.scan.contract import GROUPED, INPUT_DEPENDENT, TIME_INVARIANT
 from test_scan_gpu import device, triton_scan  # noqa: E402, F401  (same folder: the Triton fixture)
 
@@ -38,7 +38,7 @@ LENGTHS = (1, 2, 5, 9, 13)  # 9 and 13: two chunks of the interpreter's 8 steps
 CPU_PATHS = {
     "numba": pytest.param(selective_scan_numba, marks=pytest.mark.skipif(not numba_available(),
                                                                          reason="numba is not installed")),
-    "fused": selective_scan_fused,
+    "torch": selective_scan_torch,
 }
 CUDA = torch.cuda.is_available()
 
@@ -252,21 +252,22 @@ def test_triton_matches_the_reference_over_a_pairwise_grid(device, b_form, c_for
     assert not failures, "\n".join(failures)
 
 
-def test_selective_scan_fn_takes_every_form(monkeypatch):
+def test_selective_scan_fn_takes_every_form():
     """The dispatcher passes each form to its path (Numba here when installed) unchanged."""
-    monkeypatch.delenv("DEMA_SCAN", raising=False)
     options = ALL_OPTIONS[-1]
     for b_form, c_form in [(TIME_INVARIANT, GROUPED), (GROUPED, TIME_INVARIANT)]:
         inputs = make_inputs(b_form, c_form, torch.float32, 7, seed=3)
         want = run(selective_scan_ref, inputs, options)
-        assert not mismatches(run(selective_scan_fn, inputs, options), want, torch.float32, options, b_form, c_form)
+        with compute_paths(scan=""):  # chosen per call, whatever the environment says
+            got = run(selective_scan_fn, inputs, options)
+        assert not mismatches(got, want, torch.float32, options, b_form, c_form)
 
 
 # --- what is refused ----------------------------------------------------------------------------
 
 
 def _paths(device_ok: bool):
-    paths = {"ref": selective_scan_ref, "fused": selective_scan_fused, "fn": selective_scan_fn}
+    paths = {"ref": selective_scan_ref, "torch": selective_scan_torch, "fn": selective_scan_fn}
     if numba_available():
         paths["numba"] = selective_scan_numba
     if device_ok:
@@ -367,9 +368,9 @@ def test_the_documented_mamba_block_runs(capsys, monkeypatch):
     docs = Path(__file__).resolve().parents[2] / "docs" / "PERFORMANCE.md"
     if not docs.exists():
         pytest.skip("no docs/ beside the tests (an installed copy)")
-    monkeypatch.delenv("DEMA_SCAN", raising=False)
     section = docs.read_text().split("## Using dema's scan in your own Mamba", 1)[1].split("\n## ", 1)[0]
     example = re.findall(r"```python\n(.*?)```", section, re.S)[-1]
-    exec(compile(example, str(docs), "exec"), {"__name__": "docs_example"})
+    with compute_paths(scan=""):  # chosen per call, whatever the environment says
+        exec(compile(example, str(docs), "exec"), {"__name__": "docs_example"})
     expected = "numba" if numba_available() else "ref"
     assert capsys.readouterr().out.split()[0] == expected

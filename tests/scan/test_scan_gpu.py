@@ -17,7 +17,7 @@ import torch
 
 import dema.scan
 from dema.errors import ConfigError
-from dema.scan import gpu_scan_available, scan_backend, selective_scan_fn, selective_scan_ref
+from dema.scan import compute_paths, gpu_scan_available, scan_backend, selective_scan_fn, selective_scan_ref
 from dema.scan.stateful import selective_scan_with_state
 
 from test_scan_variants import TOL, assert_close_to_reference, make_inputs  # noqa: E402  (same folder)
@@ -150,12 +150,33 @@ def test_nan_inputs_give_nan_outputs(device, name):
 # --- dispatch --------------------------------------------------------------------------------
 
 
-def test_dema_scan_gpu_is_used_by_selective_scan_fn(device, monkeypatch):
-    monkeypatch.setenv("DEMA_SCAN", "gpu")
+def test_dema_scan_gpu_is_used_by_selective_scan_fn(device):
     inputs = make_inputs(2, 3, 5, 4, torch.float64, seed=5)
-    assert scan_backend(inputs["u"].to(device)) == "gpu"
     want = run_on(selective_scan_ref, inputs, "cpu")
-    assert_close_to_reference(run_on(selective_scan_fn, inputs, device), want, 1e-10)
+    with compute_paths(scan="gpu"):
+        assert scan_backend(inputs["u"].to(device)) == "gpu"
+        got = run_on(selective_scan_fn, inputs, device)
+    assert_close_to_reference(got, want, 1e-10)
+
+
+def test_the_scan_from_a_state_takes_the_forced_scan(device, monkeypatch):
+    """dema.scan.stateful follows the compute paths as selective_scan_fn does (it ignored DEMA_SCAN
+    before issue 28): forced to the Triton kernel, it runs the Triton kernel, and equals the reference."""
+    from dema.scan import stateful, triton_scan
+
+    x = make_inputs(2, 3, 5, 4, torch.float64, seed=5)
+    args = [x[k].to(device) for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+    calls = []
+    real = triton_scan.selective_scan_triton_from_state
+    monkeypatch.setattr(triton_scan, "selective_scan_triton_from_state", lambda *a: calls.append(1) or real(*a))
+    with compute_paths(scan="gpu"):
+        assert stateful.stateful_backend(args[0]) == "gpu"
+        out, last = stateful.selective_scan_with_state(*args, True)
+    assert calls == [1]
+    want, want_last = selective_scan_ref(*(x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")),
+                                         True, True)
+    torch.testing.assert_close(out.cpu(), want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(last.cpu(), want_last, rtol=1e-10, atol=1e-10)
 
 
 CUDA_LIKE = types.SimpleNamespace(is_cuda=True)  # scan_backend only asks where the tensor lives
@@ -163,29 +184,31 @@ CUDA_LIKE = types.SimpleNamespace(is_cuda=True)  # scan_backend only asks where 
 
 @needs_triton
 def test_cuda_tensors_take_the_triton_kernel_without_mamba_ssm(monkeypatch):
-    monkeypatch.delenv("DEMA_SCAN", raising=False)
     monkeypatch.setattr(dema.scan, "_mamba_ssm_scan", None)
-    assert scan_backend(CUDA_LIKE) == "gpu"
-    monkeypatch.setattr(dema.scan, "_gpu_module", lambda: None)
-    assert scan_backend(CUDA_LIKE) == "fused"  # no triton: the pure-PyTorch node
+    with compute_paths(scan=""):  # chosen per call, whatever the environment says
+        assert scan_backend(CUDA_LIKE) == "gpu"
+        monkeypatch.setattr(dema.scan, "_gpu_module", lambda: None)
+        assert scan_backend(CUDA_LIKE) == "torch"  # no triton: the pure-PyTorch node
 
 
 def test_bad_dema_scan_values_are_clear_errors(monkeypatch):
+    from dema.scan.paths import ComputePaths
+
     u = torch.zeros(1, 2, 3)
-    monkeypatch.setenv("DEMA_SCAN", "cuda-please")
-    with pytest.raises(ConfigError, match=r"numba, fused, ref, gpu.*dema\[gpu\]"):
-        scan_backend(u)
-    monkeypatch.setenv("DEMA_SCAN", "numba")
-    with pytest.raises(ConfigError, match="CPU kernel and the tensors are on CUDA.*DEMA_SCAN=gpu"):
-        scan_backend(CUDA_LIKE)
-    monkeypatch.setenv("DEMA_SCAN", "gpu")
+    message = r"DEMA_SCAN='cuda-please' is not a scan.*numba, torch, ref, gpu.*dema\[gpu\]"
+    with pytest.raises(ConfigError, match=message):
+        ComputePaths.from_environment({"DEMA_SCAN": "cuda-please"})
+    with compute_paths(scan="numba"):
+        with pytest.raises(ConfigError, match="CPU kernel and the tensors are on CUDA.*DEMA_SCAN=gpu"):
+            scan_backend(CUDA_LIKE)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    if gpu_scan_available():  # installed, but these are CPU tensors and no interpreter was asked for
-        with pytest.raises(ConfigError, match="TRITON_INTERPRET=1"):
+    with compute_paths(scan="gpu"):
+        if gpu_scan_available():  # installed, but these are CPU tensors and no interpreter was asked for
+            with pytest.raises(ConfigError, match="TRITON_INTERPRET=1"):
+                scan_backend(u)
+        monkeypatch.setattr(dema.scan, "_gpu_module", lambda: None)
+        with pytest.raises(ConfigError, match=r"needs Triton: pip install \"dema\[gpu\]\""):
             scan_backend(u)
-    monkeypatch.setattr(dema.scan, "_gpu_module", lambda: None)
-    with pytest.raises(ConfigError, match=r"needs Triton: pip install \"dema\[gpu\]\""):
-        scan_backend(u)
     with pytest.raises(ConfigError, match="needs Triton"):
         dema.scan.selective_scan_gpu(u, u, torch.zeros(2, 1), torch.zeros(1, 1, 3), torch.zeros(1, 1, 3))
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+import dema.scan
 from dema.errors import ConfigError
-from dema.scan import (numba_available, scan_backend, selective_scan_fn, selective_scan_fused,
-                       selective_scan_numba, selective_scan_ref)
+from dema.scan import (compute_paths, numba_available, scan_backend, selective_scan_fn, selective_scan_numba,
+                       selective_scan_ref, selective_scan_torch)
 
 VARIANTS = {
-    "fused": selective_scan_fused,
+    "torch": selective_scan_torch,
     "numba": pytest.param(selective_scan_numba,
                           marks=pytest.mark.skipif(not numba_available(), reason="numba is not installed")),
 }
@@ -107,26 +108,33 @@ def test_numba_accepts_non_contiguous_inputs():
     assert_close_to_reference(run(selective_scan_numba, views, softplus=True, last_state=True), want, 1e-10)
 
 
-def test_dispatch(monkeypatch):
+def test_dispatch():
     u = torch.zeros(1, 2, 3)
-    monkeypatch.delenv("DEMA_SCAN", raising=False)
-    assert scan_backend(u) == ("numba" if numba_available() else "ref")
-    assert scan_backend(u.half()) == "ref"  # the kernel handles float32/float64 only
-    monkeypatch.setenv("DEMA_SCAN", "ref")
-    assert scan_backend(u) == "ref"
-    monkeypatch.setenv("DEMA_SCAN", "cuda-please")
-    with pytest.raises(ConfigError, match="DEMA_SCAN"):
-        scan_backend(u)
+    with compute_paths(scan=""):  # chosen per call, whatever the environment says
+        assert scan_backend(u) == ("numba" if numba_available() else "ref")
+        assert scan_backend(u.half()) == "ref"  # the kernel handles float32/float64 only
+    with compute_paths(scan="ref"):
+        assert scan_backend(u) == "ref"
+    with compute_paths(scan="fused"):  # the `torch` node's old name
+        assert scan_backend(u) == "torch"
+    with pytest.raises(ConfigError, match="scan='cuda-please' is not a scan"):
+        with compute_paths(scan="cuda-please"):
+            pass
 
 
-@pytest.mark.parametrize("backend", ["fused", "numba"])
-def test_selective_scan_fn_uses_the_chosen_backend(monkeypatch, backend):
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_selective_scan_fn_uses_the_chosen_backend(backend, monkeypatch):
     if backend == "numba" and not numba_available():
         pytest.skip("numba is not installed")
-    monkeypatch.setenv("DEMA_SCAN", backend)
     inputs = make_inputs(2, 3, 5, 4, torch.float64, seed=5)
     want = run(selective_scan_ref, inputs, softplus=True, last_state=True)
-    assert_close_to_reference(run(selective_scan_fn, inputs, softplus=True, last_state=True), want, 1e-10)
+    calls = []
+    chosen = {"torch": selective_scan_torch, "numba": selective_scan_numba}[backend]
+    monkeypatch.setitem(dema.scan._SCANS, backend, lambda *a, **k: calls.append(backend) or chosen(*a, **k))
+    with compute_paths(scan=backend):
+        got = run(selective_scan_fn, inputs, softplus=True, last_state=True)
+    assert calls == [backend]
+    assert_close_to_reference(got, want, 1e-10)
 
 
 @pytest.mark.parametrize("scan", VARIANTS.values(), ids=VARIANTS.keys())

@@ -36,8 +36,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +44,7 @@ import torch
 from dema.attention import hidden_attention_last_row
 from dema.data.batch import Batch
 from dema.models.config import TokenLayout, TokenOrder
+from dema.scan import compute_paths
 
 VIEWS = ("window", "episode")
 
@@ -211,22 +210,6 @@ class _Recorder(torch.nn.Module):
         return action, cache
 
 
-@contextmanager
-def _unfused():
-    """RNN-like acting through `policy.step`, so the recorder sees every decision: the fused CPU step
-    (dema.models.fused_step, the same decision in one Numba call, tested equal to 1e-5) is switched
-    off by its documented variable for the duration."""
-    saved = os.environ.get("DEMA_FUSED_STEP")
-    os.environ["DEMA_FUSED_STEP"] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("DEMA_FUSED_STEP", None)
-        else:
-            os.environ["DEMA_FUSED_STEP"] = saved
-
-
 def rollout_episodes(policy, run, episodes: int, seed: int = 0, target: float | None = None,
                      max_episode_steps: int = 0) -> tuple[list[Batch], list[float]]:
     """Play `episodes` episodes (environment i reset with seed * 10000 + i, as `dema eval`) and
@@ -237,7 +220,10 @@ def rollout_episodes(policy, run, episodes: int, seed: int = 0, target: float | 
     cfg = run.config.model
     recorder = _Recorder(policy).eval()
     target = run.spec.return_targets[0] if target is None else target
-    with _unfused():
+    # RNN-like acting through `policy.step`, so that the recorder sees every decision: the fused
+    # acting step (dema.models.fused_step, the same decision in one Numba call, tested equal to
+    # 1e-5) is off in this block, and only here (dema.scan.paths)
+    with compute_paths(fused_step=False):
         result = run_episodes(lambda n: make_agent(recorder, run.stats, n, cfg.context_len, run.act_dim,
                                                    cfg.recurrent),
                               run.spec.gym_id, episodes, seed * 10_000, target, max_envs=episodes,

@@ -47,8 +47,8 @@ import torch
 import torch.nn as nn
 
 from dema.errors import DemaError
-from dema.models.mamba import MambaMixer, ScanInputs, SelectiveSSM, plain_ssm_forward
-from dema.scan import selective_scan_fn
+from dema.models.mamba import MambaMixer, ScanInputs, SelectiveSSM
+from dema.scan import compute_paths, selective_scan_fn
 
 KINDS = ("zero", "random", "swap")
 
@@ -221,9 +221,9 @@ class SurgeryPolicy(nn.Module):
         self._random = {i: _Random(seed * 1000 + i) for i in range(n)}
 
     def forward(self, batch):
-        # the plain SSM forward for the intact model and every manipulation alike (the fused CPU node
-        # differs from it by float rounding): an identity manipulation stays bitwise the intact model
-        with plain_ssm_forward():
+        # the plain SSM forward for the intact model and every manipulation alike (the SSM node differs
+        # from it by float rounding): an identity manipulation stays bitwise the intact model
+        with compute_paths(ssm="ref"):
             return self._forward(batch)
 
     def _forward(self, batch):

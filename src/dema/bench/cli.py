@@ -2,7 +2,7 @@
 
     dema bench step [--json]     DeMa vs DT training step at hopper-medium, K 20, batch 64 (< 1 min)
                                  (--device cuda on a GPU)
-    dema bench scan [--json]     the selective scan variants (Numba, fused, reference, mambapy), each form of B, C
+    dema bench scan [--json]     the selective scan variants (Numba, torch, reference, mambapy), each form of B, C
     dema bench act  [--json]     one decision at batch 1: recurrent step vs K-step windows
     dema bench cost [--json]     the paper's Figure 2 / Table 7 study; JSON + plots in bench_out/
                                  (--table-only: Table 7 alone; --device cuda on a GPU)
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     common(p, 6.0)
     p.add_argument("--shape", default="64,128,60,64", help="batch,d_inner,length,d_state")
     p.add_argument("--ghz", type=float, default=2.6, help="clock assumed for the floor")
-    p.add_argument("--variants", default="", help="comma-separated subset (numba,fused,mambapy-pscan,reference)")
+    p.add_argument("--variants", default="", help="comma-separated subset (numba,torch,mambapy-pscan,reference; fused: torch's old name)")
     p.add_argument("--forms", default="", help="forms of B and C, comma-separated subset "
                                                "(input-dependent,time-invariant,grouped; default all three)")
     p.add_argument("--groups", type=int, default=None,
@@ -231,7 +231,8 @@ def _pick_variants(names: str):
     from dema.bench.scan import scan_variants
 
     available = scan_variants()
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    old_names = {"fused": "torch"}  # before issue 28
+    wanted = [old_names.get(n.strip(), n.strip()) for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in available]
     if unknown:
         raise ConfigError(f"--variants: {', '.join(unknown)} not available here; choose from {', '.join(available)}")

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dema.bench.timing import machine_info, measure_interleaved, peak_memory_mb
 from dema.bench.workloads import TrainStep, build, random_batch
 from dema.models import BlockKind
+from dema.scan import compute_paths
 
 COST_MODELS = ("dema-rnn", "dema", "dt", "dc")
 PRESET_MODELS = ("dema", "dema-rnn", "dema-post", "dema-bl3d", "dt", "dc")
@@ -68,22 +68,11 @@ def scan_elementwise_macs(policy, tokens: int, batch: int = 1) -> int:
     return 2 * batch * _scan_width(cfg) * tokens * cfg.d_state * cfg.n_layer
 
 
-@contextmanager
 def reference_scans():
-    """Every selective scan through the sequential reference (CPU), which FlopCounterMode can see."""
-    import dema.scan.stateful as stateful
-
-    saved_env, saved_check = os.environ.get("DEMA_SCAN"), stateful.numba_available
-    os.environ["DEMA_SCAN"] = "ref"
-    stateful.numba_available = lambda: False
-    try:
-        yield
-    finally:
-        stateful.numba_available = saved_check
-        if saved_env is None:
-            os.environ.pop("DEMA_SCAN", None)
-        else:
-            os.environ["DEMA_SCAN"] = saved_env
+    """Every selective scan through the sequential reference (CPU), which FlopCounterMode can see:
+    the full scans and the recurrent ones (dema.scan.stateful) both follow the compute paths, and
+    the SSM node runs only where the scan is the Numba kernel. In this block and this thread only."""
+    return compute_paths(scan="ref")
 
 
 def count_macs(fn) -> int:

@@ -1,6 +1,6 @@
 """`dema bench profile`: where a training step's CPU time goes, torch-profiler self time of DeMa and DT, grouped.
 
-Groups: the selective scan (our Numba autograd node; with the fused SSM node, the default on the
+Groups: the selective scan (our Numba autograd node; with the SSM node, the default on the
 CPU, its Numba kernels: the scan and the conv + SiLU, "scan+conv"), matmuls (mm/addmm/bmm/baddbmm),
 convolutions, the AdamW update, and everything else (elementwise ops, copies, norms, softmax).
 The profiler adds its own overhead per op, so the totals exceed `dema bench step`'s times; the
@@ -22,7 +22,7 @@ def group(name: str) -> str:
     """The group of a profiler event's name."""
     if "NumbaScan" in name:
         return "scan"
-    if "FusedSSM" in name:  # the fused SSM node's own Numba kernels: the scan and the conv + SiLU
+    if "SSMNode" in name:  # the SSM node's own Numba kernels: the scan and the conv + SiLU
         return "scan+conv"
     if name in MATMULS:
         return "matmul"

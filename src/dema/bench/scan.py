@@ -1,8 +1,9 @@
 """`dema bench scan`: the selective scan alone, every variant, against its floor.
 
-Variants: our Numba kernel (the CPU default), the pure-PyTorch fused fallback, the sequential
-reference, and mambapy's parallel (Blelloch) scan when mambapy is installed (`pip install
-dema[bench]`; adapted below to mamba-ssm's signature, only here, never a dependency of the models).
+Variants: our Numba kernel (the CPU default), the pure-PyTorch `torch` node (`fused` before issue
+28), the sequential reference, and mambapy's parallel (Blelloch) scan when mambapy is installed
+(`pip install dema[bench]`; adapted below to mamba-ssm's signature, only here, never a dependency
+of the models).
 Each on each form of B and C (`FORMS`; mambapy on the input-dependent one only): the iteration
 space and the floor are the same for all three.
 
@@ -29,7 +30,7 @@ import torch
 
 from dema.bench.timing import machine_info, measure_interleaved, peak_memory_mb
 from dema.errors import ConfigError
-from dema.scan import numba_available, selective_scan_fused, selective_scan_numba, selective_scan_ref
+from dema.scan import numba_available, selective_scan_numba, selective_scan_ref, selective_scan_torch
 from dema.scan.contract import GROUPED, INPUT_DEPENDENT, TIME_INVARIANT
 
 FWD_FLOPS, BWD_FLOPS, EXP_INSTRUCTIONS = 5, 18, 12
@@ -59,7 +60,7 @@ def scan_variants() -> dict:
     variants = {}
     if numba_available():
         variants["numba"] = selective_scan_numba
-    variants["fused"] = selective_scan_fused
+    variants["torch"] = selective_scan_torch
     try:
         import mambapy.pscan  # noqa: F401
 

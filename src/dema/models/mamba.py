@@ -20,11 +20,12 @@ zeroed there, so the conv sees exactly the zeros of its own causal padding and t
 exactly zero until the first real token: padded positions cannot leak into real ones.
 
 On the CPU with the Numba scan, `forward` runs everything from the conv to the scan as one autograd
-node in the (B, L, Di) layout (`dema.scan.numba_ssm`: no transposes, the conv + SiLU in Numba, the
-gradient of x_proj's output and of in_proj's (x, z) each in one buffer): issue 12, about 0.15 of
-DeMa's training step at the hopper preset (docs/PERFORMANCE.md). It equals the plain forward
-above up to float rounding (tests/models/test_fused_ssm.py); `DEMA_SSM=ref` or `plain_ssm_forward()`
-selects the plain one, and so does an `attention_override`.
+node in the (B, L, Di) layout, the SSM node (`dema.scan.numba_ssm`: no transposes, the conv + SiLU
+in Numba, the gradient of x_proj's output and of in_proj's (x, z) each in one buffer): issue 12,
+about 0.15 of DeMa's training step at the hopper preset (docs/PERFORMANCE.md). It equals the plain
+forward above up to float rounding (tests/models/test_ssm_node.py); the compute paths' `ssm="ref"`
+(DEMA_SSM=ref, or `with compute_paths(ssm="ref"):`, dema.scan.paths) select the plain one, and so
+does an `attention_override`.
 
 Recurrent decoding: `step(x_t, cache) -> (y_t, cache)` with an explicit `SSMCache` holding the last
 W-1 conv inputs and the SSM state h (B, Di, N); it equals the full forward token by token (tested).
@@ -37,41 +38,22 @@ against; `step_chunk` is inference only (its scan carries no gradient).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dema.errors import ConfigError
-from dema.scan import numba_available, scan_backend, selective_scan_fn
+from dema.scan import current_paths, numba_available, scan_backend, selective_scan_fn
 from dema.scan.reference import apply_skip_and_gate
 from dema.scan.stateful import selective_scan_with_state
 
 
-SSM_PATHS = ("fused", "ref")  # what DEMA_SSM may name
-_PLAIN = contextvars.ContextVar("dema_plain_ssm", default=False)
-
-
-@contextlib.contextmanager
-def plain_ssm_forward():
-    """Within this block every SelectiveSSM runs the plain PyTorch forward (as DEMA_SSM=ref): for
-    analyses that compare forwards with and without `attention_override` bit for bit."""
-    token = _PLAIN.set(True)
-    try:
-        yield
-    finally:
-        _PLAIN.reset(token)
-
-
 @functools.cache
 def _numba_ssm():
-    """dema.scan.numba_ssm (the fused CPU node), or None without numba."""
+    """dema.scan.numba_ssm (the SSM node), or None without numba."""
     if not numba_available():
         return None
     from dema.scan import numba_ssm
@@ -80,16 +62,14 @@ def _numba_ssm():
 
 
 def ssm_path(x: torch.Tensor | None = None) -> str:
-    """How SelectiveSSM.forward runs for inputs like x: 'fused' (one Numba autograd node for conv,
-    SiLU, x_proj, dt_proj and the scan, dema.scan.numba_ssm) where the scan is the Numba kernel,
-    else 'ref' (the plain PyTorch forward around whatever scan selective_scan_fn takes).
-    DEMA_SSM=ref forces the plain forward (the reference the fused node is tested against)."""
-    forced = os.environ.get("DEMA_SSM", "").strip().lower()
-    if forced and forced not in SSM_PATHS:
-        raise ConfigError(f"DEMA_SSM={forced!r} is not an SSM path; use one of {', '.join(SSM_PATHS)}")
-    if forced == "ref" or _PLAIN.get() or scan_backend(x) != "numba" or _numba_ssm() is None:
+    """How SelectiveSSM.forward runs for inputs like x: 'node' (the SSM node: one Numba autograd
+    node for conv, SiLU, x_proj, dt_proj and the scan, dema.scan.numba_ssm) where the scan is the
+    Numba kernel, else 'ref' (the plain PyTorch forward around whatever scan selective_scan_fn
+    takes). The compute paths' ssm="ref" (DEMA_SSM=ref) forces the plain forward, the reference
+    the node is tested against."""
+    if current_paths().ssm == "ref" or scan_backend(x) != "numba" or _numba_ssm() is None:
         return "ref"
-    return "fused"
+    return "node"
 
 
 @dataclass
@@ -162,8 +142,8 @@ class SelectiveSSM(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, z: torch.Tensor | None = None):
         """x (B, L, Di), optional gate z (B, L, Di) -> (B, L, Di)."""
-        if self.uses_fused(x):
-            return self.forward_fused(x if z is None else torch.cat((x, z), dim=-1), mask, has_z=z is not None)
+        if self.uses_node(x):
+            return self.forward_node(x if z is None else torch.cat((x, z), dim=-1), mask, has_z=z is not None)
         s = self.scan_inputs(x, mask)
         z = None if z is None else z.transpose(1, 2)
         if self.attention_override is not None:
@@ -172,19 +152,19 @@ class SelectiveSSM(nn.Module):
                               delta_bias=s.delta_bias, delta_softplus=True)
         return y.transpose(1, 2)  # (B, Di, L) -> (B, L, Di)
 
-    def uses_fused(self, x: torch.Tensor) -> bool:
-        """Whether forward takes the fused node (`ssm_path`) for x; never with an attention override."""
+    def uses_node(self, x: torch.Tensor) -> bool:
+        """Whether forward takes the SSM node (`ssm_path`) for x; never with an attention override."""
         return (self.attention_override is None and x.dtype == self.x_proj.weight.dtype
-                and ssm_path(x) == "fused")
+                and ssm_path(x) == "node")
 
-    def forward_fused(self, xz: torch.Tensor, mask: torch.Tensor | None = None, has_z: bool = False):
-        """The fused node: xz = x (B, L, Di), or [x, z] (B, L, 2 Di) with has_z -> (B, L, Di).
-        Equal to the plain forward up to float rounding (tests/models/test_fused_ssm.py)."""
+    def forward_node(self, xz: torch.Tensor, mask: torch.Tensor | None = None, has_z: bool = False):
+        """The SSM node: xz = x (B, L, Di), or [x, z] (B, L, 2 Di) with has_z -> (B, L, Di).
+        Equal to the plain forward up to float rounding (tests/models/test_ssm_node.py)."""
         dtype = xz.dtype  # A, D and the dt bias as the plain forward computes them (float32, promoted)
         A = (-torch.exp(self.A_log.float())).to(dtype)
-        return _numba_ssm().fused_ssm(xz, mask, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight,
-                                      self.dt_proj.weight, self.dt_proj.bias.float().to(dtype), A,
-                                      self.D.float().to(dtype), has_z)
+        return _numba_ssm().ssm_node(xz, mask, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight,
+                                     self.dt_proj.weight, self.dt_proj.bias.float().to(dtype), A,
+                                     self.D.float().to(dtype), has_z)
 
     def _overridden(self, s: ScanInputs, mask, z) -> torch.Tensor:
         """The scan output (B, Di, L) with the hidden attention `attention_override` gives."""
@@ -243,8 +223,8 @@ class MambaMixer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         xz = self.in_proj(x)  # (B, L, 2Di)
-        if self.ssm.uses_fused(xz):  # x and z stay side by side: their gradients land in one buffer
-            return self.out_proj(self.ssm.forward_fused(xz, mask, has_z=True))
+        if self.ssm.uses_node(xz):  # x and z stay side by side: their gradients land in one buffer
+            return self.out_proj(self.ssm.forward_node(xz, mask, has_z=True))
         x, z = xz.chunk(2, dim=-1)  # (B, L, 2Di) -> 2 x (B, L, Di)
         return self.out_proj(self.ssm(x, mask, z=z))
 

@@ -15,7 +15,6 @@ run ends with bit-identical weights (tested), on the compute path that wrote the
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +25,10 @@ import torch
 from dema.errors import DemaError
 from dema.files import atomic_write, write_failed
 from dema.run.directory import RunDir
+from dema.scan.paths import canonical_record, current_paths
 
 # What a file needs to be a training state (older checkpoints lack wall_seconds, interval, compute, run_id).
 STATE_KEYS = ("step", "train_seconds", "best", "model", "optimizer", "scheduler", "stream", "rng")
-# The environment variables that choose the kernels an update runs (dema.scan, dema.models.mamba,
-# dema.models.fused_step): each gives the same results up to float rounding, not the same bits.
-COMPUTE_VARIABLES = ("DEMA_SCAN", "DEMA_SSM", "DEMA_FUSED_STEP")
 
 
 @dataclass
@@ -167,16 +164,18 @@ def last_checkpoint_note(run: RunDir) -> str:
 
 
 def compute_path(device: str) -> dict:
-    """What chooses the bits of an update besides the checkpoint: the kernels named by the environment
-    variables, the device and its hardware, and (on the CPU) torch's threads."""
+    """What chooses the bits of an update besides the checkpoint: the kernels the compute paths name
+    (dema.scan.paths, recorded as the environment variables that set them; each gives the same
+    results up to float rounding, not the same bits), the device and its hardware, and (on the CPU)
+    torch's threads."""
     from dema import machine
 
     where = torch.device(device)
     if where.type == "cuda":
         return {"device": str(where), "hardware": torch.cuda.get_device_name(where),
-                **{name: os.environ.get(name, "") for name in COMPUTE_VARIABLES}}
+                **current_paths().record()}
     return {"device": str(where), "hardware": machine.cpu_model(), "threads": torch.get_num_threads(),
-            **{name: os.environ.get(name, "") for name in COMPUTE_VARIABLES}}
+            **current_paths().record()}
 
 
 def _note_compute_change(saved: dict | None, now: dict, log) -> None:
@@ -184,6 +183,7 @@ def _note_compute_change(saved: dict | None, now: dict, log) -> None:
     correct continuation whose numbers differ by float rounding, and the user should know which."""
     if not saved:
         return  # a checkpoint of an older dema: its path is unknown
+    saved = canonical_record(saved)  # the paths' names of when it was written, in today's
     changed = [f"{key} {saved[key] or 'unset'} -> {now[key] or 'unset'}" for key in now
                if key in saved and saved[key] != now[key]]
     if changed:

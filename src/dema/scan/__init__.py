@@ -3,23 +3,28 @@
 - `selective_scan_ref`: the sequential reference (ground truth, autograd through a Python loop).
 - `selective_scan_numba`: the fast CPU path (a Numba kernel, forward and analytic backward, memory
   linear in L; `numba_scan.py` explains it). Needs the `numba` package.
-- `selective_scan_fused`: pure PyTorch, one autograd node with an analytic backward over the
-  materialised (B, Di, L, N) decays and states. Exact, but measured slower than the reference on
-  the CPU (allocating and touching those tensors costs more than the reference's small per-step
-  ops: 2.4 s against 0.5 s of CPU for forward + backward at B 64, Di 128, L 60, N 64; see
-  docs/PERFORMANCE.md), so on the CPU it is used only when asked for (DEMA_SCAN=fused); it is
-  the CUDA path when neither mamba-ssm nor triton is installed.
+- `selective_scan_torch`: pure PyTorch, one autograd node with an analytic backward over the
+  materialised (B, Di, L, N) decays and states (`torch_scan.py`). Exact, but measured slower than
+  the reference on the CPU (allocating and touching those tensors costs more than the reference's
+  small per-step ops: 2.4 s against 0.5 s of CPU for forward + backward at B 64, Di 128, L 60, N 64;
+  see docs/PERFORMANCE.md), so on the CPU it is used only when asked for (DEMA_SCAN=torch); it is
+  the CUDA path when neither mamba-ssm nor triton is installed. (Called `fused` before issue 28.)
 - Without Numba (or for dtypes the kernel does not handle: half, bfloat16) the CPU path is the
   reference itself, the fastest pure-PyTorch scan we measured.
 - `selective_scan_gpu`: the GPU path without a build step (Triton kernels, forward and analytic
   backward, `triton_scan.py`). Needs the `gpu` extra (`pip install "dema[gpu]"`, i.e. triton).
   Runs on the CPU only under Triton's interpreter (TRITON_INTERPRET=1), which is how tests check it.
 - `selective_scan_fn`: what models call. On CUDA tensors: mamba-ssm's kernel when mamba-ssm is
-  importable, else the Triton kernel, else the fused PyTorch node; on the CPU the best available
-  CPU path (see `scan_backend`).
+  importable, else the Triton kernel, else the `torch` node; on the CPU the best available CPU path
+  (see `scan_backend`). `dema.scan.stateful` continues a scan from a state (acting) on the same choice.
 
-The environment variable DEMA_SCAN (ref, fused, numba, gpu) forces one variant, for benchmarks,
-tests, and ruling a kernel out when debugging.
+The compute paths (`dema.scan.paths`) force one variant: the environment variable DEMA_SCAN (ref,
+torch, numba, gpu) for a whole process, `with compute_paths(scan="ref"):` for a block of code; for
+benchmarks, tests, and ruling a kernel out when debugging.
+
+Beside the scans, the other CPU kernels of the models: `numba_ssm.py` (the SelectiveSSM as one
+autograd node, the SSM node) and `fused_step.py` (a Mamba policy's whole decision in one call, the
+fused acting step).
 
 Shapes, as in `mamba_ssm.ops.selective_scan_interface.selective_scan_fn` (dema.scan.contract):
 u, delta, z (B, Di, L); A (Di, N), real; D, delta_bias (Di,); B and C each time-invariant (Di, N),
@@ -34,11 +39,11 @@ and takes a complex A).
 from __future__ import annotations
 
 import functools
-import os
 
 from dema.errors import ConfigError
-from dema.scan.fused import selective_scan_fused
+from dema.scan.paths import INSTALL, ComputePaths, compute_paths, current_paths
 from dema.scan.reference import selective_scan_ref
+from dema.scan.torch_scan import selective_scan_torch
 
 try:  # optional accelerator: never required
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan
@@ -48,18 +53,17 @@ except Exception:  # ImportError, or a broken CUDA build
 __all__ = [
     "selective_scan_fn",
     "selective_scan_ref",
-    "selective_scan_fused",
+    "selective_scan_torch",
     "selective_scan_numba",
     "selective_scan_gpu",
     "numba_available",
     "gpu_scan_available",
     "mamba_ssm_available",
     "scan_backend",
+    "ComputePaths",
+    "compute_paths",
+    "current_paths",
 ]
-
-CPU_BACKENDS = ("numba", "fused", "ref")
-BACKENDS = CPU_BACKENDS + ("gpu",)  # what DEMA_SCAN may name
-_INSTALL = {"numba": "pip install numba", "gpu": 'pip install "dema[gpu]" (Triton)'}
 
 
 def mamba_ssm_available() -> bool:
@@ -106,29 +110,27 @@ def selective_scan_gpu(*args, **kwargs):
     """The Triton kernel (see `dema.scan.triton_scan`); raises ConfigError when triton is missing."""
     module = _gpu_module()
     if module is None:
-        raise ConfigError(f"DEMA_SCAN=gpu needs Triton: {_INSTALL['gpu']}")
+        raise ConfigError(f"DEMA_SCAN=gpu needs Triton: {INSTALL['gpu']}")
     return module.selective_scan_triton(*args, **kwargs)
 
 
 def _forced_backend(u) -> str:
-    """DEMA_SCAN's variant ('' if unset), checked: known, installed, and able to take `u`."""
-    forced = os.environ.get("DEMA_SCAN", "").strip().lower()
+    """The scan the compute paths force ('' if none: DEMA_SCAN unset and no scope), checked:
+    installed, and able to take `u`."""
+    forced = current_paths().scan
     if not forced:
         return ""
-    if forced not in BACKENDS:
-        raise ConfigError(f"DEMA_SCAN={forced!r} is not a scan; use one of {', '.join(BACKENDS)} "
-                          f"(numba: {_INSTALL['numba']}; gpu: {_INSTALL['gpu']})")
     if forced == "numba" and _numba_module() is None:
-        raise ConfigError(f"DEMA_SCAN=numba needs the numba package: {_INSTALL['numba']}")
+        raise ConfigError(f"DEMA_SCAN=numba needs the numba package: {INSTALL['numba']}")
     if forced == "gpu":
         if _gpu_module() is None:
-            raise ConfigError(f"DEMA_SCAN=gpu needs Triton: {_INSTALL['gpu']}")
+            raise ConfigError(f"DEMA_SCAN=gpu needs Triton: {INSTALL['gpu']}")
         if u is not None and not u.is_cuda and not _gpu_module().interpreting():
             raise ConfigError("DEMA_SCAN=gpu runs on CUDA tensors; on the CPU only under Triton's interpreter "
-                              "(TRITON_INTERPRET=1, slow: for tests). CPU scans: DEMA_SCAN=numba|ref|fused")
+                              "(TRITON_INTERPRET=1, slow: for tests). CPU scans: DEMA_SCAN=numba|ref|torch")
     if forced == "numba" and u is not None and u.is_cuda:
         raise ConfigError("DEMA_SCAN=numba is the CPU kernel and the tensors are on CUDA; on a GPU use "
-                          f"DEMA_SCAN=gpu ({_INSTALL['gpu']}), fused or ref, or unset DEMA_SCAN")
+                          f"DEMA_SCAN=gpu ({INSTALL['gpu']}), torch or ref, or unset DEMA_SCAN")
     return forced
 
 
@@ -140,14 +142,14 @@ def scan_backend(u=None) -> str:
     if u is not None and u.is_cuda:
         if _mamba_ssm_scan is not None:
             return "mamba_ssm"
-        return "gpu" if _gpu_module() is not None else "fused"
+        return "gpu" if _gpu_module() is not None else "torch"
     module = _numba_module()
     if module is not None and (u is None or module.supports(u)):
         return "numba"
     return "ref"
 
 
-_SCANS = {"numba": selective_scan_numba, "fused": selective_scan_fused, "ref": selective_scan_ref,
+_SCANS = {"numba": selective_scan_numba, "torch": selective_scan_torch, "ref": selective_scan_ref,
           "gpu": selective_scan_gpu}
 
 

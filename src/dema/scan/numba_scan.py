@@ -301,8 +301,8 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
     inputs are zeroed.
 
     The per-(channel, step) inputs and outputs go through a small (step, channel) buffer of
-    CHANNEL_BLOCK channels: gathered before the block's pairs run, scattered after. The fused
-    SSM node (numba_ssm) passes them as strided views of (B, L, Di) arrays; read in place, each
+    CHANNEL_BLOCK channels: gathered before the block's pairs run, scattered after. The SSM
+    node (numba_ssm) passes them as strided views of (B, L, Di) arrays; read in place, each
     pair then touched a cache line of 16 channels in every array at every step, and the 30 KB
     slabs of nine arrays had to stay cached across eight pairs: the backward at the preset took
     20-23 ms in most processes and 28-35 ms in about one in seven (issue 12). With the block both
@@ -530,7 +530,7 @@ class _NumbaScan(torch.autograd.Function):
 
 def supports(u: torch.Tensor) -> bool:
     """Where the dispatcher takes this kernel: float32/float64 CPU tensors, contiguous or not. Called
-    directly it takes half and bfloat16 too (scanned in float32), but dema.models' fused SSM node,
+    directly it takes half and bfloat16 too (scanned in float32), but dema.models' SSM node,
     which follows this choice, runs the kernels on the model's own dtype."""
     return u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64)
 

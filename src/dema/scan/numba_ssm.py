@@ -1,4 +1,4 @@
-"""The whole SelectiveSSM as one autograd node on the CPU: conv + SiLU, x_proj, dt_proj, the scan.
+"""The SSM node: the whole SelectiveSSM as one autograd node on the CPU (conv, x_proj, dt_proj, scan).
 
 `SelectiveSSM.forward` in PyTorch (dema.models.mamba, the reference this is tested against) is
 
@@ -24,9 +24,10 @@ together with the autograd bookkeeping that was about a fifth of DeMa's training
   gradients of both halves into one buffer (no concatenation either).
 
 The numerics are the reference's up to float rounding (the conv's sum order, addmm's bias):
-tests/models/test_fused_ssm.py checks outputs and the gradients of every input and parameter
-against the plain PyTorch forward, float64 to 1e-10 and float32 to 1e-4. `DEMA_SSM=ref` turns
-this node off (the plain PyTorch forward with the same Numba scan inside).
+tests/models/test_ssm_node.py checks outputs and the gradients of every input and parameter
+against the plain PyTorch forward, float64 to 1e-10 and float32 to 1e-4. The compute paths'
+ssm="ref" (DEMA_SSM=ref, dema.scan.paths) turn this node off (the plain PyTorch forward with the
+same Numba scan inside).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def _rows(a: torch.Tensor) -> np.ndarray:
     return a.detach().numpy()[:, None]
 
 
-class _FusedSSM(torch.autograd.Function):
+class _SSMNode(torch.autograd.Function):
     """(xz, mask, conv weight, conv bias, x_proj weight, dt_proj weight, dt bias, A, D) -> y (B, L, Di).
 
     xz (B, L, Di) is x, or (B, L, 2 Di) is x and the gate z side by side (in_proj's output).
@@ -208,6 +209,6 @@ class _FusedSSM(torch.autograd.Function):
                 dD_part.sum(0), None)
 
 
-def fused_ssm(xz, mask, conv_w, conv_b, xproj_w, dt_w, dt_b, A, D, has_z: bool):
+def ssm_node(xz, mask, conv_w, conv_b, xproj_w, dt_w, dt_b, A, D, has_z: bool):
     """y (B, L, Di) of the SelectiveSSM on xz = x (B, L, Di), or [x, z] (B, L, 2 Di) when has_z."""
-    return _FusedSSM.apply(xz, mask, conv_w, conv_b, xproj_w, dt_w, dt_b, A, D, has_z)
+    return _SSMNode.apply(xz, mask, conv_w, conv_b, xproj_w, dt_w, dt_b, A, D, has_z)

@@ -305,7 +305,15 @@ def _interpretable_stdlib(interpret: bool):
     triton, for one), they are GPU functions; for the duration of an interpreted launch, every such
     function of triton.language is swapped for an interpreted copy. (The other way round, compiling
     for a GPU in a process whose triton was imported for the interpreter, is not supported by Triton;
-    GPU runs never set TRITON_INTERPRET.)"""
+    GPU runs never set TRITON_INTERPRET.)
+
+    This patches Triton's modules, which dema does nowhere else. It stays because nothing else makes
+    the case work: Triton decides once, at its import, what its standard library is (without the
+    swap an interpreted kernel fails with "Cannot call @triton.jit'd outside of the scope of a
+    kernel", checked with Triton 3.9), and avoiding tl.sum, tl.zeros and tl.flip would change the GPU
+    kernels for the sake of a CPU test. Only under the interpreter (tests, never a GPU run), and
+    undone after each launch; an interpreted launch in another thread at the same time would see
+    the swap too, which the interpreter, running kernels element by element in Python, never needs."""
     from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction
 
@@ -325,17 +333,14 @@ def _interpretable_stdlib(interpret: bool):
 
 @functools.cache
 def _kernels(interpret: bool):
-    """The two kernels, compiled for the GPU or interpreted; triton.jit reads TRITON_INTERPRET when it
-    decorates, so each mode is made once, whichever was set when the module was imported."""
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
-    try:
-        return triton.jit(_fwd_kernel), triton.jit(_bwd_kernel)
-    finally:
-        if saved is None:
-            del os.environ["TRITON_INTERPRET"]
-        else:
-            os.environ["TRITON_INTERPRET"] = saved
+    """The two kernels, compiled for the GPU or interpreted. Made by the classes `triton.jit`
+    chooses between, not by `triton.jit` itself, which picks by TRITON_INTERPRET: so each mode is
+    made whatever the environment says, and nothing writes TRITON_INTERPRET."""
+    if interpret:
+        from triton.runtime.interpreter import InterpretedFunction
+
+        return InterpretedFunction(_fwd_kernel), InterpretedFunction(_bwd_kernel)
+    return triton.JITFunction(_fwd_kernel), triton.JITFunction(_bwd_kernel)
 
 
 # Tile sizes. TILE caps BD * BN * CL: the backward keeps about ten such tiles live per program.
@@ -389,7 +394,7 @@ def _check_device(u: torch.Tensor) -> None:
 
         raise ConfigError(
             f"the gpu scan (Triton) runs on CUDA tensors, got {u.device.type}; on the CPU it runs only under "
-            "Triton's interpreter (TRITON_INTERPRET=1, slow: for tests). CPU scans: DEMA_SCAN=numba|ref|fused")
+            "Triton's interpreter (TRITON_INTERPRET=1, slow: for tests). CPU scans: DEMA_SCAN=numba|ref|torch")
 
 
 def _layout(X: torch.Tensor, d_inner: int) -> tuple[int, int, bool]:

@@ -1,4 +1,4 @@
-"""A faster selective scan for the CPU: vectorised precompute, one tight loop, analytic backward.
+"""The `torch` selective scan: pure PyTorch, vectorised precompute, one tight loop, analytic backward.
 
 Autograd through the reference scan records a handful of nodes per time step and keeps every
 intermediate alive. Here the whole recurrence is one autograd node:
@@ -88,7 +88,7 @@ def _as_operand(X, form, d_inner):
     return (per_channel(X, form, d_inner) if form.kind == GROUPED else X), sub
 
 
-def selective_scan_fused(
+def selective_scan_torch(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
     """Same signature and results as `selective_scan_ref`, one autograd node for the recurrence."""
