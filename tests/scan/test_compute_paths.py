@@ -161,7 +161,7 @@ def test_a_bad_variable_is_one_line_and_exit_2_from_a_command():
 # third-party setting the library reads only from the environment, a documented hook, or a patch
 # nothing else can replace.
 ALLOWED = {
-    ("dema/data/collect/cli.py", "_single_threaded_blas"): "OpenBLAS, OpenMP and MKL read their thread "
+    ("dema/data/collect/cli.py", "single_threaded_blas"): "OpenBLAS, OpenMP and MKL read their thread "
                                                           "counts only from the environment",
     ("dema/scan/triton_scan.py", "_interpretable_stdlib"): "Triton's standard library, interpreted for the "
                                                            "length of a launch (see its docstring)",

@@ -97,7 +97,7 @@ def test_bench_tables_render_every_file_the_benchmarks_wrote(tmp_path, capsys):
 def test_bench_profile_groups_a_training_step():
     from dema.bench.profile import group, profile_line, profile_step
 
-    assert [group(n) for n in ("NumbaScanBackward", "FusedSSMFunction", "aten::addmm", "aten::convolution",
+    assert [group(n) for n in ("NumbaScanBackward", "_SSMNodeBackward", "aten::addmm", "aten::convolution",
                                "Optimizer.step#AdamW.step", "aten::add")] == \
         ["scan", "scan+conv", "matmul", "conv", "adamw", "other"]
     totals = profile_step("dt", "hopper-medium", batch=2)
