@@ -19,6 +19,25 @@ def test_demo_quick_json(tiny_dataset, tmp_path, capsys):
     assert report["dema"]["params"] < report["dt"]["params"]  # the paper's point: ~1/4 of DT's at this preset
     assert (tmp_path / "demo" / "learning_curves.png").stat().st_size > 10_000
     assert (tmp_path / "demo" / "dema" / "eval.json").is_file()
+    _check_gif(tmp_path / "demo", report)
+
+
+def _check_gif(out, report):
+    """DeMa's best episode beside the learning curves, where MuJoCo renders off-screen (else no GIF)."""
+    from PIL import Image
+
+    from dema.commands.demo import gif_problem
+
+    gif = out / "dema_best_episode.gif"
+    if gif_problem():
+        assert report["setup"]["gif"] is None and not gif.exists()
+        return
+    assert report["setup"]["gif"] == str(gif)
+    evaluation = json.loads((out / "dema" / "eval.json").read_text())["per_target"][0]
+    with Image.open(gif) as image:  # 1 episode of at most 20 steps: the reset, every 5th step, the last
+        length = evaluation["lengths"][0]
+        assert image.n_frames == 1 + length // 5 + (1 if length % 5 else 0) and image.size == (200, 200)
+    assert not list(out.glob("final_*.gif"))  # renamed, not copied
 
 
 def test_demo_updates_option_keeps_the_protocol_proportions(tiny_dataset, tmp_path):

@@ -106,11 +106,12 @@ class AtariAgent:
 
 
 def run_episodes(policy, model_config, spec: EnvSpec, n: int, seed: int, target: float, max_envs: int = 50,
-                 max_episode_steps: int = 0, device="cpu") -> Episodes:
+                 max_episode_steps: int = 0, device="cpu", recorder=None) -> Episodes:
     """Play `n` episodes of the game of `spec` conditioned on `target`; episode j gets seed `seed + j`'s
     round (environment i of a round is reset with seed round_seed + i, its actions drawn from a
-    generator seeded with round_seed)."""
-    from dema.atari.env import vector_env
+    generator seeded with round_seed). A `recorder` (dema.evaluation.video) gets the frames of the
+    episodes it wants: the newest frame of each observation's stack, what the policy sees."""
+    from dema.atari.env import FRAME_SKIP, vector_env
     from dema.envs import ATARI_MAX_FRAMES
 
     max_frames = 4 * max_episode_steps if max_episode_steps else ATARI_MAX_FRAMES
@@ -119,5 +120,11 @@ def run_episodes(policy, model_config, spec: EnvSpec, n: int, seed: int, target:
         generator = torch.Generator(device=device).manual_seed(round_seed)
         return AtariAgent(policy, model_config, spec, num_envs, generator, device)
 
+    frames = None
+    if recorder is not None:
+        from dema.evaluation.video import FrameSource
+
+        # the console shows 60 frames a second and each decision lasts FRAME_SKIP of them
+        frames = FrameSource(frame=lambda envs, obs, i: obs[i, -1], fps=lambda envs, i: 60 / FRAME_SKIP)
     return play_rounds(n, max_envs, seed, lambda num_envs, _: vector_env(spec.name, num_envs, max_frames=max_frames),
-                       make_agent, target, lambda action, envs: action.astype(np.int64))
+                       make_agent, target, lambda action, envs: action.astype(np.int64), recorder, frames)

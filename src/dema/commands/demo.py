@@ -4,9 +4,11 @@ Trains Transformer-like DeMa and DT with the same loop, data, seed and protocol 
 hopper-medium-replay preset under the "demo" protocol: 500 updates and 10 evaluation episodes, so
 both fit in a few minutes on 2 CPU cores), scores both in Hopper-v5, and prints a side-by-side
 table: D4RL-normalised score, parameters, training time per update, acting time per decision.
-Writes learning curves (loss and evaluation score against updates) to a PNG.
+Writes learning curves (loss and evaluation score against updates) to a PNG, and beside them a GIF
+of DeMa's best episode of its final evaluation (replayed with the same seed, so it is that very
+episode, and recorded; `dema.evaluation.video`), when MuJoCo can render off-screen here.
 
-    dema demo                      # the table, and runs/demo-<time>/learning_curves.png
+    dema demo                      # the table, runs/demo-<time>/learning_curves.png and dema_best_episode.gif
     dema demo --json               # {"dema": {"normalized_mean", "params", "train_step_ms", "act_ms", ...}, "dt": {...}}
     dema demo --updates 50         # a shorter run (tests use --quick)
 
@@ -25,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -60,6 +63,9 @@ def main(argv: list[str]) -> int:
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     out = Path(args.out or f"runs/demo-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}")
     configs = {name: demo_config(name, args, out) for name, _ in MODELS}
+    no_gif = gif_problem()  # said now, not after minutes of training
+    if no_gif:
+        say(f"no GIF of DeMa's best episode will be written: {no_gif}")
     any_config = configs["dema"]
     mode = "one after the other" if args.sequential else "side by side, one process each"
     say(f"training DeMa and DT, {any_config.schedule.updates} updates each on {any_config.data.dataset} "
@@ -80,16 +86,18 @@ def main(argv: list[str]) -> int:
                                               steps=20 if configs[name].eval.max_episode_steps else 200)
         say(f"{label}: {rows[name]['act_ms']:.2f} ms per decision (1 environment)")
     plot = write_plot(out, rows)
+    gif = None if no_gif else best_episode_gif(out, Path(rows["dema"]["run_dir"]), say)
     summary = {name: {k: v for k, v in row.items() if k != "label"} for name, row in rows.items()}
     summary["setup"] = {"dataset": rows["dema"]["dataset"], "protocol": "demo", "seed": args.seed,
                         "threads_per_model": args.threads, "side_by_side": not args.sequential,
-                        "plot": str(plot), "out": str(out)}
+                        "plot": str(plot), "gif": gif and str(gif), "out": str(out)}
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(format_table(rows))
-        print(f"\nlearning curves: {plot}\nruns: {out}/dema, {out}/dt   (dema eval RUN_DIR to score again)")
+        print(f"\nlearning curves: {plot}" + (f"\nDeMa's best episode: {gif}" if gif else "")
+              + f"\nruns: {out}/dema, {out}/dt   (dema eval RUN_DIR to score again)")
     return 0
 
 
@@ -179,6 +187,48 @@ def acting_latency(run_dir: Path, threads: int, steps: int = 200) -> float:
     finally:
         envs.close()
     return 1000.0 * seconds / steps
+
+
+GIF_NAME = "dema_best_episode.gif"
+GIF_SIZE = 200  # pixels per side: a whole Hopper episode stays well under 2 MB
+
+
+def gif_problem() -> str | None:
+    """Why the demo cannot record its GIF here (no off-screen OpenGL for MuJoCo), or None."""
+    from dema.errors import ConfigError
+    from dema.evaluation.rendering import offscreen_backend
+
+    try:
+        offscreen_backend()
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def best_episode_gif(out: Path, run_dir: Path, say) -> Path:
+    """The episode of the highest return in the run's final evaluation (eval.json), played again with
+    the same seeds and recorded: out/dema_best_episode.gif. Evaluation is deterministic, so the replay
+    is that episode (its return is checked against eval.json's)."""
+    from dema.evaluation.evaluate import evaluate_run
+    from dema.evaluation.video import VideoRequest
+    from dema.run import RunDir
+
+    report = json.loads((run_dir / "eval.json").read_text())
+    headline = report["per_target"][0]
+    best = int(np.argmax(headline["returns"]))
+    per_seed = report["episodes_per_seed"]
+    seed, episode = report["seeds"][best // per_seed], best % per_seed
+    say(f"[DeMa] recording its best episode (seed {seed}, episode {episode}: return {headline['returns'][best]:.1f})...")
+    request = VideoRequest(episodes=((headline["target"], seed, episode),), fmt="gif", size=GIF_SIZE)
+    # the evaluation's own choices (the run's eval section, as the worker scored it), one target
+    replay = evaluate_run(run_dir, ("final",), episodes=per_seed, seeds=tuple(report["seeds"]),
+                          targets=(headline["target"],), video=request, video_folder=out)
+    video = replay["videos"][0]
+    if video["return"] != headline["returns"][best]:
+        say(f"warning: the replayed episode returned {video['return']:.1f}, eval.json says {headline['returns'][best]:.1f}")
+    path = out / GIF_NAME
+    os.replace(out / RunDir.video_name("final", headline["target"], seed, episode, "gif"), path)
+    return path
 
 
 def format_table(rows: dict) -> str:

@@ -2,10 +2,16 @@
 
     dema eval runs/hopper-medium_dema_paper_s0
     dema eval runs/hopper-medium_dema_paper_s0 --episodes 10 --seeds 0 1 2 --targets 3600 1800
+    dema eval runs/hopper-medium_dema_paper_s0 --video 2           # also RUN_DIR/videos/*.mp4 of 2 episodes
 
 Defaults come from the run's config.json (its `eval` section); options override them and every
 choice is recorded in eval.json with the numbers: targets, seeds, episodes, checkpoints (final and
 best during training), env, package versions.
+
+`--video N` records the first N episodes of the final checkpoint at the first target (seed by seed),
+with the step and the return so far drawn on every frame, and lists them in eval.json ("videos").
+The scores are the same with and without it. MuJoCo renders off-screen (EGL, else OSMesa, unless
+MUJOCO_GL says otherwise); MP4 needs the `video` extra, GIF (`--video-format gif`) only Pillow.
 """
 
 from __future__ import annotations
@@ -33,10 +39,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default: 1; acting is a small batch per step, and extra threads "
                              "mostly wait on each other on a busy machine)")
+    parser.add_argument("--video", type=int, default=0, metavar="N",
+                        help="record the first N episodes of the final checkpoint at the first target to "
+                             "RUN_DIR/videos/ (default: 0, none)")
+    parser.add_argument("--video-format", default="mp4", metavar="{mp4,gif}",
+                        help="mp4 (needs pip install -e \".[video]\") or gif (default: mp4)")
     parser.add_argument("--json", action="store_true", help="print eval.json to stdout")
     args = parser.parse_args(argv)
     check_choices(1 if args.episodes is None else args.episodes, args.targets or (),
                   args.max_episode_steps or 0, args.seeds or ())
+    video = _video_option(args.video, args.video_format)
     check_device(args.device)
     run = RunDir(args.run_dir)
     run.load()  # "not a trained run" before anything else
@@ -53,14 +65,27 @@ def main(argv: list[str]) -> int:
         checkpoints = ("final", "best")  # the final one is the report's headline; it is cheap to include
     with run.lock():  # one process per run: not while it trains, and not two evaluations at once
         report = evaluate_run(args.run_dir, checkpoints, args.episodes, args.seeds, args.targets,
-                              args.max_episode_steps, args.device)
+                              args.max_episode_steps, args.device, video)
         path = write_eval(args.run_dir, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(format_report(report))
+        for shown in report.get("videos", []):
+            print(f"wrote {run.path / shown['file']} (seed {shown['seed']}, episode {shown['episode']}: "
+                  f"return {shown['return']:.1f} in {shown['length']} steps)")
         print(f"wrote {path}")
     return 0
+
+
+def _video_option(count: int, fmt: str):
+    """--video N and --video-format as evaluate_run takes them (None: no video), checked before the run is read."""
+    from dema.evaluation.video import VideoRequest, check_format
+
+    if count < 0:
+        raise ConfigError(f"--video must be >= 0 (the episodes to record; 0: none), got {count}")
+    check_format(fmt, installed=count > 0)
+    return VideoRequest(first=count, fmt=fmt) if count else None
 
 
 def format_report(report: dict) -> str:

@@ -22,14 +22,16 @@ from dema.envs import EnvSpec
 from dema.errors import ConfigError, DemaError
 from dema.evaluation.agent import make_agent
 from dema.evaluation.rollout import run_episodes
+from dema.evaluation.video import Recording
 from dema.run import CHECKPOINTS, LoadedRun, NormStats, RunDir
 from dema.run.checkpoint import training_time
 
 
 def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: int, seeds: tuple[int, ...],
              targets: tuple[float, ...] = (), max_envs: int = 50, max_episode_steps: int = 0,
-             device: str = "cpu") -> dict:
-    """Mean/std of returns and normalised scores per target over `episodes` x `seeds` episodes."""
+             device: str = "cpu", recording=None) -> dict:
+    """Mean/std of returns and normalised scores per target over `episodes` x `seeds` episodes; a
+    `recording` (dema.evaluation.video.Recording) gets the videos of the episodes it asks for."""
     targets = tuple(targets) or spec.return_targets
     limit = cut_limit(spec, max_episode_steps)
     was_training = policy.training
@@ -40,16 +42,17 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
             returns, lengths, per_seed, cut = [], [], [], 0
             act_seconds, act_calls = 0.0, 0
             for seed in seeds:
+                recorder = recording.recorder(target, seed) if recording is not None else None
                 if spec.atari:  # frames, discrete actions sampled from the softmax (dema.atari.evaluate)
                     from dema.atari.evaluate import run_episodes as run_atari_episodes
 
                     result = run_atari_episodes(policy, model_config, spec, episodes, seed * 10_000, target,
-                                                max_envs, max_episode_steps, device)
+                                                max_envs, max_episode_steps, device, recorder)
                 else:
                     factory = lambda n: make_agent(policy, stats, n, model_config.context_len, spec.act_dim,
                                                    model_config.recurrent, device)
                     result = run_episodes(factory, spec.gym_id, episodes, seed * 10_000, target, max_envs,
-                                          max_episode_steps)
+                                          max_episode_steps, recorder)
                 returns += result.returns
                 lengths += result.lengths
                 cut += sum(result.truncated) if limit else 0
@@ -138,17 +141,24 @@ def load_policy(run: LoadedRun, weights: Path, device: str = "cpu"):
 
 def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best"), episodes: int | None = None,
                  seeds: tuple[int, ...] | None = None, targets: tuple[float, ...] | None = None,
-                 max_episode_steps: int | None = None, device: str = "cpu") -> dict:
+                 max_episode_steps: int | None = None, device: str = "cpu", video=None,
+                 video_folder: Path | None = None) -> dict:
     """Score the run's checkpoints; returns the eval.json content (final checkpoint at top level).
 
     Holds the run directory's lock while it reads (dema.run.lock); refuses non-finite targets, a
-    negative episode limit and damaged weights, and a result that is not a number."""
+    negative episode limit and damaged weights, and a result that is not a number.
+
+    `video` (a dema.evaluation.video.VideoRequest) records episodes of the final checkpoint; the files
+    land in `video_folder` (default: the run's videos/) once every checkpoint is scored, and are
+    listed under the report's "videos"."""
     run_dir = Path(run_dir)
     with RunDir(run_dir).lock():
-        return _evaluate_run(run_dir, checkpoints, episodes, seeds, targets, max_episode_steps, device)
+        return _evaluate_run(run_dir, checkpoints, episodes, seeds, targets, max_episode_steps, device, video,
+                             video_folder)
 
 
-def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_episode_steps, device) -> dict:
+def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_episode_steps, device, video=None,
+                  video_folder=None) -> dict:
     run = load_run(run_dir)
     ev = run.config.eval
     choices = {
@@ -161,8 +171,33 @@ def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_epis
     if unknown:
         raise ConfigError(f"unknown checkpoint {unknown}; choose from {sorted(CHECKPOINTS)}")
     check_choices(choices["episodes"], choices["targets"], choices["max_episode_steps"], choices["seeds"])
-    results, params = {}, None
     run_files = RunDir(run_dir)
+    if not video:
+        return _score_checkpoints(run, run_files, checkpoints, choices, device)
+    request = _video_request(video, choices, run.spec)
+    with Recording(request) as recording:
+        report = _score_checkpoints(run, run_files, checkpoints, choices, device, recording)
+        report["videos"] = recording.place(video_folder or run_files.videos, relative_to=run_dir)
+    return report
+
+
+def _video_request(video, choices: dict, spec: EnvSpec):
+    """`video` with its episodes resolved, checked before any episode plays: its format's writer
+    installed and, for MuJoCo, an off-screen OpenGL backend that renders."""
+    from dema.evaluation.video import check_format
+
+    video = video.resolved(choices["targets"][0], choices["seeds"], choices["episodes"])
+    check_format(video.fmt)
+    if not spec.atari:
+        from dema.evaluation.rendering import offscreen_backend
+
+        offscreen_backend()
+    return video
+
+
+def _score_checkpoints(run: LoadedRun, run_files: RunDir, checkpoints, choices: dict, device, recording=None) -> dict:
+    ev = run.config.eval
+    results, params = {}, None
     for name in checkpoints:
         weights = run_files.checkpoint(name)
         if name == "best" and not weights.is_file():
@@ -174,9 +209,9 @@ def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_epis
         results[name] = {"checkpoint": weights.name, **({"checkpoint_step": step} if step is not None else {}),
                          **evaluate(policy, run.config.model, run.stats, run.spec, choices["episodes"],
                                     choices["seeds"], choices["targets"], ev.max_envs,
-                                    choices["max_episode_steps"], device)}
+                                    choices["max_episode_steps"], device, recording if name == "final" else None)}
     if "final" not in results:
-        raise DemaError(f"{run_dir}: no final checkpoint (model.safetensors) to evaluate")
+        raise DemaError(f"{run_files.path}: no final checkpoint (model.safetensors) to evaluate")
     for name, result in results.items():
         if not np.isfinite([result["return_mean"], result["normalized_mean"]]).all():
             raise DemaError(f"{run_files.checkpoint(name)} scores {result['normalized_mean']} (not a number): the "
@@ -186,7 +221,7 @@ def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_epis
     report["best_during_training"] = run_files.best_evaluation()
     report["training"] = training_time(run_files)
     report.update({
-        "run_dir": str(run_dir), "dataset": run.config.data.dataset, "model": run.config.model_name, "params": params,
+        "run_dir": str(run_files.path), "dataset": run.config.data.dataset, "model": run.config.model_name, "params": params,
         "protocol": run.config.protocol, "train_seed": run.config.seed, "updates": run.config.schedule.updates,
         "env": run.spec.gym_id, "max_episode_steps": choices["max_episode_steps"] or run.spec.max_episode_steps,
         "delayed": run.stats.delayed, "reward_scale": run.stats.reward_scale, "versions": versions(),

@@ -12,6 +12,7 @@
         evals.csv            one row per evaluation during training (EVAL_FIELDS)
         eval.json            the final evaluation (dema eval, and at the end of training)
         provenance.json      one entry per training session: time, code commit, first update, versions, machine
+        videos/              episodes recorded by `dema eval --video` (final_target<T>_seed<S>_episode<J>.mp4 or .gif)
         .lock                held (flock) by the process working on the run: its pid, host and command
 
 This module is the only place that knows these names and schemas; `dema.train` writes through it
@@ -106,12 +107,18 @@ class RunDir:
     eval_report = property(lambda self: self.path / "eval.json")
     tensorboard = property(lambda self: self.path / "tb")
     provenance = property(lambda self: self.path / "provenance.json")
+    videos = property(lambda self: self.path / "videos")
 
     def checkpoint(self, name: str) -> Path:
         """"final" or "best" -> its weights file."""
         return self.path / CHECKPOINTS[name]
 
     # ------------------------------------------------------------------ the folder itself
+    @staticmethod
+    def video_name(checkpoint: str, target: float, seed: int, episode: int, fmt: str) -> str:
+        """The file name of a recorded episode (in `videos`): episode counts the seed's episodes from 0."""
+        return f"{checkpoint}_target{target:g}_seed{seed}_episode{episode}.{fmt}"
+
     def lock(self, purpose: str = "") -> RunLock:
         """The run's exclusive lock (dema.run.lock); acquire() it, or use it in a `with`."""
         return RunLock(self.path, purpose)
