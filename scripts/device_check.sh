@@ -10,8 +10,8 @@
 #          clearly when something is missing;
 #       2. collects the MuJoCo medium-replay and medium datasets in the background (CPU cores), unless
 #          they are already in datasets/;
-#       3. times the selective scan on the GPU: Triton kernel (several tile sizes), `torch` PyTorch node,
-#          reference, and mamba-ssm's kernel if it is importable -> scan_gpu.json;
+#       3. dema bench scan-gpu: the selective scan on the GPU, Triton kernel (several tile sizes), `torch`
+#          PyTorch node, reference, and mamba-ssm's kernel if it is importable -> scan_gpu.json;
 #       4. dema bench step --device cuda (Triton scan, then DEMA_SCAN=torch) -> bench/step_*.json;
 #       5. dema bench throughput: training updates/s with 1 and 8 processes sharing the GPU -> throughput.json;
 #          3-5 run alone on the GPU (the collectors use CPU cores only);
@@ -144,70 +144,7 @@ fi
 
 # --- 3-5. timings on the GPU, each alone on it -------------------------------------------------------
 if [ $DRY = 0 ]; then
-    stage scan_gpu 50 "$PY" - "$OUT/scan_gpu.json" << 'PYEOF'
-import json, sys
-import torch
-import dema.scan
-from dema.bench.timing import machine_info
-from dema.scan import selective_scan_ref, selective_scan_torch, triton_scan
-
-def inputs(b, d, l, n):
-    g = torch.Generator(device="cuda").manual_seed(0)
-    def r(*shape, scale=1.0):
-        return (torch.randn(*shape, generator=g, device="cuda") * scale).requires_grad_()
-    A = (-torch.rand(d, n, generator=g, device="cuda") * 4 - 0.1).requires_grad_()
-    return [r(b, d, l), r(b, d, l, scale=0.5), A, r(b, n, l), r(b, n, l), r(d), r(b, d, l),
-            torch.full((d,), -3.0, device="cuda").requires_grad_()]
-
-def timed(fn, reps=10):
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps
-
-variants = {"gpu": triton_scan.selective_scan_triton, "torch": selective_scan_torch, "ref": selective_scan_ref}
-if dema.scan.mamba_ssm_available():
-    variants["mamba_ssm"] = dema.scan._mamba_ssm_scan
-default = (triton_scan.TILE, triton_scan.CHUNK, triton_scan.WARPS)
-info = {**machine_info(), "gpu": torch.cuda.get_device_name(0)}
-rows = []
-for shape in [(64, 128, 60, 64), (8, 128, 3000, 64), (64, 256, 60, 16)]:
-    x = inputs(*shape)
-    for name, scan in variants.items():
-        if name == "ref" and shape[2] > 100:
-            continue
-        configs = [default]
-        if name == "gpu" and shape == (64, 128, 60, 64):
-            configs = [default, (4096, 32, 4), (2048, 16, 8), (8192, 32, 8), (4096, 64, 8)]
-        for tile, chunk, warps in configs:
-            triton_scan.TILE, triton_scan.CHUNK, triton_scan.WARPS = tile, chunk, warps
-            def forward():
-                with torch.no_grad():
-                    scan(*x, True)
-            def forward_backward():
-                scan(*x, True).sum().backward()
-            try:
-                fwd = timed(forward)
-                torch.cuda.reset_peak_memory_stats()
-                both = timed(forward_backward)
-                row = {"shape": shape, "variant": name, "fwd_ms": round(fwd, 4), "fwd_bwd_ms": round(both, 4),
-                       "peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
-                if name == "gpu":
-                    row.update(tile=tile, chunk=chunk, warps=warps, blocks=triton_scan.block_sizes(*shape[1:]))
-            except Exception as exc:  # noqa: BLE001
-                row = {"shape": shape, "variant": name, "tile": tile, "chunk": chunk, "warps": warps,
-                       "error": repr(exc)[:300]}
-            print(row, flush=True)
-            rows.append(row)
-            # written after every row: a stage stopped by its timeout keeps what it measured
-            json.dump({"rows": rows, **info}, open(sys.argv[1], "w"), indent=1)
-        triton_scan.TILE, triton_scan.CHUNK, triton_scan.WARPS = default
-PYEOF
+    stage scan_gpu 50 "$PY" -m dema.cli bench scan-gpu --json --out "$OUT"
     mkdir -p "$OUT/bench"
     stage step_gpu_scan 30 "$PY" -m dema.cli bench step --device cuda --json --budget 8 --out "$OUT/bench"
     mv -f "$OUT/bench/step.json" "$OUT/bench/step_gpu_scan.json" 2> /dev/null

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from dema.bench.cli import main
 from dema.bench.tables import cost_tables, render_folder
@@ -131,6 +132,34 @@ def test_bench_throughput_counts_each_process_and_writes_as_it_goes(tmp_path, ca
         main(["throughput", "--models", "gpt"])
     with pytest.raises(ConfigError, match="--processes"):
         main(["throughput", "--processes", "0"])
+
+
+def test_bench_scan_gpu_times_every_path_and_the_tile_settings(tmp_path, monkeypatch, capsys):
+    """On the CPU under Triton's interpreter (no GPU here): the rows, the settings passed, the file."""
+    from dema.scan import gpu_scan_available
+
+    if not gpu_scan_available():
+        pytest.skip('triton is not installed: pip install -e ".[gpu]"')
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device here"):
+            main(["scan-gpu"])
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert main(["scan-gpu", "--shapes", "1,2,5,3", "--reps", "1", "--no-sweep", "--json", "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = result["rows"]
+    assert [r["variant"] for r in rows][:3] == ["gpu", "torch", "ref"] and all("error" not in r for r in rows)
+    assert all(r["shape"] == [1, 2, 5, 3] and r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 for r in rows)
+    assert (rows[0]["tile"], rows[0]["chunk"], rows[0]["warps"]) == (4096, 32, 8)
+    assert json.loads((tmp_path / "scan_gpu.json").read_text())["rows"] == rows
+
+    from dema.bench.scan_gpu import run_scan_gpu
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    swept = run_scan_gpu([(1, 2, 40, 3), (1, 2, 200, 3)], tile_sweep=[(4096, 16, 4)], reps=1, device=device)["rows"]
+    gpu = [(r["shape"], r["chunk"], r["warps"], r["blocks"][2]) for r in swept if r["variant"] == "gpu"]
+    # the sweep at the first shape only, each setting's chunk length in the blocks the kernel got
+    assert gpu == [((1, 2, 40, 3), 32, 8, 32), ((1, 2, 40, 3), 16, 4, 16), ((1, 2, 200, 3), 32, 8, 32)]
+    assert "ref" not in [r["variant"] for r in swept if r["shape"][2] > 100]  # the reference up to 100 steps
 
 
 def test_bench_rejects_bad_arguments(capsys):

@@ -12,6 +12,7 @@
     dema bench profile           where a training step's CPU time goes (torch profiler, DeMa and DT)
     dema bench collect           collection speed (steps/s) by vector mode and environment copies
     dema bench throughput        training updates/s with 1 and 8 processes sharing a device (--device cuda)
+    dema bench scan-gpu          the scan on a GPU: Triton at several tile sizes, torch, reference, mamba-ssm
 
 Without --json each result prints as the markdown tables of docs/PERFORMANCE.md (dema.bench.tables,
 also what `dema bench tables` prints from the files --out wrote).
@@ -94,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="dema,dt", help="comma-separated models (default dema,dt)")
     p.add_argument("--processes", default="1,8", help="comma-separated numbers of processes (default 1,8)")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds each process counts its updates")
+    p = sub.add_parser("scan-gpu", help="the scan's paths on a GPU, Triton at several tile sizes")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--out", type=Path, default=None, help="also write scan_gpu.json here (after every row)")
+    p.add_argument("--shapes", nargs="+", default=None, metavar="B,Di,L,N",
+                   help="shapes to time (default: 64,128,60,64 8,128,3000,64 64,256,60,16)")
+    p.add_argument("--reps", type=int, default=10, help="timed calls per measurement (default 10)")
+    p.add_argument("--no-sweep", action="store_true", help="the Triton kernel at its default tile settings only")
     return parser
 
 
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return _collect_speed(args)
     if args.what == "throughput":
         return _throughput(args)
+    if args.what == "scan-gpu":
+        return _scan_gpu(args)
     import torch
 
     if args.threads < 0:
@@ -203,6 +213,43 @@ def _throughput(args) -> int:
 
     result = run_throughput(models, processes, args.seconds, args.device, on_row)
     _emit(result, args, "throughput", tables.throughput_table)
+    return 0
+
+
+def _scan_gpu(args) -> int:
+    import torch
+
+    from dema.scan import gpu_scan_available
+    from dema.scan.triton_scan import interpreting
+
+    if not gpu_scan_available():
+        raise ConfigError('the gpu scan needs Triton: pip install "dema[gpu]"')
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and not interpreting():
+        raise ConfigError("no CUDA device here; run it on a GPU (TRITON_INTERPRET=1 runs the Triton kernel on the CPU, "
+                          "element by element: tiny --shapes only, for tests)")
+    shapes = None if args.shapes is None else [_ints(text, "shapes") for text in args.shapes]
+    if shapes is not None and any(len(shape) != 4 for shape in shapes):
+        raise ConfigError(f"--shapes: each is batch,d_inner,length,d_state; got {' '.join(args.shapes)}")
+    if args.reps < 1:
+        raise ConfigError(f"--reps must be at least 1, got {args.reps}")
+    from dema.bench.scan_gpu import SHAPES, TILE_SWEEP, run_scan_gpu
+
+    rows: list[dict] = []
+    info = {}
+
+    def on_row(row: dict) -> None:  # a run stopped by a time limit keeps the rows it measured
+        rows.append(row)
+        print(row, file=sys.stderr, flush=True)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "scan_gpu.json").write_text(json.dumps({"rows": rows, **info}, indent=1) + "\n")
+
+    from dema.bench.timing import machine_info
+
+    info.update(machine_info())
+    result = run_scan_gpu(shapes or SHAPES, () if args.no_sweep else TILE_SWEEP, args.reps, device, on_row)
+    _emit(result, args, "scan_gpu", tables.scan_gpu_table)
     return 0
 
 

@@ -125,8 +125,25 @@ def throughput_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def scan_gpu_table(r: dict) -> str:
+    lines = [f"{_machine(r)}" + (f", GPU {r['gpu']}" if r.get("gpu") and not r.get("cuda_device") else "") + ".", "",
+             "| shape B, Di, L, N | path | tile, chunk, warps (blocks BD, BN, CL) | forward ms | fwd+bwd ms | peak MB |",
+             "| --- | --- | --- | ---: | ---: | ---: |"]
+    for row in r["rows"]:
+        shape = ", ".join(map(str, row["shape"]))
+        tiles = "" if row.get("tile") is None else (
+            f"{row['tile']}, {row['chunk']}, {row['warps']}"
+            + (f" ({', '.join(map(str, row['blocks']))})" if row.get("blocks") else ""))
+        if "error" in row:
+            lines.append(f"| {shape} | {row['variant']} | {tiles} | failed: {row['error'][:80]} | | |")
+            continue
+        peak = "-" if row["peak_mb"] is None else f"{row['peak_mb']:,.1f}"
+        lines.append(f"| {shape} | {row['variant']} | {tiles} | {row['fwd_ms']:.3f} | {row['fwd_bwd_ms']:.3f} | {peak} |")
+    return "\n".join(lines)
+
+
 RENDERERS = {"scan": scan_table, "step": step_table, "act": act_table, "cost": cost_tables,
-             "throughput": throughput_table}
+             "throughput": throughput_table, "scan_gpu": scan_gpu_table}
 
 
 def render_folder(folder: Path) -> str:

@@ -404,7 +404,7 @@ def _layout(X: torch.Tensor, d_inner: int) -> tuple[int, int, bool]:
     return X.shape[1], d_inner // X.shape[1], False
 
 
-def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save_ckpt, blocks=None):
+def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save_ckpt, blocks=None, warps=WARPS):
     batch, d_inner, length = u.shape
     d_state = A.shape[1]
     bd, bn, cl = _blocks(u, A, B, C, blocks)
@@ -416,7 +416,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, h0, save_ckpt, block
     interpret = interpreting()
     fwd, _ = _kernels(interpret)
     grid = (batch, triton.cdiv(d_inner, bd))
-    launch = {} if interpret else {"num_warps": WARPS}
+    launch = {} if interpret else {"num_warps": warps}
     with _interpretable_stdlib(interpret):
         fwd[grid](u, delta, A, B, C, u if D is None else D, u if z is None else z,
                   u if delta_bias is None else delta_bias, last if h0 is None else h0, out, last, ckpt,
@@ -451,11 +451,11 @@ class _TritonScan(torch.autograd.Function):
     B and C each (Di, N) or (B, G, N, L) (`_operand`)."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, blocks):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, blocks, warps):
         blocks = _blocks(u, A, B, C, blocks)
-        out, last, ckpt = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, None, True, blocks)
+        out, last, ckpt = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, None, True, blocks, warps)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt)
-        ctx.softplus, ctx.blocks = bool(softplus), blocks
+        ctx.softplus, ctx.blocks, ctx.warps = bool(softplus), blocks, warps
         return out, last
 
     @staticmethod
@@ -476,7 +476,7 @@ class _TritonScan(torch.autograd.Function):
         (gb, hb, b_const), (gc, hc, c_const) = _layout(B, d_inner), _layout(C, d_inner)
         interpret = interpreting()
         _, bwd = _kernels(interpret)
-        launch = {} if interpret else {"num_warps": WARPS}
+        launch = {} if interpret else {"num_warps": ctx.warps}
         with _interpretable_stdlib(interpret):
             bwd[(batch, n_dblk)](u, delta, A, B, C, u if D is None else D, u if z is None else z,
                                  u if delta_bias is None else delta_bias, ckpt, grad_out, grad_last,
@@ -487,7 +487,7 @@ class _TritonScan(torch.autograd.Function):
                                  **launch)
         return (du, ddelta, dA.sum(0), _reduce_grad(dB, B), _reduce_grad(dC, C),
                 dD.sum(0) if D is not None else None, dz, dbias.sum(0) if delta_bias is not None else None,
-                None, None)
+                None, None, None)
 
 
 def _operand(X: torch.Tensor, form: Operand) -> torch.Tensor:
@@ -510,13 +510,14 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, initial_state=None):
 
 def selective_scan_triton(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False, *,
-    blocks: tuple[int, int, int] | None = None,
+    blocks: tuple[int, int, int] | None = None, warps: int = WARPS,
 ):
     """Same signature and results as `selective_scan_ref` (mamba-ssm's); `blocks` = (BD, BN, CL)
-    overrides the tile sizes (tests use it to cut a sequence into many chunks)."""
+    overrides the tile sizes (tests use it to cut a sequence into many chunks, `dema bench scan-gpu`
+    to try others), `warps` the warps per program on the GPU."""
     out_dtype = u.dtype
     *args, _ = _prepare(u, delta, A, B, C, D, z, delta_bias)
-    out, last = _TritonScan.apply(*args, delta_softplus, blocks)
+    out, last = _TritonScan.apply(*args, delta_softplus, blocks, warps)
     out = out.to(out_dtype)
     return (out, last) if return_last_state else out
 
