@@ -3,7 +3,7 @@
 # copied over, no internet). Under 8 minutes; everything it measures goes to $OUT.
 #
 #   bash scripts/device_check.sh prepare    HERE, with the package index reachable: the wheels the
-#                                           GPU machine lacks (gymnasium, mujoco, tyro and their
+#                                           GPU machine lacks (gymnasium, mujoco and their
 #                                           needs, for CPython 3.12) into .whl/ (git-ignored locally)
 #   bash scripts/device_check.sh            ON THE GPU MACHINE (device tool: carry [".whl"]):
 #       1. installs the carried wheels into /tmp/site (pip --no-index) and runs dema from src/; fails
@@ -44,7 +44,7 @@ if [ "$MODE" = prepare ]; then
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
         gymnasium==1.4.0 farama-notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 \
-        glfw==2.11.0 PyOpenGL==3.1.10 websockets tyro==1.0.17 docstring-parser typeguard==4.6.1 || exit 1
+        glfw==2.11.0 PyOpenGL==3.1.10 websockets || exit 1
     du -sh .whl
     echo "then: device run(command='bash scripts/device_check.sh', carry=['.whl'], timeout_s=540)"
     exit 0
@@ -103,7 +103,7 @@ if ! "$PY" - > "$OUT/versions.txt" 2>&1 << 'PYEOF'
 import importlib, platform, sys
 missing = []
 for name in ("torch", "numpy", "numba", "h5py", "safetensors", "tqdm", "matplotlib", "yaml", "gymnasium", "mujoco",
-             "tyro", "triton"):
+             "triton"):
     try:
         module = importlib.import_module(name)
         print(f"{name} {getattr(module, '__version__', '?')}")

@@ -1,4 +1,4 @@
-"""Class 1, data loss: `dema train --overwrite True` replaces a finished run only once the new run has
+"""Class 1, data loss: `dema train --overwrite` replaces a finished run only once the new run has
 validated everything it can; a start that fails leaves the old run exactly as it was."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_without_overwrite_an_existing_run_is_refused_before_the_dataset_is_read
 
 
 def test_overwrite_replaces_only_a_run_directory_of_demas(finished_run, tiny_dataset, tmp_path, capsys):
-    """`--overwrite True` with a run name of `.` or `..`, or naming a folder dema did not make, is one
+    """`--overwrite` with a run name of `.` or `..`, or naming a folder dema did not make, is one
     line and deletes nothing (it used to empty the folder, the runs folder or its parent)."""
     runs = tmp_path / "project" / "runs"
     run = copy_run(finished_run, runs / "done")

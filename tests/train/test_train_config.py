@@ -75,18 +75,57 @@ def test_preset_lookup_from_ids_and_files():
         find_preset("hopper-sac-replay.hdf5")
 
 
-@pytest.mark.parametrize("text, value", [("False", False), ("True", True)])
-def test_booleans_parse_their_value(text, value):
-    config, resume = parse(["--model", "dt", "--dataset", "hopper-medium", "--data.delayed", text,
-                            "--overwrite", text])
-    assert config.data.delayed is value and config.overwrite is value and not resume
+@pytest.mark.parametrize("form, value", [(["--{}"], True), (["--no-{}"], False), (["--{}", "True"], True),
+                                         (["--{}", "False"], False), (["--{}=True"], True), (["--{}", "false"], False)])
+def test_booleans_parse_every_form(form, value):
+    """--x sets, --no-x clears, and the old form --x True / --x False (documented before) still works."""
+    argv = [word.format(name) for name in ("overwrite", "data.delayed", "progress", "model.mask-padding")
+            for word in form]
+    config, resume = parse(["--model", "dt", "--dataset", "hopper-medium", *argv])
+    assert (config.overwrite, config.data.delayed, config.progress, config.model.mask_padding) == (value,) * 4
+    assert not resume
 
 
-def test_ambiguous_boolean_words_are_refused():
-    # argparse's type=bool would read any non-empty string, "no" included, as True.
+def test_the_config_is_the_preset_with_exactly_the_given_fields():
+    """What config.json gets: the preset, with the options' fields replaced and nothing else."""
+    config, _ = parse(["--model", "dema-rnn", "--dataset", "walker2d-medium", "--protocol", "cpu-short",
+                       "--optim.lr", "3e-4", "--model.n-layer", "2", "--model.block", "mamba-post-up",
+                       "--eval.targets", "3600", "1800", "--eval.seeds", "0", "1", "--optim.betas", "0.9", "0.95",
+                       "--no-progress", "--data.delayed", "--run-name", "x", "--threads", "0"])
+    preset = preset_config("dema-rnn", "walker2d-medium", "cpu-short")
+    expected = preset.to_dict()
+    expected["model"].update(n_layer=2, block="mamba-post-up")
+    expected["optim"].update(lr=3e-4, betas=(0.9, 0.95))
+    expected["eval"].update(targets=(3600.0, 1800.0), seeds=(0, 1))
+    expected["data"]["delayed"] = True
+    expected.update(progress=False, run_name="x", threads=0)
+    assert config.to_dict() == expected
+    assert json.dumps(config.to_dict()) == json.dumps(expected)  # the same JSON text: floats stay floats
+
+
+@pytest.mark.parametrize("old, new", [
+    (["--overwrite", "True", "--progress", "False"], ["--overwrite", "--no-progress"]),
+    (["--model.n_layer", "2", "--runs_dir", "r", "--eval.at_end", "False"],  # tyro read underscores too
+     ["--model.n-layer", "2", "--runs-dir", "r", "--no-eval.at-end"]),
+    (["--model.block", "ATTENTION", "--model.token-order", "RETURN_STATE_ACTION"],  # tyro took enum names
+     ["--model.block", "attention", "--model.token-order", "r-s-a"]),
+    (["--eval.targets", "--eval.seeds", "4"], ["--eval.seeds", "4"]),  # an empty list: no targets
+])
+def test_spellings_that_worked_before_give_the_same_config(old, new, tmp_path):
+    for argv in (old, new):
+        parse(["--model", "dt", *argv])[0].save(tmp_path / f"{argv is new}.json")
+    assert (tmp_path / "True.json").read_bytes() == (tmp_path / "False.json").read_bytes()
+
+
+@pytest.mark.parametrize("argv", [["--data.delayed", "no"], ["--overwrite", "1"], ["--overwrite=maybe"],
+                                  ["--no-overwrite", "True"], ["--optim.lr", "abc"], ["--optim.betas", "0.9"],
+                                  ["--model.block", "transformer"], ["--no-such-option", "1"], ["--ov", "True"]])
+def test_bad_values_and_unknown_options_are_one_line(argv, capsys):
+    # argparse's type=bool would read any non-empty string, "no" included, as True; abbreviations are refused.
     with pytest.raises(SystemExit) as exc:
-        parse(["--data.delayed", "no"])
-    assert exc.value.code == 2
+        parse(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith("dema train: error: "), err
 
 
 def test_overrides_and_unknown_options():
@@ -110,5 +149,9 @@ def test_resume_refuses_changes_that_break_exactness(tmp_path):
     assert resume and resumed.schedule.updates == 5 and resumed.run_dir() == run_dir
     with pytest.raises(ConfigError, match="optim"):
         parse(["--resume", str(run_dir), "--optim.lr", "1"])
+    resumed, _ = parse(["--resume", str(run_dir), "--no-progress", "--tensorboard", "--no-data.delayed"])
+    assert (resumed.progress, resumed.tensorboard, resumed.data.delayed) == (False, True, False)
+    with pytest.raises(ConfigError, match="data"):
+        parse(["--resume", str(run_dir), "--data.delayed", "True"])
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["schedule"]["updates"] == 100_000  # parsing alone writes nothing

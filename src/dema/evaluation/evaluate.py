@@ -105,7 +105,7 @@ def check_simulator(spec: EnvSpec) -> None:
         extra = "atari" if spec.atari else "maze" if spec.name.startswith("maze2d") else "test"
         raise ConfigError(f"evaluation needs the simulator of {spec.gym_id}, which does not start here "
                           f"({type(exc).__name__}: {exc}); install it (pip install -e \".[{extra}]\") or "
-                          "train without evaluations (--schedule.eval-every 0 --eval.at-end False)") from exc
+                          "train without evaluations (--schedule.eval-every 0 --no-eval.at-end)") from exc
 
 
 def _summary(returns: list[float], spec: EnvSpec) -> dict:

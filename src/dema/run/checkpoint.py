@@ -77,7 +77,7 @@ def restore_train_state(run: RunDir, parts: TrainingParts, run_id: str, log=prin
     if saved_id and run_id and saved_id != run_id:
         raise DemaError(f"{path} belongs to another run (run id {saved_id}; this run's, in identity.json, is "
                         f"{run_id}): it was copied from another run directory. Put that run's own "
-                        "train_state.pt back, or start this run again with --overwrite True")
+                        "train_state.pt back, or start this run again with --overwrite")
     try:
         parts.policy.load_state_dict(state["model"])
         parts.optimizer.load_state_dict(state["optimizer"])
@@ -88,7 +88,7 @@ def restore_train_state(run: RunDir, parts: TrainingParts, run_id: str, log=prin
         first = str(exc).strip().splitlines()[0][:200]
         raise DemaError(f"{path} does not fit this run's model, optimiser or data ({first}); was it copied "
                         "from another run? Put the run's own checkpoint back, or start again with "
-                        "--overwrite True") from None
+                        "--overwrite") from None
     _note_compute_change(state.get("compute"), compute_path(parts.device), log)
     return Progress(state["step"], state["train_seconds"], state.get("wall_seconds", 0.0), state["best"], run_id,
                     state.get("interval", {}))  # older checkpoints: no interval (an empty one)
@@ -118,7 +118,7 @@ def load_train_state(run: RunDir, log=print) -> tuple[dict, Path]:
                 f"(step {state['step']})")
         return state, path
     raise DemaError(f"cannot resume {run.path}: {'; '.join(problems)}. The checkpoint files are damaged: start the "
-                    "run again with --overwrite True (or restore them from a copy)")
+                    "run again with --overwrite (or restore them from a copy)")
 
 
 def read_train_state(path: Path) -> dict:

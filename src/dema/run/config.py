@@ -25,9 +25,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
-
-import tyro
+from typing import Any
 
 from dema.envs import ENVS, PRESETS, dataset_name
 from dema.envs import preset as dataset_preset
@@ -119,21 +117,21 @@ class EvalConfig:
 class TrainConfig:
     """One training run. `dema train --help` lists every field as an option."""
 
-    # Chosen with --model / --protocol / --dataset before the other options (they pick the
-    # defaults), so they are not options of their own.
-    model_name: Annotated[str, tyro.conf.Suppress] = "dema"
-    """the model (dema, dema-bl3d, dema-post, dema-rnn, dt, dt-shared, dc, bc)"""
-    protocol: Annotated[str, tyro.conf.Suppress] = "paper"
-    """named protocol applied over the preset (paper, cpu-short)"""
-    preset: Annotated[str, tyro.conf.Suppress] = ""
-    """the preset file the defaults came from"""
+    # Chosen with --model / --protocol / --dataset / --preset before the other options (they pick
+    # the defaults), so they are not options of their own (dema.train.cli).
+    model_name: str = "dema"
+    """the model (a name of dema.models.MODELS)"""
+    protocol: str = "paper"
+    """named protocol applied over the preset (available_protocols())"""
+    preset: str = ""
+    """the preset the defaults came from (dema.envs.PRESETS)"""
     seed: int = 0
     """seed of the weights, the sampler, dropout and the evaluation environments"""
     device: str = "cpu"
     """torch device"""
     threads: int = 1
-    # (one line: tyro shows the docstring's line breaks in --help)
-    """torch CPU threads (default 1: on a busy 2-core machine torch's own default, every core, ran 4.5-6x slower per update than one thread; 0 = torch's default, worth trying only on an idle machine)"""
+    """torch CPU threads (default 1: on a busy 2-core machine torch's own default, every core, ran
+    4.5-6x slower per update than one thread; 0 = torch's default, worth trying only on an idle machine)"""
     runs_dir: str = "runs"
     """parent folder of run directories"""
     run_name: str = ""
@@ -268,8 +266,6 @@ def _check_types(klass, data: dict[str, Any], where: str) -> None:
         hint = hints.get(name)
         if hint is None:
             continue  # unknown keys are _check_keys's
-        if typing.get_origin(hint) is Annotated:
-            hint = typing.get_args(hint)[0]
         origin = typing.get_origin(hint)
         if origin is tuple:
             inner = typing.get_args(hint)[0]

@@ -6,10 +6,11 @@
     dema train --resume runs/hopper-medium_dema_paper_s0                  # continue exactly
 
 `--model`, `--dataset` and `--protocol` choose the defaults (preset + protocol, see
-dema.run.config); every other field of TrainConfig is an option on top (`--help` lists them).
-Booleans take an explicit value (`--overwrite True`, `--data.delayed False`); unknown options are
-an error. On resume the saved config is used; only the schedule, the evaluation and the output
-options may change (anything else would break the exact continuation).
+dema.run.config); every other field of TrainConfig is an option on top (`--help` lists them with
+the chosen defaults). Booleans as every command's (dema.cli_options): `--overwrite` sets one,
+`--no-progress` clears one, and the old form `--overwrite True` still works; unknown options are an
+error. On resume the saved config is used; only the schedule, the evaluation and the output options
+may change (anything else would break the exact continuation).
 """
 
 from __future__ import annotations
@@ -18,39 +19,49 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from dema.cli_options import add_dataclass_options, command_parser, dataclass_values, replace_fields
 from dema.errors import ConfigError, DemaError
 from dema.run import RunDir
 from dema.run.config import TrainConfig, available_protocols, preset_config
 
-_HEAD = """usage: dema train --model MODEL --dataset DATASET [--protocol PROTOCOL] [OPTIONS]
-       dema train --resume RUN_DIR [OPTIONS]
-
-  --model     dema, dema-bl3d, dema-post, dema-rnn, dt, dt-shared, dc, bc (default: dema)
-  --dataset   a dataset id (datasets/, bundled) or a file (default: hopper-medium)
-  --protocol  {protocols} (default: paper; cpu-short = fewer updates and episodes)
-  --preset    the preset to use when the dataset's name matches none (e.g. hopper-medium-replay)
-  --resume    continue the run in RUN_DIR exactly where its last checkpoint stopped
-
-Every field below is an option over the preset; booleans take True/False.
-"""
+_USAGE = """dema train --model MODEL --dataset DATASET [--protocol PROTOCOL] [OPTIONS]
+       dema train --resume RUN_DIR [OPTIONS]"""
 
 # The options that choose a new run's defaults, and their defaults (in preset_config's order).
 _CHOOSERS = {"--model": "dema", "--dataset": "hopper-medium", "--protocol": "paper", "--preset": None}
+# TrainConfig's fields those options set (not options of their own)
+_CHOSEN_FIELDS = {"model_name", "protocol", "preset"}
 
 # Fields that may change when resuming: they do not affect the weights' trajectory.
 _RESUMABLE_CHANGES = {"schedule", "eval", "progress", "threads", "tensorboard"}
 
 
+def build_parser(default: TrainConfig | None = None) -> tuple[argparse.ArgumentParser, list[str]]:
+    """`dema train`'s parser, every field of TrainConfig an option showing `default`'s value (the
+    chosen preset's), and the dests of those options."""
+    from dema.models import MODELS
+
+    default = default or preset_config(_CHOOSERS["--model"], _CHOOSERS["--dataset"])
+    parser = command_parser("dema train", usage=_USAGE, description="\n\n".join(__doc__.split("\n\n")[:2]))
+    choose = parser.add_argument_group("what to train (they choose the defaults below)")
+    choose.add_argument("--model", help=f"the model: {', '.join(MODELS)} (default: dema)")
+    choose.add_argument("--dataset", help="a dataset id (datasets/, bundled) or a file (default: hopper-medium)")
+    choose.add_argument("--protocol", help=f"{', '.join(available_protocols())} (default: paper; cpu-short = "
+                                           "fewer updates and episodes)")
+    choose.add_argument("--preset", help="the preset to use when the dataset's name matches none "
+                                         "(e.g. hopper-medium-replay)")
+    choose.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR exactly where its last checkpoint stopped")
+    fields = parser.add_argument_group("run options", "Every field of TrainConfig is an option over the preset.")
+    return parser, add_dataclass_options(parser, default, skip=_CHOSEN_FIELDS, group=fields)
+
+
 def parse(argv: list[str]) -> tuple[TrainConfig, bool]:
     """(config, resume) from the command line."""
-    import tyro
-
-    head = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for option in _CHOOSERS:
+    head = command_parser("dema train", add_help=False)
+    for option in [*_CHOOSERS, "--resume"]:
         head.add_argument(option, default=None)
-    head.add_argument("--resume", default=None)
-    known, rest = head.parse_known_args(argv)
-    help_ = "-h" in rest or "--help" in rest
+    known, _ = head.parse_known_args(argv)
 
     if known.resume:
         run_dir = Path(known.resume)
@@ -64,10 +75,8 @@ def parse(argv: list[str]) -> tuple[TrainConfig, bool]:
     else:
         chosen = {option: getattr(known, option[2:]) for option in _CHOOSERS}
         default = preset_config(*(chosen[o] if chosen[o] is not None else d for o, d in _CHOOSERS.items()))
-    if help_:
-        print(_HEAD.format(protocols=", ".join(available_protocols())))
-    config = tyro.cli(TrainConfig, default=default, args=rest, prog="dema train",
-                      config=(tyro.conf.FlagConversionOff,))
+    parser, dests = build_parser(default)
+    config = replace_fields(default, dataclass_values(parser.parse_args(argv), dests))
     if known.resume:
         _check_resume_changes(default, config)
     return config, bool(known.resume)

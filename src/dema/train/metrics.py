@@ -69,6 +69,6 @@ def _tensorboard(folder):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("--tensorboard True needs the tensorboard package: "
+        raise ConfigError("--tensorboard needs the tensorboard package: "
                           'pip install tensorboard (or the extra: pip install -e ".[tb]")') from None
     return SummaryWriter(str(folder))

@@ -210,7 +210,7 @@ def _restartable(run: RunDir) -> bool:
 
 def _exists(run: RunDir) -> ConfigError:
     return ConfigError(f"run directory {run.path} exists; resume it with `dema train --resume {run.path}`, "
-                       "pass --overwrite True to replace it, or choose another --run-name")
+                       "pass --overwrite to replace it, or choose another --run-name")
 
 
 def _check_episode_lengths(config: TrainConfig, data, spec: EnvSpec, src: str, log) -> None:
@@ -249,7 +249,7 @@ def _check_same_dataset(run: RunDir, identity: dict, log) -> str:
             f"{identity['sha256'][:12]}; the run started on {before.get('transitions')} transitions in "
             f"{before.get('episodes')} episodes, sha256 {str(before.get('sha256'))[:12]}, from {before.get('path')}). "
             "Resuming would continue on other data and renormalise the states. Fix: put the original file back, "
-            "or train a new run on this data (another --run-name, or --overwrite True)")
+            "or train a new run on this data (another --run-name, or --overwrite)")
     return saved.get("run_id") or uuid.uuid4().hex
 
 
