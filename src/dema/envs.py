@@ -97,18 +97,39 @@ ATARI_TARGETS: dict[str, tuple[float, ...]] = {
 }
 ATARI_FRAME = (84, 84)  # one preprocessed frame (grayscale, resized)
 ATARI_FRAME_STACK = 4
+ATARI_FRAME_SKIP = 4  # emulator frames per agent step (the action repeated, the last two max-pooled)
+ATARI_NOOP_MAX = 30  # most random no-op steps at a reset
 # DT's evaluation caps an episode at 108k emulator frames (27k agent steps at frame skip 4).
 ATARI_MAX_FRAMES = 108_000
 
 
 def _atari_env(game: str) -> EnvSpec:
-    """An Atari game under the DT evaluation protocol (dema.atari.env): frame skip 4 with max-pool,
-    84x84 grayscale, 4 stacked frames, up to 30 no-ops, no sticky actions, minimal action set.
+    """An Atari game under the DT evaluation protocol (dema.evaluation.simulators): frame skip 4 with
+    max-pool, 84x84 grayscale, 4 stacked frames, up to 30 no-ops, no sticky actions, minimal action set.
     Returns are raw game scores and stay unscaled (reward_scale 1), as in DT's Atari code."""
     low, high = ATARI_SCORES[game]
     return EnvSpec(game.lower(), f"ALE/{game}-v5", ATARI_FRAME[0] * ATARI_FRAME[1], ATARI_ACTIONS[game],
-                   ATARI_MAX_FRAMES // 4, low, high, ATARI_TARGETS[game], reward_scale=1.0,
+                   ATARI_MAX_FRAMES // ATARI_FRAME_SKIP, low, high, ATARI_TARGETS[game], reward_scale=1.0,
                    aliases=(game,), frame_stack=ATARI_FRAME_STACK, discrete=True)
+
+
+def game_name(name: str) -> str:
+    """"pong", "Pong", "ALE/Pong-v5" -> "Pong" (a key of ATARI_ACTIONS); ConfigError otherwise."""
+    base = str(name).split("/")[-1].split("-")[0].lower()
+    for game in ATARI_ACTIONS:
+        if game.lower() == base:
+            return game
+    raise ConfigError(f"unknown Atari game {name!r}; known: {', '.join(ATARI_ACTIONS)}")
+
+
+def require_ale():
+    """ale_py, the simulator of the Atari games (it ships the ROMs), or a ConfigError saying how to
+    install it: what both the collectors and the evaluation call before they open a game."""
+    try:
+        import ale_py
+    except ImportError:
+        raise ConfigError('Atari needs ale-py (it ships the ROMs): pip install -e ".[atari]"') from None
+    return ale_py
 
 
 ENVS: dict[str, EnvSpec] = {

@@ -10,7 +10,7 @@ pytest.importorskip("ale_py")
 @pytest.fixture(scope="session")
 def breakout_replay(tmp_path_factory):
     """OUT/Breakout/1/replay_logs with ~300 transitions in 3 checkpoints (epsilon 0.1 and 1)."""
-    from dema.atari.collect import collect_scripted
+    from dema.data.collect.atari.scripted import collect_scripted
 
     out = tmp_path_factory.mktemp("atari")
     folder, meta = collect_scripted("Breakout", out, 300, seed=0, levels=(0.1, 1.0), capacity=120,
@@ -20,7 +20,7 @@ def breakout_replay(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pong_replay(tmp_path_factory):
-    from dema.atari.collect import collect_scripted
+    from dema.data.collect.atari.scripted import collect_scripted
 
     out = tmp_path_factory.mktemp("atari")
     folder, meta = collect_scripted("Pong", out, 200, seed=1, levels=(0.0, 1.0), capacity=1000,

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dema.atari.dt_sample import plan, sample_dqn_replay
+from dema.data.formats.dqn_replay_sampling import plan, sample_dqn_replay
 from dema.cli import main
 from dema.data.formats.dqn_replay import replay_logs
 from dema.data.load import load_dataset
@@ -111,9 +111,9 @@ def test_dema_collect_scripted_command(tmp_path, capsys):
 
 def test_rnn_like_batches_of_whole_episodes_that_cannot_fit_are_refused(breakout_replay, tmp_path, capsys,
                                                                         monkeypatch):
-    import dema.atari.data as atari_data
+    import dema.data.training as training
 
-    monkeypatch.setattr(atari_data, "MAX_TRAJECTORY_BATCH_BYTES", 2**20)  # 1 MiB: the tiny episodes exceed it
+    monkeypatch.setattr(training, "MAX_TRAJECTORY_BATCH_BYTES", 2**20)  # 1 MiB: the tiny episodes exceed it
     assert main(["train", "--model", "dema-rnn", "--dataset", str(breakout_replay), "--runs-dir", str(tmp_path / "runs"),
                  "--progress", "False", "--schedule.updates", "1"]) == 2
     err = capsys.readouterr().err.strip()

@@ -1,12 +1,13 @@
-"""The DT evaluation protocol and the gamer-normalised score (dema.atari.env, dema.envs)."""
+"""The DT evaluation protocol and the gamer-normalised score (dema.evaluation.simulators, dema.envs)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dema.atari.env import Game, game_name, vector_env
-from dema.envs import ATARI_ACTIONS, ATARI_SCORES, ENVS, env_spec
+from dema.data.collect.atari.game import Game
+from dema.envs import ATARI_ACTIONS, ATARI_SCORES, ENVS, env_spec, game_name
+from dema.evaluation.simulators import atari_vector_env, make_vector_env
 from dema.errors import ConfigError
 
 
@@ -28,7 +29,7 @@ def test_game_names():
 
 
 def test_vector_env_follows_the_protocol():
-    envs = vector_env("Breakout", 2)
+    envs = make_vector_env(env_spec("breakout"), 2)  # the maker MuJoCo's evaluation uses too
     try:
         obs, _ = envs.reset(seed=0)
         assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
@@ -43,7 +44,7 @@ def test_vector_env_follows_the_protocol():
 @pytest.mark.parametrize("game", ["Pong", "Breakout"])
 def test_python_game_frames_equal_the_vector_env(game):
     """The collector's frames (Game) and the evaluator's (AtariVectorEnv) agree up to rounding."""
-    envs = vector_env(game, 1, stack=1, noop_max=0)
+    envs = atari_vector_env(game, 1, stack=1, noop_max=0)
     one = Game(game, seed=0, noop_max=0)
     try:
         obs, _ = envs.reset(seed=0)

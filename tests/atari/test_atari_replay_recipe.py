@@ -11,7 +11,7 @@ pytest.importorskip("stable_baselines3")
 
 
 def test_replay_recipe_writes_what_dqn_saw(tmp_path):
-    from dema.atari.replay_recipe import collect_replay
+    from dema.data.collect.atari.replay_recipe import collect_replay
     from dema.data.load import load_dataset
 
     out = tmp_path / "atari"

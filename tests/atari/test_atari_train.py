@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from dema.atari.evaluate import AtariAgent
 from dema.cli import main
 from dema.data.batch import Batch
 from dema.envs import env_spec
+from dema.evaluation.agent import WindowAgent, make_agent
 from dema.models import build_policy, model_config
 from dema.models.config import ModelConfig
+from dema.run import NormStats
 
 TINY = ["--model.n-layer", "1", "--model.embed-dim", "16", "--model.d-model", "16", "--model.context-len", "4",
         "--optim.batch-size", "2", "--schedule.updates", "2", "--schedule.log-every", "1",
@@ -75,14 +76,16 @@ def test_acting_embeds_each_frame_once_and_equals_the_full_forward(model):
                                  "context_len": 3, "dropout": 0.0, "max_ep_len": 64})
     torch.manual_seed(0)
     policy = build_policy(cfg, spec.state_shape, spec.act_dim, discrete=True).eval()
-    policy.embed_state = CountingCNN(policy.embed_state)
-    agent = AtariAgent(policy, cfg, spec, 2, torch.Generator().manual_seed(0))
-    agent.reset(20.0)
+    policy.embed_state = CountingCNN(policy.embed_state)  # instrumentation: counts the frames through the CNN
+    captured = []
+    original = policy.predict_last
+    policy.predict_last = lambda batch, **kw: captured.append(original(batch, **kw)) or captured[-1]
+    stats = NormStats(np.zeros(1, np.float32), np.full(1, 255.0, np.float32), 1.0, False)  # frames / 255
+    agent = make_agent(policy, stats, spec, cfg, 2)
+    assert isinstance(agent, WindowAgent) and agent.embed_once
+    agent.reset(20.0, seed=0)
     rng = np.random.default_rng(0)
     frames, actions, rewards = [], [], []
-    captured = []
-    original = agent._window_logits
-    agent._window_logits = lambda e: captured.append(original(e)) or captured[-1]
     reward = None
     for t in range(5):
         obs = rng.integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
@@ -101,13 +104,13 @@ def test_acting_embeds_each_frame_once_and_equals_the_full_forward(model):
                   returns_to_go=torch.as_tensor(rtg, dtype=torch.float32)[..., None],
                   timesteps=torch.arange(2, 5).repeat(2, 1), mask=torch.ones(2, k, dtype=torch.bool))
     with torch.no_grad():
-        full = policy.predict_last(batch)
-    assert torch.allclose(full, captured[-1], atol=1e-5)
+        full = original(batch)  # from the frames, through the CNN
+    assert len(captured) == 5 and torch.allclose(full, captured[-1], atol=1e-5)
 
 
 def test_every_model_of_the_trunk_learns_from_frames(breakout_replay):
     """DeMa (Transformer- and RNN-like), BL3D, post, DT, DC, BC ...: cross-entropy on stacked frames."""
-    from dema.atari.data import load_training_data
+    from dema.data.load import load_training_data
     from dema.data.trajectories import TrajectoryDataset
     from dema.models import MODELS
 

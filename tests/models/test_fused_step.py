@@ -87,7 +87,7 @@ def test_a_trained_run_through_the_agent(tmp_path):
     """A dema-rnn run trained by the training loop: the agent `dema eval` uses takes the fused step,
     and its decisions on a dataset episode equal the PyTorch step's."""
     from dema.data.load import load_dataset
-    from dema.evaluation.agent import RecurrentAgent
+    from dema.evaluation.agent import RecurrentAgent, TanhHead
     from dema.evaluation.evaluate import load_policy, load_run
     from dema.run import NormStats
     from dema.train.loop import train
@@ -104,7 +104,7 @@ def test_a_trained_run_through_the_agent(tmp_path):
 
     dataset = load_dataset(data)
     stats = NormStats(dataset.observations.mean(0), dataset.observations.std(0) + 1e-6, 1000.0, False)
-    agents = [RecurrentAgent(policy, stats, 1, 3) for _ in range(2)]
+    agents = [RecurrentAgent(policy, stats, 1, TanhHead(3)) for _ in range(2)]
     for agent in agents:
         agent.reset(target_return=3600.0)
     agents[1]._fused = None  # the PyTorch step, on its own cache

@@ -16,7 +16,7 @@ import torch
 from dema.data.dataset import OfflineDataset
 from dema.data.trajectories import TrajectoryDataset
 from dema.errors import ConfigError
-from dema.evaluation.agent import WindowAgent
+from dema.evaluation.agent import TanhHead, WindowAgent
 from dema.models import build_policy
 from dema.models.config import ModelConfig, TokenLayout, TokenOrder
 
@@ -237,7 +237,7 @@ def test_window_agent_equals_the_full_forward_on_dataset_windows(model, order):
     target = float(rewards[0].astype(np.float64).sum())
     flat = obs.reshape(-1, STATE_DIM)
     stats = types.SimpleNamespace(state_mean=flat.mean(0), state_std=flat.std(0), reward_scale=scale, delayed=False)
-    agent = WindowAgent(policy, stats, num_envs=n_envs, context_len=K, act_dim=ACT_DIM)
+    agent = WindowAgent(policy, stats, num_envs=n_envs, context_len=K, rule=TanhHead(ACT_DIM))
     acted = _rollout(agent, obs, rewards, target)
 
     terminals = np.zeros(n_envs * T, bool)
@@ -265,7 +265,7 @@ def test_window_agent_actions_are_the_shifted_prev_actions():
     policy = rsa_policy("dt", dtype=torch.float32, context_len=3)
     stats = types.SimpleNamespace(state_mean=np.zeros(STATE_DIM, np.float32), state_std=np.ones(STATE_DIM, np.float32),
                                   reward_scale=1.0, delayed=False)
-    agent = WindowAgent(policy, stats, num_envs=1, context_len=3, act_dim=ACT_DIM)
+    agent = WindowAgent(policy, stats, num_envs=1, context_len=3, rule=TanhHead(ACT_DIM))
     seen = []
     policy.predict_last = lambda batch: (seen.append(batch), torch.full((1, ACT_DIM), float(len(seen))))[1]
     agent.reset(target_return=1.0)

@@ -42,7 +42,7 @@ def breakout_run(tmp_path_factory):
     import contextlib
     import io
 
-    from dema.atari.collect import collect_scripted
+    from dema.data.collect.atari.scripted import collect_scripted
     from dema.cli import main
 
     out = tmp_path_factory.mktemp("atari")

@@ -88,17 +88,17 @@ def test_recording_across_rounds(renders, tmp_path):
         def __init__(self, n):
             self.n = n
 
-        def reset(self, target_return):
+        def reset(self, target_return, seed=None):
             pass
 
         def act(self, obs, reward=None):
             return np.tanh(obs[:, :3] * 3.0)
 
-    gym_id = env_spec("hopper").gym_id
+    spec = env_spec("hopper")
     recorder = EpisodeRecorder(frozenset({1, 4}), tmp_path, lambda j: f"episode{j}.gif", "gif", 64)
-    recorded = run_episodes(Wobble, gym_id, n=5, seed=7, target_return=0.0, max_envs=2, max_episode_steps=30,
+    recorded = run_episodes(Wobble, spec, n=5, seed=7, target_return=0.0, max_envs=2, max_episode_steps=30,
                             recorder=recorder)
-    plain = run_episodes(Wobble, gym_id, n=5, seed=7, target_return=0.0, max_envs=2, max_episode_steps=30)
+    plain = run_episodes(Wobble, spec, n=5, seed=7, target_return=0.0, max_envs=2, max_episode_steps=30)
     assert recorded.returns == plain.returns and recorded.lengths == plain.lengths
     assert [(v["episode"], v["return"], v["length"]) for v in recorder.done] == [
         (j, plain.returns[j], plain.lengths[j]) for j in (1, 4)]

@@ -12,7 +12,7 @@ import torch
 from dema.data.load import load_dataset
 from dema.data.trajectories import TrajectoryDataset
 from dema.envs import env_spec
-from dema.evaluation.agent import RecurrentAgent, WindowAgent
+from dema.evaluation.agent import RecurrentAgent, TanhHead, WindowAgent
 from dema.run import NormStats
 from dema.evaluation.evaluate import evaluate_run
 from dema.evaluation.rollout import run_episodes
@@ -50,7 +50,7 @@ def test_window_agent_builds_the_training_windows(tiny_dataset, delayed):
     data = TrajectoryDataset(dataset, k, reward_scale=1000.0, delayed=delayed)
     obs, actions, rewards, return_ = _episode(dataset, data, 0)
     recorder = Recorder()
-    agent = WindowAgent(recorder, NormStats(data.state_mean, data.state_std, 1000.0, delayed), 1, k, 3)
+    agent = WindowAgent(recorder, NormStats(data.state_mean, data.state_std, 1000.0, delayed), 1, k, TanhHead(3))
     agent.reset(target_return=return_)
     reward = None
     for t in range(len(obs)):
@@ -79,7 +79,7 @@ def test_recurrent_agent_acts_like_the_full_forward(tiny_dataset):
     with torch.no_grad():
         expected = policy(full)[0]  # (L, A)
     data = TrajectoryDataset(dataset, 1)
-    agent = RecurrentAgent(policy, NormStats(data.state_mean, data.state_std, 1000.0, False), 1, 3)
+    agent = RecurrentAgent(policy, NormStats(data.state_mean, data.state_std, 1000.0, False), 1, TanhHead(3))
     agent.reset(target_return=return_)
     reward = None
     for t in range(len(obs)):
@@ -96,15 +96,15 @@ def test_rollouts_run_exactly_n_episodes_each_to_its_end():
         def __init__(self, n):
             self.n = n
 
-        def reset(self, target_return):
+        def reset(self, target_return, seed=None):
             pass
 
         def act(self, obs, reward=None):
             return np.full((self.n, 3), 0.8)
 
-    result = run_episodes(Flop, spec.gym_id, n=5, seed=0, target_return=0.0, max_envs=2, max_episode_steps=60)
+    result = run_episodes(Flop, spec, n=5, seed=0, target_return=0.0, max_envs=2, max_episode_steps=60)
     assert len(result.returns) == 5 and all(1 <= n <= 60 for n in result.lengths)
-    again = run_episodes(Flop, spec.gym_id, n=5, seed=0, target_return=0.0, max_envs=5, max_episode_steps=60)
+    again = run_episodes(Flop, spec, n=5, seed=0, target_return=0.0, max_envs=5, max_episode_steps=60)
     assert again.returns == pytest.approx(result.returns)  # episode j has seed j, whatever the rounds
 
 
@@ -149,7 +149,7 @@ def test_window_agent_reads_a_plain_dema_window_through_the_fused_step(model, fu
     cfg = dataclasses.replace(model_config(model, "hopper-medium"), **TINY_MODEL)
     policy = build_policy(cfg, state_dim=11, act_dim=3).eval()
     stats = NormStats(np.zeros(11, np.float32), np.ones(11, np.float32), 1000.0, False)
-    fast, slow = WindowAgent(policy, stats, 2, cfg.context_len, 3), WindowAgent(policy, stats, 2, cfg.context_len, 3)
+    fast, slow = (WindowAgent(policy, stats, 2, cfg.context_len, TanhHead(3)) for _ in range(2))
     fast.reset(3600.0)
     slow.reset(3600.0)
     slow._reader = policy  # the reference path

@@ -224,9 +224,8 @@ def rollout_episodes(policy, run, episodes: int, seed: int = 0, target: float | 
     # acting step (dema.models.fused_step, the same decision in one Numba call, tested equal to
     # 1e-5) is off in this block, and only here (dema.scan.paths)
     with compute_paths(fused_step=False):
-        result = run_episodes(lambda n: make_agent(recorder, run.stats, n, cfg.context_len, run.act_dim,
-                                                   cfg.recurrent),
-                              run.spec.gym_id, episodes, seed * 10_000, target, max_envs=episodes,
+        result = run_episodes(lambda n: make_agent(recorder, run.stats, run.spec, cfg, n),
+                              run.spec, episodes, seed * 10_000, target, max_envs=episodes,
                               max_episode_steps=max_episode_steps)
     out = []
     for i, length in enumerate(result.lengths):

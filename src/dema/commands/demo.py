@@ -163,13 +163,13 @@ def acting_latency(run_dir: Path, threads: int, steps: int = 200) -> float:
 
     from dema.evaluation.agent import make_agent
     from dema.evaluation.evaluate import load_policy, load_run
-    from dema.evaluation.rollout import make_vector_env
+    from dema.evaluation.simulators import make_vector_env
 
     torch.set_num_threads(threads)
     run = load_run(run_dir)
     policy = load_policy(run, run_dir / "model.safetensors").eval()
-    agent = make_agent(policy, run.stats, 1, run.config.model.context_len, run.act_dim, run.config.model.recurrent)
-    envs = make_vector_env(run.spec.gym_id, 1)
+    agent = make_agent(policy, run.stats, run.spec, run.config.model, 1)
+    envs = make_vector_env(run.spec, 1)
     try:
         obs, _ = envs.reset(seed=0)
         agent.reset(run.spec.return_targets[0])

@@ -1,4 +1,5 @@
-"""`load_dataset(path_or_id)`: a file, a folder or a dataset id -> a validated `OfflineDataset`.
+"""`load_dataset(path_or_id)`: a file, a folder or a dataset id -> a validated `OfflineDataset`;
+`load_training_data`: what `dema train` reads (the same, but a DQN-replay game sampled as DT does).
 
 Resolution, in order:
 1. an existing path: a file (`.hdf5`/`.h5`: D4RL, or Minari's `main_data.hdf5`; `.pkl`: DT pickle;
@@ -62,6 +63,22 @@ def load_dataset(
     if max_transitions is not None and len(dataset) > max_transitions:
         dataset = head(dataset, max_transitions)
     return validate(dataset, env=env, strict=strict)
+
+
+def load_training_data(path_or_id: str, max_transitions: int = 0, seed: int = 0) -> OfflineDataset:
+    """The data of a run: a DQN-replay folder with `max_transitions` is sampled as Decision Transformer
+    does (`dqn_replay_sampling`: whole episodes from checkpoints drawn at random, DT's 1% of a game
+    at 500,000); everything else, and max_transitions 0, is `load_dataset` (the first episodes that
+    fit in `max_transitions`)."""
+    path = Path(path_or_id).expanduser()
+    if max_transitions and path.is_dir():
+        from dema.data.formats import dqn_replay
+
+        if dqn_replay.replay_logs(path) is not None:
+            from dema.data.formats.dqn_replay_sampling import sample_dqn_replay
+
+            return validate(sample_dqn_replay(path, max_transitions, seed=seed))
+    return load_dataset(path_or_id, max_transitions=max_transitions or None)
 
 
 def head(dataset: OfflineDataset, max_transitions: int) -> OfflineDataset:

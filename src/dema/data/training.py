@@ -2,7 +2,9 @@
 scored in, whether a model can learn from its values, and what identifies it.
 
     spec = environment_of(dataset, "datasets/hopper-medium-v2.hdf5")   # recorded env id, else the name
+    check_data_kind(dataset, spec)     # discrete <-> Atari game, frames of 84x84, actions in range
     check_learnable(dataset, data, spec, reward_scale=1000.0)          # DataError with the fix
+    check_trajectory_batch(data, batch_size, source)   # RNN-like: a batch of whole episodes fits
     identity = dataset_identity("hopper-medium", dataset, data, spec)  # identity.json's "dataset"
 
 `dataset` is the loaded `OfflineDataset`, `data` its `TrajectoryDataset` (returns-to-go, state
@@ -18,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from dema.data.episodes import returns_summary
-from dema.data.validate import check_against_env, overflow_problem
-from dema.envs import EnvSpec, dataset_name, env_spec
+from dema.data.validate import check_against_env, fail, overflow_problem
+from dema.envs import ATARI_FRAME, EnvSpec, dataset_name, env_spec
 from dema.errors import ConfigError, DataError
 
 # Returns-to-go (after dividing by data.reward_scale) beyond this make the return embedding's inputs
@@ -43,6 +45,25 @@ def environment_of(dataset, requested: str) -> EnvSpec:
     raise DataError(f"cannot tell which environment {requested!r} comes from; "
                     "name the file after it (hopper-..., halfcheetah-..., walker2d-..., maze2d-umaze-...; an Atari "
                     "replay folder after its game: .../Pong)")
+
+
+def check_data_kind(dataset, spec: EnvSpec) -> None:
+    """Refuse data of another kind than the environment's: discrete actions without an Atari game
+    (or the reverse), frames that are not 84x84 uint8, action indices outside the game's minimal set."""
+    source = dataset.source or "dataset"
+    if spec.atari != dataset.discrete:
+        what = "discrete actions (Atari)" if dataset.discrete else "continuous actions"
+        raise fail(source, f"holds {what} but its environment is {spec.name}",
+                   "name the folder after its Atari game (e.g. .../Pong) or the file after its MuJoCo dataset")
+    if not spec.atari:
+        return
+    if dataset.obs_shape != ATARI_FRAME or dataset.observations.dtype.name != "uint8":
+        raise fail(source, f"frames of shape {dataset.obs_shape} ({dataset.observations.dtype}); Atari frames "
+                   f"must be single {ATARI_FRAME[0]}x{ATARI_FRAME[1]} uint8 frames, one per row",
+                   "collect with `dema collect GAME ...` or use DQN-replay files (dopamine's preprocessing)")
+    if dataset.n_actions != spec.act_dim:
+        raise fail(source, f"{dataset.n_actions} actions but {spec.name} has {spec.act_dim} in its minimal "
+                   "action set", "check the game the folder is named after")
 
 
 def check_learnable(dataset, data, spec: EnvSpec, reward_scale: float, source: str = "", log=print) -> None:
@@ -82,6 +103,21 @@ def check_state_statistics(dataset, data, src: str) -> None:
     if problem:
         raise DataError(f"{src}: {problem}. Fix: rescale or repair the observations (the environments' own stay "
                         "within a few hundred), or drop the transitions that hold such values")
+
+
+MAX_TRAJECTORY_BATCH_BYTES = 8 * 2**30  # stacked float32 frames of one batch of whole episodes
+
+
+def check_trajectory_batch(data, batch_size: int, source: str) -> None:
+    """RNN-like training draws batches of WHOLE episodes (the paper's RNN-like DeMa on Atari); with
+    stacked frames the longest episode of a batch sets its size. Refuse a batch that cannot fit."""
+    per_step = data.frame_stack * 84 * 84 * 4  # float32 stacked frames
+    need = batch_size * data.max_length * per_step
+    if data.images and need > MAX_TRAJECTORY_BATCH_BYTES:
+        raise fail(source, f"RNN-like training takes whole episodes; the longest here has {data.max_length} steps, so a "
+                   f"batch of {batch_size} holds up to {need / 2**30:.0f} GiB of stacked frames",
+                   f"use --optim.batch-size {max(1, int(MAX_TRAJECTORY_BATCH_BYTES // (data.max_length * per_step)))} "
+                   "(the paper used 1 on Frostbite) or a Transformer-like model (dema)")
 
 
 def _known_env(name: str) -> bool:

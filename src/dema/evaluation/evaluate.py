@@ -22,6 +22,7 @@ from dema.envs import EnvSpec
 from dema.errors import ConfigError, DemaError
 from dema.evaluation.agent import make_agent
 from dema.evaluation.rollout import run_episodes
+from dema.evaluation.simulators import make_vector_env
 from dema.evaluation.video import Recording
 from dema.run import CHECKPOINTS, LoadedRun, NormStats, RunDir
 from dema.run.checkpoint import training_time
@@ -43,16 +44,9 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
             act_seconds, act_calls = 0.0, 0
             for seed in seeds:
                 recorder = recording.recorder(target, seed) if recording is not None else None
-                if spec.atari:  # frames, discrete actions sampled from the softmax (dema.atari.evaluate)
-                    from dema.atari.evaluate import run_episodes as run_atari_episodes
-
-                    result = run_atari_episodes(policy, model_config, spec, episodes, seed * 10_000, target,
-                                                max_envs, max_episode_steps, device, recorder)
-                else:
-                    factory = lambda n: make_agent(policy, stats, n, model_config.context_len, spec.act_dim,
-                                                   model_config.recurrent, device)
-                    result = run_episodes(factory, spec.gym_id, episodes, seed * 10_000, target, max_envs,
-                                          max_episode_steps, recorder)
+                factory = lambda n: make_agent(policy, stats, spec, model_config, n, device)
+                result = run_episodes(factory, spec, episodes, seed * 10_000, target, max_envs, max_episode_steps,
+                                      recorder)
                 returns += result.returns
                 lengths += result.lengths
                 cut += sum(result.truncated) if limit else 0
@@ -90,15 +84,7 @@ def check_simulator(spec: EnvSpec) -> None:
     (ale-py for Atari, gymnasium-robotics for maze2d, MuJoCo) is a ConfigError before training
     starts rather than a failure at the first evaluation."""
     try:
-        if spec.atari:
-            from dema.atari.env import vector_env
-
-            envs = vector_env(spec.name, 1)
-        else:
-            from dema.evaluation.rollout import make_vector_env
-
-            envs = make_vector_env(spec.gym_id, 1)
-        envs.close()
+        make_vector_env(spec, 1).close()
     except ConfigError:
         raise
     except Exception as exc:  # gymnasium's DependencyNotInstalled, NameNotFound, ImportError, ...

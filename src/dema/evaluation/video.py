@@ -168,7 +168,7 @@ class _Take:
 
 @dataclass
 class EpisodeRecorder:
-    """Records episodes `wanted` (indices among the `n` episodes one call of `play_rounds` plays) into
+    """Records episodes `wanted` (indices among the `n` episodes one call of `run_episodes` plays) into
     `folder`, named by `name(episode)` (with the extension); `done` lists what it wrote (path, episode, return, length)."""
 
     wanted: frozenset[int]

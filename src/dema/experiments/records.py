@@ -180,8 +180,8 @@ def _with_returns(identity: dict, config: dict, norm: dict) -> dict:
     machine and has the run's transition count; otherwise the identity is left without them."""
     if "returns" in identity:
         return identity
-    from dema.atari.data import load_training_data
     from dema.data.episodes import returns_summary
+    from dema.data.load import load_training_data
     from dema.envs import env_spec
 
     data = config.get("data") or {}

@@ -21,9 +21,11 @@ Fidelity switches: `cfg.init` draws fresh weights our way or as each model's ref
 does (`InitScheme`); `cfg.mask_padding=False` feeds the zero left-padding of short windows
 through the mixers like real tokens, as the official DeMa code does (docs/ARCHITECTURE.md).
 
-Acting: Transformer-like models re-read a K-step window (`predict_last`); models made of
-recurrent blocks can also act one step at a time (`init_cache`, `step`), equal to the full
-forward over the whole trajectory (orders with s_t last: r-aprev-s, aprev-r-s).
+Acting: Transformer-like models re-read a K-step window (`predict_last`), optionally on state
+embeddings computed once per state (`embed_states`: a frame goes through the CNN when it arrives,
+not K times); models made of recurrent blocks can also act one step at a time (`init_cache`,
+`step`), equal to the full forward over the whole trajectory (orders with s_t last: r-aprev-s,
+aprev-r-s).
 """
 
 from __future__ import annotations
@@ -120,11 +122,16 @@ class SequencePolicy(nn.Module):
         """Index within a B3LD step of the s_t token, the one a_t is predicted from."""
         return 1 if self.cfg.token_order is TokenOrder.RETURN_STATE_ACTION else 2
 
-    def _embed_step(self, states, action, returns_to_go, timesteps) -> list[torch.Tensor]:
+    def embed_states(self, states: torch.Tensor) -> torch.Tensor:
+        """(..., S) states or (..., C, H, W) frames -> (..., E): the state encoder alone (Linear, or the
+        Nature CNN), what `predict_last(..., state_embeddings=...)` takes in place of the states."""
+        return self.embed_state(states)
+
+    def _embed_step(self, states, action, returns_to_go, timesteps, state_embeddings=None) -> list[torch.Tensor]:
         """Per-step embeddings in token order, each (..., E): [R_t, a_{t-1}, s_t] with
         action = a_{t-1} (r-aprev-s), [a_{t-1}, R_t, s_t] (aprev-r-s), [R_t, s_t, a_t] with
-        action = a_t (r-s-a), or [s_t]."""
-        parts = [self.embed_state(states)]
+        action = a_t (r-s-a), or [s_t]. `state_embeddings`, when given, stand for `embed_states(states)`."""
+        parts = [self.embed_state(states) if state_embeddings is None else state_embeddings]
         if self.embed_return is not None:
             r, a = self.embed_return(returns_to_go), self.embed_action(action)
             parts = {TokenOrder.RETURN_STATE_ACTION: [r, parts[0], a],
@@ -135,13 +142,15 @@ class SequencePolicy(nn.Module):
             parts = [p + time for p in parts]
         return [self.embed_norm(p) for p in parts]
 
-    def _tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tokens(self, batch: Batch, state_embeddings=None) -> tuple[torch.Tensor, torch.Tensor]:
         """-> tokens (B, T, width) and token mask (B, T)."""
         if not self.cfg.mask_padding:
             batch = _zero_padding(batch)  # the official code's zeros, whatever the batch holds there
+            if state_embeddings is not None:  # they stand for the states: zero where those are
+                state_embeddings = _zero_padded(state_embeddings, batch.mask)
         dt_order = self.cfg.token_order is TokenOrder.RETURN_STATE_ACTION
         action = batch.actions if dt_order else batch.prev_actions
-        parts = self._embed_step(batch.states, action, batch.returns_to_go, batch.timesteps)
+        parts = self._embed_step(batch.states, action, batch.returns_to_go, batch.timesteps, state_embeddings)
         if self.cfg.layout is TokenLayout.B3LD:
             # per step the tokens are (R_t, a_{t-1}, s_t), or (R_t, s_t, a_t) in DT's order
             tokens = torch.stack(parts, dim=2)  # (B, K, 3, E)
@@ -154,18 +163,20 @@ class SequencePolicy(nn.Module):
         return tokens, mask
 
     # ---------------------------------------------------------------- full forward
-    def hidden_states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def hidden_states(self, batch: Batch, state_embeddings=None) -> tuple[torch.Tensor, torch.Tensor]:
         """-> final-normed hidden states (B, T, D) and the token mask (B, T)."""
-        tokens, mask = self._tokens(batch)
+        tokens, mask = self._tokens(batch, state_embeddings)
         x = self.embed_dropout(self.input_proj(tokens))
         mixer_mask = mask if self.cfg.mask_padding else None  # None: padded tokens mix like real ones
         for block in self.blocks:
             x = block(x, mixer_mask)
         return self.final_norm(x), mask
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """-> action predictions (B, K, A): tanh-bounded actions, or logits when discrete."""
-        h, _ = self.hidden_states(batch)
+    def forward(self, batch: Batch, state_embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """-> action predictions (B, K, A): tanh-bounded actions, or logits when discrete.
+        `state_embeddings` (B, K, E): `embed_states(batch.states)` computed beforehand; batch.states
+        is then not read (it may be empty, (B, K, 0))."""
+        h, _ = self.hidden_states(batch, state_embeddings)
         if self.cfg.layout is TokenLayout.B3LD:
             h = h.unflatten(1, (batch.length, 3))[:, :, self._state_token]  # (B, 3K, D) -> (B, K, 3, D) -> s_t
         return self._head(h)
@@ -182,10 +193,12 @@ class SequencePolicy(nn.Module):
         return (preds - batch.actions).square().mean(-1)[batch.mask].mean()
 
     @torch.no_grad()
-    def predict_last(self, batch: Batch) -> torch.Tensor:
+    def predict_last(self, batch: Batch, state_embeddings: torch.Tensor | None = None) -> torch.Tensor:
         """(B, A): the prediction at the last position of each (left-padded) window. In order
-        r-s-a, `batch.actions` must hold the window's past actions (its last one is never seen)."""
-        return self(batch)[:, -1]
+        r-s-a, `batch.actions` must hold the window's past actions (its last one is never seen).
+        `state_embeddings` (B, K, E): the window's states already through `embed_states` (an agent
+        embeds each frame once, when it arrives), read in place of `batch.states`."""
+        return self(batch, state_embeddings)[:, -1]
 
     # ---------------------------------------------------------------- recurrent acting
     @property
@@ -242,13 +255,13 @@ def _init_official_gpt2(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def _zero_padded(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, K, ...) `t` with zeros where the (B, K) mask is False."""
+    keep = mask.view(*mask.shape, *[1] * (t.dim() - 2))  # (B, K) -> (B, K, 1, ...)
+    return torch.where(keep, t, torch.zeros((), dtype=t.dtype, device=t.device))
+
+
 def _zero_padding(batch: Batch) -> Batch:
     """`batch` with every input tensor zero at its padded positions (mask False)."""
-
-    def zero(t: torch.Tensor) -> torch.Tensor:
-        keep = batch.mask.view(*batch.mask.shape, *[1] * (t.dim() - 2))  # (B, K) -> (B, K, 1, ...)
-        return torch.where(keep, t, torch.zeros((), dtype=t.dtype, device=t.device))
-
-    return dataclasses.replace(batch, states=zero(batch.states), actions=zero(batch.actions),
-                               prev_actions=zero(batch.prev_actions), returns_to_go=zero(batch.returns_to_go),
-                               timesteps=zero(batch.timesteps))
+    return dataclasses.replace(batch, **{name: _zero_padded(getattr(batch, name), batch.mask) for name in
+                                         ("states", "actions", "prev_actions", "returns_to_go", "timesteps")})

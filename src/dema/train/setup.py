@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dema.data.training import check_learnable, dataset_identity, environment_of
+from dema.data.training import (check_data_kind, check_learnable, check_trajectory_batch, dataset_identity,
+                                environment_of)
 from dema.envs import EnvSpec
 from dema.evaluation.evaluate import check_simulator
 from dema.errors import ConfigError, DataError, DemaError
@@ -96,7 +97,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
 
     Everything that can be checked is checked before the run directory is touched; the returned
     session holds the run directory's lock (release it with `Session.close`)."""
-    from dema.atari.data import check_dataset, check_trajectory_batch, load_training_data
+    from dema.data.load import load_training_data
     from dema.data.streams import TrajectoryStream, WindowStream
     from dema.data.trajectories import TrajectoryDataset
     from dema.models import build_policy, count_parameters
@@ -120,10 +121,10 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
                           "directories it made. Choose another --run-name or --runs-dir")
     restarting = not resume and not config.overwrite and run.occupied()
     try:
-        # a DQN-replay game folder with data.max_transitions is sampled as DT does (dema.atari.data)
+        # a DQN-replay game folder with data.max_transitions is sampled as DT does (dema.data.load)
         dataset = load_training_data(config.data.dataset, config.data.max_transitions, config.seed)
         spec = environment_of(dataset, config.data.dataset)
-        check_dataset(dataset, spec)  # Atari: discrete actions of the game, 84x84 uint8 frames
+        check_data_kind(dataset, spec)  # Atari: discrete actions of the game, 84x84 uint8 frames
         data = TrajectoryDataset(dataset, config.model.context_len, config.data.reward_scale, config.data.delayed,
                                  seed=config.seed, frame_stack=max(spec.frame_stack, 1))
         if config.model.recurrent:

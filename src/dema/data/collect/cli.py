@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--num-envs must be at least 1, got {args.num_envs}")
     from dema.envs import ATARI_ACTIONS
 
-    if args.env.lower() in {g.lower() for g in ATARI_ACTIONS}:  # Atari: a DQN-replay folder (dema.atari.collect)
-        from dema.atari.collect import collect_from_args
+    if args.env.lower() in {g.lower() for g in ATARI_ACTIONS}:  # Atari: a DQN-replay folder (dema.data.collect.atari)
+        from dema.data.collect.atari.recipes import collect_from_args
 
         path, meta = collect_from_args(args, command)
     elif args.env.startswith("maze2d"):

@@ -4,6 +4,8 @@
     minari      Minari local datasets (hdf5 storage), read with h5py; minari itself not needed
     dt_pickle   Decision Transformer's `*.pkl` (a list of episode dicts), restricted unpickler
     dqn_replay  DQN-replay / dopamine Atari checkpoints (`$store$_*_ckpt.N.gz`)
+    dqn_replay_sampling  Decision Transformer's 1% sample of a DQN-replay game, what Atari runs train on
 
-`dema.data.load.load_dataset` picks the reader and validates the result.
+`dema.data.load.load_dataset` picks the reader and validates the result (`load_training_data`,
+what `dema train` reads, samples a DQN-replay game as DT does).
 """

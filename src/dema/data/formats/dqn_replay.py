@@ -63,7 +63,7 @@ def load_dqn_replay(
     budgets: dict[int, int] | None = None,
 ) -> OfflineDataset:
     """`budgets` (checkpoint -> rows): read only the whole episodes within the first rows of each
-    checkpoint (in time order); what `dema.atari.dt_sample` plans."""
+    checkpoint (in time order); what `dema.data.formats.dqn_replay_sampling` plans."""
     folder = Path(folder)
     checkpoints = checkpoints_in(folder) if checkpoints is None else list(checkpoints)
     if not checkpoints:

@@ -8,7 +8,7 @@ writes each agent step the game took (the frame it was taken on, the action, the
 end of the GAME, not of a life) with `ReplayWriter`, in the order they happened.
 
 Where it differs from SB3's `AtariWrapper`: the frame is resized by dema's area interpolation
-(`dema.atari.env`, the frames of evaluation) instead of SB3's OpenCV `WarpFrame`, so no OpenCV is
+(`game.area_weights`, the frames of evaluation) instead of SB3's OpenCV `WarpFrame`, so no OpenCV is
 needed and the data see the frames evaluation sees. Sticky actions are off (DQN-replay's agents
 played with repeat_action_probability 0.25; DT's evaluation, ours, has none). Steps the wrappers
 take themselves (FIRE after a reset, the no-op after a lost life) are real steps of the game and
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dema.atari.env import _area_weights, game_name, require_ale
-from dema.atari.replay_writer import ReplayWriter, check_output
+from dema.data.collect.atari.game import area_weights
+from dema.data.collect.atari.replay_writer import ReplayWriter, check_output
 from dema.data.episodes import return_stats
-from dema.envs import ATARI_FRAME, ATARI_SCORES
+from dema.envs import ATARI_FRAME, ATARI_SCORES, game_name, require_ale
 from dema.errors import ConfigError
 
 DQN_SETTINGS = dict(buffer_size=100_000, learning_rate=1e-4, learning_starts=100_000, target_update_interval=1000,
@@ -46,7 +46,7 @@ def _wrappers():
         def __init__(self, env):
             super().__init__(env)
             height, width = env.observation_space.shape[:2]
-            self.wy, self.wx = _area_weights(height, ATARI_FRAME[0]), _area_weights(width, ATARI_FRAME[1])
+            self.wy, self.wx = area_weights(height, ATARI_FRAME[0]), area_weights(width, ATARI_FRAME[1])
             self.observation_space = gym.spaces.Box(0, 255, (*ATARI_FRAME, 1), np.uint8)
 
         def observation(self, obs):

@@ -1,16 +1,8 @@
-"""`dema collect pong scripted` / `dema collect breakout scripted`: Atari data in the DQN-replay layout.
+"""The `scripted` and `random` recipes: a controller reading the console RAM, epsilon-random levels.
 
-Recipes:
-
-| recipe | what | games |
-| --- | --- | --- |
-| `scripted` | a controller that reads the ball and the paddle from the console RAM, its action replaced by a uniformly random one with probability epsilon; equal shares of the steps at each epsilon level (default 0.02, 0.1, 0.25, 0.5, 1), so the returns span poor to good play as a DQN run's replay does | Pong, Breakout |
-| `random` | uniform actions (epsilon 1 alone) | all eight |
-| `replay` | DQN (Stable-Baselines3, its Atari wrappers) trained for `--steps`, every transition it saw written in the order it saw them, as DQN-replay is (`dema.atari.replay_recipe`) | all eight |
-
-Every recipe plays under the DT evaluation protocol (`dema.atari.env`) and writes whole episodes
-(a level's share is reached by its last episode, which is finished) with `ReplayWriter`. The returns
-per level are printed and kept in OUT/<Game>/dema_collect.json.
+Every episode plays under the DT evaluation protocol (`game.Game`) and is written whole with
+`ReplayWriter` (a level's share is reached by its last episode, which is finished). The returns per
+level are printed and kept in OUT/<Game>/dema_collect.json.
 
 RAM addresses (the AtariARI annotations, checked against the screen here): Pong player paddle y
 51, ball x 49, ball y 54 (0 while no ball is in play; paddle centre = y - 6, ball centre = y - 12
@@ -24,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dema.atari.env import Game, game_name
-from dema.atari.replay_writer import ReplayWriter, check_output
+from dema.data.collect.atari.game import Game
+from dema.data.collect.atari.replay_writer import ReplayWriter, check_output
 from dema.data.episodes import return_stats
-from dema.envs import ATARI_SCORES
+from dema.envs import ATARI_SCORES, game_name
 from dema.errors import ConfigError
 
 DEFAULT_LEVELS = (0.02, 0.1, 0.25, 0.5, 1.0)  # 0.02, not 0: a perfect Pong rally can last to the frame cap
@@ -150,7 +142,7 @@ def collect_scripted(game: str, out: Path, steps: int, seed: int = 0, levels: tu
     low, high = ATARI_SCORES[name]
     all_returns = [r for level in per_level for r in level["returns"]]
     meta = {"game": name, "recipe": recipe, "command": command, "seed": seed, "levels": per_level,
-            "controller": type(controller).__name__ if controller else None, "protocol": "dema.atari.env (DT)",
+            "controller": type(controller).__name__ if controller else None, "protocol": "DT (dema.evaluation.simulators)",
             "transitions": int(sum(level["transitions"] for level in per_level)), "episodes": len(all_returns),
             **return_stats(np.asarray(all_returns)),
             "seconds": seconds}
@@ -158,26 +150,3 @@ def collect_scripted(game: str, out: Path, steps: int, seed: int = 0, levels: tu
     meta["steps_per_second"] = meta["transitions"] / max(seconds, 1e-9)
     writer.close(meta)
     return logs.parent.parent, meta
-
-
-RECIPES = ("scripted", "random", "replay")
-DEFAULT_STEPS = 100_000
-
-
-def collect_from_args(args, command: str) -> tuple[Path, dict]:
-    """`dema collect GAME RECIPE ...` (dema.data.collect.cli): the DQN-replay folder OUT/<Game>/."""
-    name = game_name(args.env)
-    if args.recipe not in RECIPES:
-        raise ConfigError(f"unknown Atari recipe {args.recipe!r}; choose one of {', '.join(RECIPES)}")
-    out = args.out or Path("datasets") / "atari"
-    steps = DEFAULT_STEPS if args.steps is None else args.steps
-    if args.capacity < 1:
-        raise ConfigError(f"--capacity must be at least 1, got {args.capacity}")
-    if args.recipe == "replay":
-        from dema.atari.replay_recipe import collect_replay
-
-        return collect_replay(name, out, steps, args.seed, args.overwrite, args.capacity, command,
-                              device=getattr(args, "device", "auto"))
-    levels = tuple(args.epsilons) if args.epsilons else (DEFAULT_LEVELS if args.recipe == "scripted" else (1.0,))
-    return collect_scripted(name, out, steps, args.seed, levels, args.overwrite, args.capacity, command=command,
-                            recipe=args.recipe)

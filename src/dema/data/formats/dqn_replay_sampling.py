@@ -1,4 +1,4 @@
-"""Decision Transformer's 1% sampling of DQN-replay (its `create_dataset.py`), and the Atari training data.
+"""Decision Transformer's 1% sampling of DQN-replay (its `create_dataset.py`): the Atari training data.
 
 DT builds a game's dataset from run 1 of DQN-replay (`<Game>/1/replay_logs`, 50 checkpoints of 1M
 transitions) until it holds `num_steps` (500,000: 1%) transitions: it draws a checkpoint uniformly at

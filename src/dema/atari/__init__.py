@@ -1,1 +1,0 @@
-"""Atari: DT-protocol environments, scoring, data collection and on-the-fly frame stacking."""
