@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("dema.data.collect.cli", "collect a D4RL-style dataset in a simulator"),
     "train": ("dema.train.cli", "train a model on an offline dataset"),
     "eval": ("dema.evaluation.cli", "evaluate a trained run in the simulator"),
+    "export": ("dema.commands.export", "write a trained policy as an ONNX model, for other runtimes"),
     "demo": ("dema.commands.demo", "the main job: DeMa vs DT on the bundled dataset"),
     "bench": ("dema.bench.cli", "compute-cost benchmarks"),
     "attention": ("dema.commands.attention", "plot the hidden attention of a trained model"),

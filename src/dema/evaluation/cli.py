@@ -3,6 +3,7 @@
     dema eval runs/hopper-medium_dema_paper_s0
     dema eval runs/hopper-medium_dema_paper_s0 --episodes 10 --seeds 0 1 2 --targets 3600 1800
     dema eval runs/hopper-medium_dema_paper_s0 --video 2           # also RUN_DIR/videos/*.mp4 of 2 episodes
+    dema eval runs/hopper-medium_dema-rnn_paper_s0 --runtime onnx    # act through ONNX Runtime (dema export)
 
 Defaults come from the run's config.json (its `eval` section); options override them and every
 choice is recorded in eval.json with the numbers: targets, seeds, episodes, checkpoints (final and
@@ -23,7 +24,7 @@ from dema.errors import ConfigError
 
 
 def main(argv: list[str]) -> int:
-    from dema.evaluation.evaluate import check_choices, evaluate_run, write_eval
+    from dema.evaluation.evaluate import check_choices, check_runtime, evaluate_run, write_eval
     from dema.run import RunDir
     from dema.run.config import check_device
 
@@ -36,6 +37,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--targets", type=float, nargs="+", help="raw return targets (default: the run's, else the env table's)")
     parser.add_argument("--max-episode-steps", type=int, help="cut episodes at this many steps (default: the env's limit)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runtime", default="torch",
+                        help="what acts: torch (default), or onnx: the policy exported as `dema export` writes it, "
+                             "acting through ONNX Runtime (CPU, one thread; the same episodes give the same returns)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default: 1; acting is a small batch per step, and extra threads "
                              "mostly wait on each other on a busy machine)")
@@ -51,7 +55,8 @@ def main(argv: list[str]) -> int:
     video = _video_option(args.video, args.video_format)
     check_device(args.device)
     run = RunDir(args.run_dir)
-    run.load()  # "not a trained run" before anything else
+    loaded = run.load()  # "not a trained run" before anything else
+    check_runtime(args.runtime, loaded.spec, args.device)
     if args.checkpoint == "best" and not run.best_weights.is_file():
         raise ConfigError(f"{run.best_weights} does not exist: no evaluation ran during training "
                           "(schedule.eval_every 0, or training stopped before the first); use --checkpoint final")
@@ -65,7 +70,7 @@ def main(argv: list[str]) -> int:
         checkpoints = ("final", "best")  # the final one is the report's headline; it is cheap to include
     with run.lock():  # one process per run: not while it trains, and not two evaluations at once
         report = evaluate_run(args.run_dir, checkpoints, args.episodes, args.seeds, args.targets,
-                              args.max_episode_steps, args.device, video)
+                              args.max_episode_steps, args.device, video, runtime=args.runtime)
         path = write_eval(args.run_dir, report)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -91,8 +96,9 @@ def _video_option(count: int, fmt: str):
 def format_report(report: dict) -> str:
     from dema.evaluation.evaluate import cut_note
 
+    runtime = ", acting through ONNX Runtime" if report.get("runtime") == "onnx" else ""
     lines = [f"{report['model']} on {report['dataset']} ({report['env']}, protocol {report['protocol']}, "
-             f"{report['updates']} updates)"]
+             f"{report['updates']} updates{runtime})"]
     rows = [("final", report)]
     if report.get("best_checkpoint"):
         rows.append(("best ckpt", report["best_checkpoint"]))

@@ -30,21 +30,28 @@ from dema.run.checkpoint import training_time
 
 def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: int, seeds: tuple[int, ...],
              targets: tuple[float, ...] = (), max_envs: int = 50, max_episode_steps: int = 0,
-             device: str = "cpu", recording=None) -> dict:
+             device: str = "cpu", recording=None, runtime: str = "torch") -> dict:
     """Mean/std of returns and normalised scores per target over `episodes` x `seeds` episodes; a
-    `recording` (dema.evaluation.video.Recording) gets the videos of the episodes it asks for."""
+    `recording` (dema.evaluation.video.Recording) gets the videos of the episodes it asks for;
+    runtime "onnx": the agents act through ONNX Runtime on the policy exported (dema.export)."""
     targets = tuple(targets) or spec.return_targets
+    check_runtime(runtime, spec, device)
     limit = cut_limit(spec, max_episode_steps)
     was_training = policy.training
     policy.eval()
     try:
+        if runtime == "onnx":
+            from dema.evaluation.onnx_runtime import exported_agents
+
+            onnx_agent = exported_agents(policy, model_config, stats)
         per_target = []
         for target in targets:
             returns, lengths, per_seed, cut = [], [], [], 0
             act_seconds, act_calls = 0.0, 0
             for seed in seeds:
                 recorder = recording.recorder(target, seed) if recording is not None else None
-                factory = lambda n: make_agent(policy, stats, spec, model_config, n, device)
+                factory = onnx_agent if runtime == "onnx" else (
+                    lambda n: make_agent(policy, stats, spec, model_config, n, device))
                 result = run_episodes(factory, spec, episodes, seed * 10_000, target, max_envs, max_episode_steps,
                                       recorder)
                 returns += result.returns
@@ -61,7 +68,21 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
     headline_keys = ("return_mean", "return_std", "normalized_mean", "normalized_std", "episodes", "episodes_cut")
     headline = {k: per_target[0][k] for k in headline_keys}
     return {**headline, "cut_at_steps": limit or None, "targets": list(targets), "seeds": list(seeds),
-            "episodes_per_seed": episodes, "per_target": per_target}
+            "episodes_per_seed": episodes, "per_target": per_target, "runtime": runtime}
+
+
+RUNTIMES = ("torch", "onnx")
+
+
+def check_runtime(runtime: str, spec: EnvSpec, device: str) -> None:
+    """The runtime `dema eval` acts through: PyTorch, or ONNX Runtime on the CPU for vector observations."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if runtime == "onnx" and spec.atari:
+        raise ConfigError(f"--runtime onnx: {spec.gym_id} acts on frames with sampled discrete actions, which dema export "
+                          "does not cover yet (MuJoCo and maze2d policies only); use --runtime torch")
+    if runtime == "onnx" and str(device) != "cpu":
+        raise ConfigError(f"--runtime onnx acts through ONNX Runtime on the CPU; drop --device {device}")
 
 
 def cut_limit(spec: EnvSpec, max_episode_steps: int) -> int:
@@ -128,7 +149,7 @@ def load_policy(run: LoadedRun, weights: Path, device: str = "cpu"):
 def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best"), episodes: int | None = None,
                  seeds: tuple[int, ...] | None = None, targets: tuple[float, ...] | None = None,
                  max_episode_steps: int | None = None, device: str = "cpu", video=None,
-                 video_folder: Path | None = None) -> dict:
+                 video_folder: Path | None = None, runtime: str = "torch") -> dict:
     """Score the run's checkpoints; returns the eval.json content (final checkpoint at top level).
 
     Holds the run directory's lock while it reads (dema.run.lock); refuses non-finite targets, a
@@ -140,11 +161,11 @@ def evaluate_run(run_dir: Path, checkpoints: tuple[str, ...] = ("final", "best")
     run_dir = Path(run_dir)
     with RunDir(run_dir).lock():
         return _evaluate_run(run_dir, checkpoints, episodes, seeds, targets, max_episode_steps, device, video,
-                             video_folder)
+                             video_folder, runtime)
 
 
 def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_episode_steps, device, video=None,
-                  video_folder=None) -> dict:
+                  video_folder=None, runtime: str = "torch") -> dict:
     run = load_run(run_dir)
     ev = run.config.eval
     choices = {
@@ -159,10 +180,10 @@ def _evaluate_run(run_dir: Path, checkpoints, episodes, seeds, targets, max_epis
     check_choices(choices["episodes"], choices["targets"], choices["max_episode_steps"], choices["seeds"])
     run_files = RunDir(run_dir)
     if not video:
-        return _score_checkpoints(run, run_files, checkpoints, choices, device)
+        return _score_checkpoints(run, run_files, checkpoints, choices, device, runtime=runtime)
     request = _video_request(video, choices, run.spec)
     with Recording(request) as recording:
-        report = _score_checkpoints(run, run_files, checkpoints, choices, device, recording)
+        report = _score_checkpoints(run, run_files, checkpoints, choices, device, recording, runtime)
         report["videos"] = recording.place(video_folder or run_files.videos, relative_to=run_dir)
     return report
 
@@ -181,7 +202,8 @@ def _video_request(video, choices: dict, spec: EnvSpec):
     return video
 
 
-def _score_checkpoints(run: LoadedRun, run_files: RunDir, checkpoints, choices: dict, device, recording=None) -> dict:
+def _score_checkpoints(run: LoadedRun, run_files: RunDir, checkpoints, choices: dict, device, recording=None,
+                       runtime: str = "torch") -> dict:
     ev = run.config.eval
     results, params = {}, None
     for name in checkpoints:
@@ -195,7 +217,8 @@ def _score_checkpoints(run: LoadedRun, run_files: RunDir, checkpoints, choices: 
         results[name] = {"checkpoint": weights.name, **({"checkpoint_step": step} if step is not None else {}),
                          **evaluate(policy, run.config.model, run.stats, run.spec, choices["episodes"],
                                     choices["seeds"], choices["targets"], ev.max_envs,
-                                    choices["max_episode_steps"], device, recording if name == "final" else None)}
+                                    choices["max_episode_steps"], device, recording if name == "final" else None,
+                                    runtime)}
     if "final" not in results:
         raise DemaError(f"{run_files.path}: no final checkpoint (model.safetensors) to evaluate")
     for name, result in results.items():

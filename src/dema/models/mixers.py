@@ -31,7 +31,8 @@ class CausalSelfAttention(nn.Module):
         allowed = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()  # (L, L) causal
         if mask is not None:
             # Real queries never see padded keys; a padded query may see itself so its softmax is defined.
-            eye = torch.eye(length, dtype=torch.bool, device=x.device)
+            # a float identity compared to 0, not torch.eye(dtype=bool): ONNX Runtime has no bool EyeLike (dema export)
+            eye = torch.eye(length, device=x.device) > 0
             allowed = allowed & (mask[:, None, :] | eye)  # (B, L, L)
             allowed = allowed[:, None]  # (B, 1, L, L), broadcast over heads
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,

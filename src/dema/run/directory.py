@@ -13,6 +13,8 @@
         eval.json            the final evaluation (dema eval, and at the end of training)
         provenance.json      one entry per training session: time, code commit, first update, versions, machine
         videos/              episodes recorded by `dema eval --video` (final_target<T>_seed<S>_episode<J>.mp4 or .gif)
+        policy.onnx          `dema export`: the final checkpoint's decision as an ONNX model (policy-best.onnx: the best)
+        policy.json          beside it: env, targets, inputs, outputs and the recurrent state's layout
         .lock                held (flock) by the process working on the run: its pid, host and command
 
 This module is the only place that knows these names and schemas; `dema.train` writes through it
@@ -112,6 +114,10 @@ class RunDir:
     def checkpoint(self, name: str) -> Path:
         """"final" or "best" -> its weights file."""
         return self.path / CHECKPOINTS[name]
+
+    def exported(self, checkpoint: str, suffix: str = ".onnx") -> Path:
+        """Where `dema export` writes a checkpoint's model by default (its JSON: the same name, .json)."""
+        return self.path / (f"policy{'' if checkpoint == 'final' else '-' + checkpoint}{suffix}")
 
     # ------------------------------------------------------------------ the folder itself
     @staticmethod
