@@ -174,11 +174,7 @@ class Preset:
     dt: dict = field(default_factory=dict)  # DT / DC / BC sizes: n_layer, n_head, embed_dim, d_model, context_len
     train: dict = field(default_factory=dict)  # TrainConfig sections over its (MuJoCo) defaults: {"optim": {...}}
     dt_lr: float | None = None  # DT / DC / BC's learning rate; None: the same as DeMa's
-
-    def lr_for(self, model: str) -> float:
-        """The learning rate of `model` ("dema", "dema-post", "dt", "dc", ...): DeMa's models take the
-        DeMa paper's rate, the others their own code's (DT's gym code: 1e-4 on every dataset)."""
-        return self.lr if model.startswith("dema") or self.dt_lr is None else self.dt_lr
+    # which model takes which sizes and rate: its family in the model registry (dema.models.registry.Family)
 
 
 DT_GYM_LR = 1e-4  # Decision Transformer's gym code, every MuJoCo dataset (DC and BC are DT forks / DT's code)

@@ -6,11 +6,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from dema.models import MODELS, TokenLayout, build_policy, count_parameters, model_config
+from dema.models import MODELS, REGISTRY, BlockKind, TokenLayout, build_policy, count_parameters, model_config
 
 from tiny_models import garbage_left_padded, STATE_DIM, random_batch, tiny_config, tiny_policy
 
-STEP_MODELS = [m for m in MODELS if m.startswith("dema")]
+# the models that can act step by step: their blocks are recurrent (Mamba, bare S6)
+STEP_MODELS = [s.name for s in REGISTRY if s.block in (BlockKind.MAMBA_PRE_UP, BlockKind.MAMBA_POST_UP)]
 
 
 def _perturb_after(batch, t):

@@ -40,10 +40,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from dema.bench.timing import machine_info, measure_interleaved, peak_memory_mb
 from dema.bench.workloads import TrainStep, build, random_batch
 from dema.models import BlockKind
+from dema.models.registry import Study, models_in
 from dema.scan import compute_paths
 
-COST_MODELS = ("dema-rnn", "dema", "dt", "dc")
-PRESET_MODELS = ("dema", "dema-rnn", "dema-post", "dema-bl3d", "dt", "dc")
+COST_MODELS = models_in(Study.COST_CURVES)  # the paper's Figure 2: DeMa (Transformer-, RNN-like), DT, DC
+PRESET_MODELS = models_in(Study.COST_TABLE)  # its Table 7: those and DeMa's variants
 PRESET_DATASETS = ("hopper-medium", "halfcheetah-medium", "hopper-medium-expert", "atari")
 # The training step of the table, per domain: K-step windows at `batch` (MuJoCo: the paper's 64;
 # Atari: 8, DeMa's Atari code); RNN-like DeMa: `rnn_batch` whole trajectories of `rnn_steps` steps

@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 
 from dema.bench.workloads import TrainStep, build, random_batch
+from dema.models.registry import Study, models_in
 
 MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
-MODELS = ("dema", "dt")
+MODELS = models_in(Study.HEADLINE)  # DeMa and DT (the model registry)
 REPEATS = 5  # profiled steps per model, after 2 unprofiled ones
 
 

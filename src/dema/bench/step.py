@@ -14,11 +14,12 @@ import torch
 
 from dema.bench.timing import machine_info, measure_interleaved
 from dema.bench.workloads import TrainStep, build, random_batch
+from dema.models.registry import Study, models_in
 from dema.scan import scan_backend
 
 
 def run_step_bench(dataset: str = "hopper-medium", batch_size: int = 64, steps: int | None = None,
-                   repeats: int = 30, budget_s: float = 40.0, models=("dema", "dt"), device: str = "cpu") -> dict:
+                   repeats: int = 30, budget_s: float = 40.0, models=models_in(Study.HEADLINE), device: str = "cpu") -> dict:
     """`device`: where the models and batches live (cpu, cuda); the timer synchronises CUDA."""
     started = time.perf_counter()
     fns, params = {}, {}

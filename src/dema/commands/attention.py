@@ -24,7 +24,13 @@ def _check_mamba(block, what: str) -> None:
     block = getattr(block, "value", block)
     if not str(block).startswith("mamba"):
         raise DemaError(f"{what}: its {block} blocks have no hidden attention (that is the selective scan's); "
-                        "give a DeMa model or run (dema, dema-bl3d, dema-post, dema-rnn, ...)")
+                        f"give a run or model with Mamba blocks ({', '.join(_mamba_models())})")
+
+
+def _mamba_models() -> list[str]:
+    from dema.models import REGISTRY
+
+    return [spec.name for spec in REGISTRY if spec.block.value.startswith("mamba")]
 
 
 def _load(args):
@@ -58,7 +64,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dema attention", description=__doc__.split("\n")[0])
     parser.add_argument("run", nargs="?", help="a run directory written by `dema train`")
     parser.add_argument("--checkpoint", default="model.safetensors", help="weights file inside the run")
-    parser.add_argument("--model", help="untrained model name (without a run)")
+    parser.add_argument("--model", help=f"untrained model (without a run): {', '.join(_mamba_models())}")
     parser.add_argument("--dataset", help="dataset id or path (default: the run's)")
     parser.add_argument("--preset", help="preset for an untrained model (default: from --dataset)")
     parser.add_argument("--episode", type=int, default=0, help="episode index in the dataset")

@@ -37,10 +37,11 @@ import numpy as np
 
 from dema.envs import env_spec
 from dema.errors import DataError
+from dema.models import registry
 
 DATASET = "hopper-medium-replay-small"
 PRESET = "hopper-medium-replay"
-MODELS = (("dema", "DeMa"), ("dt", "DT"))
+MODELS = tuple((name, registry.label(name)) for name in registry.models_in(registry.Study.HEADLINE))  # DeMa and DT
 
 
 def main(argv: list[str]) -> int:

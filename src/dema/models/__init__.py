@@ -2,7 +2,7 @@
 
 from dema.models.config import Activation, BlockKind, ModelConfig, TokenLayout
 from dema.models.policy import SequencePolicy
-from dema.models.presets import MODELS, PRESET_DATASETS, model_config
+from dema.models.registry import MODELS, PRESET_DATASETS, REGISTRY, ModelSpec, learning_rate, model_config
 
 
 def build_policy(cfg: ModelConfig, state_dim: int, act_dim: int, discrete: bool = False) -> SequencePolicy:
@@ -14,5 +14,5 @@ def count_parameters(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["Activation", "BlockKind", "ModelConfig", "TokenLayout", "SequencePolicy", "MODELS",
-           "PRESET_DATASETS", "model_config", "build_policy", "count_parameters"]
+__all__ = ["Activation", "BlockKind", "ModelConfig", "TokenLayout", "SequencePolicy", "MODELS", "REGISTRY",
+           "ModelSpec", "PRESET_DATASETS", "model_config", "learning_rate", "build_policy", "count_parameters"]

@@ -44,7 +44,7 @@ class TokenOrder(enum.Enum):
         token that predicts it.
     PREV_ACTION_RETURN_STATE: the order of DeMa's Atari code, per step (a_{t-1}, R_t, s_t): the
         tokens of r-aprev-s with the first two swapped, a_t predicted at token 2 (s_t); every
-        layout; what the Atari presets of the DeMa models use (dema.models.presets).
+        layout; what the Atari presets of the DeMa models use (dema.models.registry).
     """
 
     RETURN_PREV_ACTION_STATE = "r-aprev-s"

@@ -362,7 +362,7 @@ def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str
     settings are TrainConfig's defaults. `preset` names the preset explicitly (for a dataset whose
     name matches none, e.g. "hopper-sac-replay.hdf5" trained with hopper-medium-replay's settings).
     """
-    from dema.models import model_config
+    from dema.models import learning_rate, model_config
 
     if preset is None:
         preset = find_preset(dataset)
@@ -374,7 +374,7 @@ def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str
     reward_scale = ENVS[paper.env].reward_scale if paper.env else 1.0
     config = TrainConfig(model_name=model, protocol=protocol, preset=preset, model=model_config(model, preset),
                          data=DataConfig(dataset=dataset, reward_scale=reward_scale),
-                         optim=OptimConfig(lr=paper.lr_for(model)))
+                         optim=OptimConfig(lr=learning_rate(model, preset)))
     config = _merge(config, paper.train, f"preset {preset}")  # Atari: its optimiser, batch and schedule
     return _merge(config, _read_protocol(protocol), f"protocol-{protocol}.json")
 

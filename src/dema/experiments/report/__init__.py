@@ -30,7 +30,7 @@ from dema.experiments.report.coverage import coverage
 from dema.experiments.report.document import PAPER_ATARI_UPDATES, PAPER_UPDATES, markdown
 from dema.experiments.report.figures import write_figures
 from dema.experiments.report.references import REFERENCES, Reference
-from dema.experiments.report.runs import DOMAIN_LABEL, LABEL, MODEL_ORDER, Run, dataset_rows, domain, flattening
+from dema.experiments.report.runs import DOMAIN_LABEL, Run, dataset_rows, domain, flattening
 from dema.experiments.report.runs import flattening_summary
 from dema.experiments.report.runs import group_runs, load_runs, protocol_rows, run_from_record, summaries, variant_text
 from dema.experiments.report.runs import _late_loss_drop, _slope
@@ -69,7 +69,7 @@ def build_report(paths: list[str | Path], log=lambda message: None) -> Report:
 
 
 # The names of the one module this package replaces, importable from here as before (the last two: tests use them).
-__all__ = ["MODEL_ORDER", "LABEL", "DOMAIN_LABEL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "MARGIN", "MIN_PAIRS", "MIN_DATASETS",
+__all__ = ["DOMAIN_LABEL", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "MARGIN", "MIN_PAIRS", "MIN_DATASETS",
            "SHORT_K", "PAPER_UPDATES", "PAPER_ATARI_UPDATES", "PARAM_BOUNDS", "RULE", "Reference", "REFERENCES", "Run",
            "domain", "variant_text", "run_from_record", "load_runs", "group_runs", "summaries", "aggregates",
            "hierarchical_bootstrap", "verdict_of", "claims", "flattening", "flattening_summary", "dataset_rows",

@@ -11,7 +11,8 @@ import numpy as np
 
 from dema.errors import DemaError
 from dema.experiments.report.rule import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from dema.experiments.report.runs import LABEL, Run, _model_rank
+from dema.experiments.report.runs import Run
+from dema.models.registry import label, main_table, rank, reference_of
 
 # ----------------------------------------------------------------------------- aggregates (rliable)
 
@@ -25,18 +26,15 @@ def _rliable():
     return library, metrics
 
 
-TABLE_MODELS = ("dema", "dt", "dc", "bc")  # the paper's main tables: compared together
-
-
 def comparisons(models: list[str]) -> list[list[str]]:
-    """Which models one aggregate compares: the main table's models together, and every other model
-    (an ablation or a fidelity variant) with its own reference, DT for `dt-*` and DeMa for the rest.
-    Each comparison keeps its own datasets, so an ablation run on one dataset does not cut the main
-    table's aggregate down to that dataset."""
-    table = [m for m in TABLE_MODELS if m in models]
+    """Which models one aggregate compares: the paper's main table's models together, and every other
+    model (an ablation or a fidelity variant) with its reference (both from the model registry; a name
+    not registered alone). Each comparison keeps its own datasets, so an ablation run on one dataset
+    does not cut the main table's aggregate down to that dataset."""
+    table = [m for m in main_table() if m in models]
     out = [table] if table else []
-    for model in sorted(set(models) - set(TABLE_MODELS), key=_model_rank):
-        reference = "dt" if model.startswith("dt") else "dema"
+    for model in sorted(set(models) - set(table), key=rank):
+        reference = reference_of(model)
         out.append([reference, model] if reference in models else [model])
     return out
 
@@ -61,8 +59,8 @@ def aggregates(runs: list[Run]) -> list[dict]:
 
 
 def _aggregate_one(by_model: dict[str, dict[str, dict[int, float]]], labels: dict) -> list[dict]:
-    models = sorted(by_model, key=_model_rank)
-    comparison = [LABEL.get(m, m) for m in models]
+    models = sorted(by_model, key=rank)
+    comparison = [label(m) for m in models]
     size = lambda tasks: sum(len(seeds) for seeds in tasks.values())  # runs x tasks of the matrix
     models, left_out = models[:2], models[2:]
     tasks = _common_tasks({m: by_model[m] for m in models})

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 from dema.envs import parse_dataset
 from dema.experiments.report.coverage import missing_text
 from dema.experiments.report.references import REFERENCES
-from dema.experiments.report.runs import (DOMAIN_LABEL, LABEL, LOSS_STILL_FALLING, Run, _mean, _std, flattening,
+from dema.experiments.report.runs import (DOMAIN_LABEL, LOSS_STILL_FALLING, Run, _mean, _std, flattening,
                                          flattening_summary, protocol_rows, variant_text)
 from dema.experiments.report.claims import _one_protocol, _standard
 from dema.experiments.report.rule import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, RULE
+from dema.models.registry import label
 
 if TYPE_CHECKING:
     from dema.experiments.report import Report
@@ -148,7 +149,7 @@ def _coverage_section(report: Report) -> list[str]:
                 if row["unplanned"]:
                     count += f" (+{len(row['unplanned'])} not in its grid file now)"
             seeds = ", ".join(map(str, row["complete_seeds"])) or "-"
-            lines.append(f"| {row['grid']} | {LABEL.get(row['model'], row['model'])} | {count} | {seeds} | "
+            lines.append(f"| {row['grid']} | {label(row['model'])} | {count} | {seeds} | "
                          f"{missing_text(row)} |")
     if cov["not_run"]:
         lines += ["", f"Packaged grids without a record: {', '.join(cov['not_run'])}."]
@@ -174,7 +175,7 @@ def _aggregates_section(report: Report) -> list[str]:
         for a in report.aggregates:
             lines.append(f"| {a['protocol']} | {DOMAIN_LABEL.get(a['domain'], a['domain'])} | {variant_text(a['variant'])} | "
                          f"{a['comparison']} | "
-                         f"{LABEL.get(a['model'], a['model'])} | {len(a['tasks'])} | {a['runs_per_task']} | "
+                         f"{label(a['model'])} | {len(a['tasks'])} | {a['runs_per_task']} | "
                          f"{a['iqm']:.1f} [{a['iqm_ci95'][0]:.1f}, {a['iqm_ci95'][1]:.1f}] | "
                          f"{a['mean']:.1f} [{a['mean_ci95'][0]:.1f}, {a['mean_ci95'][1]:.1f}] | "
                          f"{', '.join(a['left_out']) or '-'} |")
@@ -195,7 +196,7 @@ def _groups_section(report: Report) -> list[str]:
     for g in report.groups:
         wall = g["wall_seconds_mean"]
         lines.append(
-            f"| {g['protocol']} | {g['dataset']} | {LABEL.get(g['model'], g['model'])} | {variant_text(g['variant'])} | "
+            f"| {g['protocol']} | {g['dataset']} | {label(g['model'])} | {variant_text(g['variant'])} | "
             f"{', '.join(map(str, g['seeds']))} | {_pm(g['final_mean'], g['final_std'])} | "
             f"{_pm(g['best_checkpoint_mean'], g['best_checkpoint_std'])} | "
             f"{_pm(g['best_during_training_mean'], g['best_during_training_std'])} | "
@@ -240,7 +241,7 @@ def _flattening_section(runs: list[Run]) -> list[str]:
         slope = "-" if f["score_slope_per_1k"] is None else \
             f"{f['score_slope_per_1k']:+.1f} ± {f['score_slope_ci95_half_width']:.1f}"
         drop = "-" if f["loss_drop_second_half"] is None else f"{100 * f['loss_drop_second_half']:.1f}%"
-        lines.append(f"| {f['protocol']} | {f['dataset']} | {LABEL.get(f['model'], f['model'])} | "
+        lines.append(f"| {f['protocol']} | {f['dataset']} | {label(f['model'])} | "
                      f"{variant_text(f['variant'])} | {f['seeds']} | {drop} | {slope} | {f['score_points']} | "
                      f"{f['score_trend'] or '-'} |")
     return lines + ["", _flattening_text(flattening_summary(rows))]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dema.experiments.report.runs import LABEL, Run, _cell_rank, group_runs, variant_text
+from dema.experiments.report.runs import Run, _cell_rank, group_runs, variant_text
 from dema.experiments.report.rule import MARGIN
+from dema.models.registry import label
 
 
 def _figure(nrows: int, ncols: int, width: float = 4.2, height: float = 3.2):
@@ -29,7 +30,7 @@ def _figure(nrows: int, ncols: int, width: float = 4.2, height: float = 3.2):
 
 def _line_label(model: str, variant_key: str) -> str:
     variant = json.loads(variant_key)
-    return LABEL.get(model, model) + (f" [{variant_text(variant)}]" if variant else "")
+    return label(model) + (f" [{variant_text(variant)}]" if variant else "")
 
 
 def write_figures(runs: list[Run], folder: Path, claims: list[dict] | None = None) -> list[Path]:

@@ -13,12 +13,8 @@ from pathlib import Path
 from dema.envs import parse_dataset
 from dema.errors import DemaError
 from dema.experiments.records import read_records
+from dema.models.registry import rank
 
-MODEL_ORDER = ("dema", "dt", "dt-shared", "dema-bl3d", "dema-post", "dema-rnn", "dc", "bc", "dema-official",
-               "dt-official")
-LABEL = {"dema": "DeMa", "dt": "DT", "dt-shared": "DT (DeMa's token order)", "dema-bl3d": "DeMa-BL3D",
-         "dema-post": "DeMa-post", "dema-rnn": "DeMa-RNN", "dc": "DC", "bc": "BC",
-         "dema-official": "DeMa (official code's choices)", "dt-official": "DT (official init)"}
 DOMAIN_LABEL = {"mujoco": "MuJoCo", "atari": "Atari", "maze2d": "maze2d", "other": "other"}
 
 
@@ -233,13 +229,9 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
     return runs, problems
 
 
-def _model_rank(model: str) -> tuple[int, str]:
-    return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
-
-
 def _cell_rank(model: str, variant_key: str) -> tuple:
-    """Models in MODEL_ORDER, each with its plain run ({}) before its variants."""
-    return (*_model_rank(model), variant_key != "{}", variant_key)
+    """Models in the registry's order, each with its plain run ({}) before its variants."""
+    return (*rank(model), variant_key != "{}", variant_key)
 
 
 # ----------------------------------------------------------------------------- per-group table

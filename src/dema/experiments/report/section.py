@@ -10,7 +10,8 @@ typed by hand.
 
 from __future__ import annotations
 
-from dema.experiments.report.runs import LABEL, Run, group_runs, summaries, variant_text
+from dema.experiments.report.runs import Run, group_runs, summaries, variant_text
+from dema.models.registry import label
 
 END = "<!-- end results_section -->"
 
@@ -37,7 +38,7 @@ def section_table(runs: list[Run], datasets: list[dict]) -> list[str]:
         data_text = "not recorded" if returns is None else (
             f"{_pm(returns['normalized_return_mean'], returns['normalized_return_std'])} "
             f"({returns['normalized_return_max']:.1f})")
-        name = LABEL.get(g["model"], g["model"]) + (f" ({variant_text(g['variant'])})" if g["variant"] else "")
+        name = label(g["model"]) + (f" ({variant_text(g['variant'])})" if g["variant"] else "")
         lines.append(f"| {g['dataset']} | {name} | {', '.join(map(str, g['seeds']))} | "
                      f"{' / '.join(f'{r.final:.1f}' for r in group)} | {_pm(g['final_mean'], g['final_std'])} | "
                      f"{_pm(g['best_checkpoint_mean'], None)} | {data_text} |")
