@@ -47,7 +47,8 @@ class Family(enum.Enum):
 class Study(enum.Enum):
     """The fixed comparisons that run a chosen few models (`ModelSpec.studies`)."""
 
-    HEADLINE = "headline"  # `dema demo`, `dema bench step`: DeMa against DT, the paper's main claim
+    HEADLINE = "headline"  # DeMa against DT, the paper's main claim: `dema demo`, `dema bench step` and
+    # `profile`, the report's Pong diagnostics
     COST_CURVES = "cost-curves"  # `dema bench cost`: cost against sequence length (the paper's Figure 2)
     COST_TABLE = "cost-table"  # `dema bench cost`: parameters, MACs and training step per preset (Table 7)
 

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 from dema.errors import DemaError
+from dema.models.registry import Study, models_in
 
 PONG_TARGETS = ("20", "0", "-10")
-PONG_MODELS = ("dema", "dt")
+PONG_MODELS = models_in(Study.HEADLINE)  # DeMa and DT (the model registry)
 
 
 def pong_record(results: Path, model: str) -> Path:
