@@ -34,6 +34,7 @@ from pathlib import Path
 
 from dema.bench import tables
 from dema.errors import ConfigError
+from dema.models.registry import MODELS, Study, models_in
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--out", type=Path, default=None, help="also write throughput.json here (after every row)")
     p.add_argument("--device", default="cpu", help="torch device every process trains on (cpu, cuda)")
-    p.add_argument("--models", default="dema,dt", help="comma-separated models (default dema,dt)")
+    headline = ",".join(models_in(Study.HEADLINE))
+    p.add_argument("--models", default=headline, help=f"comma-separated models, of {', '.join(MODELS)} "
+                                                      f"(default {headline})")
     p.add_argument("--processes", default="1,8", help="comma-separated numbers of processes (default 1,8)")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds each process counts its updates")
     p = sub.add_parser("scan-gpu", help="the scan's paths on a GPU, Triton at several tile sizes")
@@ -191,7 +194,6 @@ def _throughput(args) -> int:
     import torch
 
     from dema.bench.throughput import run_throughput
-    from dema.models import MODELS
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
