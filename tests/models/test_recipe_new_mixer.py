@@ -52,7 +52,7 @@ ENTRY = '''    ModelSpec("dt-ema", "DT-EMA", Family.DT, BlockKind.EMA, _DT_TRUNK
 '''
 
 CHECKS = '''
-import contextlib, io, sys
+import contextlib, io, re, sys
 from dema.cli import main
 from dema.experiments.grid import parse_grid
 from dema.experiments.report.aggregates import comparisons
@@ -75,7 +75,7 @@ assert main(["train", "--model", "dt-ema", "--dataset", tiny, "--protocol", "cpu
 help_ = io.StringIO()
 with contextlib.redirect_stdout(help_), contextlib.suppress(SystemExit):
     main(["train", "--help"])
-assert "dt-official, dt-ema (default: dema)" in help_.getvalue()
+assert "dt-official, dt-ema (default: dema)" in re.sub(r"-\\s+", "-", " ".join(help_.getvalue().split()))
 assert main(["params", "--json"]) == 0
 '''
 
