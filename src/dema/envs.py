@@ -11,6 +11,11 @@ same thing everywhere:
     parse_dataset("hopper-medium-replay-small")    -> env hopper,       preset hopper-medium-replay
     parse_dataset("maze2d-umaze-v1")               -> env maze2d-umaze, preset maze2d-umaze
     parse_dataset("Hopper-v5")                     -> env hopper (a Gymnasium id), no preset
+    parse_dataset("mujoco/hopper/medium-v0")       -> env hopper,       preset hopper-medium (a Minari id)
+    parse_dataset("mujoco/hopper/expert-v0")       -> env hopper,       no preset of the paper
+
+A dataset no preset of the paper names takes its environment's defaults (`preset`): the MuJoCo
+settings under the name "<env>-default" (hopper-default), maze2d's and Atari's own presets.
 
 Sources. MuJoCo reference scores: D4RL's `infos.py` (REF_MIN_SCORE / REF_MAX_SCORE). Return
 targets: the official Decision Transformer / DeMa code's raw-return targets (hopper 3600,
@@ -42,6 +47,10 @@ class EnvSpec:
     aliases: tuple[str, ...] = ()  # other names datasets use for it (Gymnasium ids of other versions)
     frame_stack: int = 0  # Atari: frames stacked into one state, (frame_stack, 84, 84); 0: vector states
     discrete: bool = False  # Atari: actions are indices into the game's minimal action set
+    # (random policy, best shipped behaviour policy) mean returns measured here in gym_id itself, 100
+    # episodes each (docs/DATASETS.md, `dema collect ENV reference-scores`): the reference scores of the
+    # Minari datasets dema writes. ref_min_score / ref_max_score stay D4RL's, for the D4RL-named data.
+    measured_ref_scores: tuple[float, float] | None = None
 
     @property
     def atari(self) -> bool:
@@ -247,6 +256,11 @@ PRESETS: dict[str, Preset] = {
 # ----------------------------------------------------------------------------- the id parser
 
 DATASET_SUFFIXES = (".hdf5", ".h5", ".pkl", ".pickle")  # the file formats dema.data.load reads
+# A Minari dataset id: namespace/name-vN, the namespace one or more levels (mujoco/hopper/medium-v0,
+# D4RL/pointmaze/umaze-v2). Minari's own pattern (minari.dataset.minari_dataset.DATASET_ID_RE) makes the
+# namespace and the version optional; dema asks for both, which is what tells an id from a file name.
+MINARI_ID_FORM = "namespace/name-vN, e.g. mujoco/hopper/medium-v0: every level a name, the version at the end"
+MINARI_ID = re.compile(r"(?P<namespace>[-\w]+(?:/[-\w]+)*)/(?P<name>[-\w]+?)-v(?P<version>\d+)")
 
 
 @dataclass(frozen=True)
@@ -254,15 +268,25 @@ class DatasetRef:
     """What a dataset id or path says about the dataset, before any file is read."""
 
     text: str  # as given
-    name: str  # the file or id name without folder and suffix: "hopper-medium-v5"
+    name: str  # the file or id name without folder and suffix: "hopper-medium-v5"; a Minari id's
+    #            levels joined by dashes: "mujoco-hopper-medium-v0"
     base: str  # lower-case, version removed: "hopper-medium"
     version: int | None  # 5 for "-v5"
     env: EnvSpec | None
     preset: Preset | None
+    minari: bool = False  # a Minari dataset id (namespace/name-vN)
+
+
+def is_minari_id(text: str) -> bool:
+    """Whether `text` has the form of a Minari dataset id, namespace/name-vN (it may also be a path)."""
+    return MINARI_ID.fullmatch(str(text)) is not None
 
 
 def dataset_name(text: str) -> str:
-    """Short name of a dataset id or path: ".../hopper-medium-v5.hdf5" -> "hopper-medium-v5"."""
+    """Short name of a dataset id or path: ".../hopper-medium-v5.hdf5" -> "hopper-medium-v5",
+    "mujoco/hopper/medium-v0" -> "mujoco-hopper-medium-v0" (run names hold no slash)."""
+    if is_minari_id(text):
+        return str(text).replace("/", "-")
     name = Path(str(text)).name
     for suffix in DATASET_SUFFIXES:
         if name.endswith(suffix):
@@ -285,12 +309,35 @@ def _env_by_alias(name: str) -> EnvSpec | None:
     return None
 
 
+def env_by_gym_id(gym_id: str) -> EnvSpec | None:
+    """The table's environment of a Gymnasium id of any version ("Hopper-v4" -> hopper), None if none."""
+    def unversioned(i: str) -> str:
+        return re.sub(r"-v\d+$", "", i.split(":")[-1]).lower()
+
+    return next((spec for spec in ENVS.values()
+                 if unversioned(gym_id) in {unversioned(i) for i in (spec.gym_id, *spec.aliases)}), None)
+
+
+def _minari_levels(text: str) -> list[str]:
+    """A Minari id's levels below the root, without the version: ["mujoco", "hopper", "medium"]."""
+    match = MINARI_ID.fullmatch(str(text))
+    return [*match.group("namespace").lower().split("/"), match.group("name").lower()]
+
+
 def parse_dataset(text: str) -> DatasetRef:
     """Parse a dataset id, file name or path (see the module docstring). Never reads a file."""
     name = dataset_name(text)
     match = re.fullmatch(r"(.*)-v(\d+)", name)
     base = (match.group(1) if match else name).lower()
     version = int(match.group(2)) if match else None
+    if is_minari_id(text):
+        # env and preset from the last two levels (mujoco/hopper/medium -> hopper-medium), else the last one
+        levels = _minari_levels(text)
+        candidates = ["-".join(levels[-2:]), levels[-1]]
+        hit = next((c for c in candidates if _longest_prefix(c, ENVS)), candidates[0])
+        env_key, preset_key = _longest_prefix(hit, ENVS), _longest_prefix(hit, PRESETS)
+        return DatasetRef(str(text), name, base, version, ENVS[env_key] if env_key else None,
+                          PRESETS[preset_key] if preset_key else None, minari=True)
     env_key = _longest_prefix(base, ENVS)
     preset_key = _longest_prefix(base, PRESETS)
     env = ENVS[env_key] if env_key else _env_by_alias(name)
@@ -307,12 +354,47 @@ def env_spec(name: str) -> EnvSpec:
     return spec
 
 
+DEFAULT_SUFFIX = "-default"  # "hopper-default": the MuJoCo settings for a hopper dataset no preset names
+
+
+def default_preset(env: str) -> Preset:
+    """The sizes and learning rate of a dataset of environment `env` that no preset of the paper names:
+    maze2d's and Atari's presets are their environment's already; any other environment (hopper, or
+    one only a Minari dataset's recorded env spec names, e.g. ant) takes the paper's MuJoCo settings
+    (DeMa: 3 layers, embedding 128, d_model 64, d_state 64, K 20; DT's gym sizes) at DT's gym learning
+    rate, 1e-4 for every model, under the name "<env>-default"."""
+    if env in PRESETS:  # maze2d-umaze, pong, ...: the environment's own preset
+        return PRESETS[env]
+    return _mujoco(env + DEFAULT_SUFFIX, DT_GYM_LR, env=env)
+
+
+def preset_named(name: str) -> Preset:
+    """The preset `--preset NAME` names: one of the paper's, or an environment's default ("hopper-default")."""
+    if name in PRESETS:
+        return PRESETS[name]
+    if name.endswith(DEFAULT_SUFFIX) and re.fullmatch(r"[-\w]+", name[: -len(DEFAULT_SUFFIX)]):
+        return default_preset(name[: -len(DEFAULT_SUFFIX)])
+    raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}, or an environment's defaults "
+                      f"(<env>{DEFAULT_SUFFIX}: {', '.join(n + DEFAULT_SUFFIX for n, e in ENVS.items() if not e.atari and n not in PRESETS)})")
+
+
 def preset(name: str) -> Preset:
-    """The paper's preset for a dataset id or path; ConfigError listing the known ones otherwise."""
-    found = parse_dataset(name).preset
-    if found is None:
-        raise ConfigError(
-            f"no preset for dataset {name!r}; presets exist for {', '.join(PRESETS)} "
-            "(name the file after one of them, e.g. hopper-medium-v5.hdf5, or pick one with --preset)"
-        )
-    return found
+    """The preset for a dataset id or path: the paper's when the name matches one, else the defaults of
+    the environment it names (`default_preset`); ConfigError listing the known ones when it names none."""
+    ref = parse_dataset(name)
+    if ref.preset is not None:
+        return ref.preset
+    if str(name) in PRESETS or str(name).endswith(DEFAULT_SUFFIX):
+        return preset_named(str(name))
+    if ref.env is not None:
+        return default_preset(ref.env.name)
+    if ref.minari:  # an environment dema's table does not hold: the id's environment level names it
+        levels = _minari_levels(name)
+        return default_preset(levels[-2] if len(levels) > 1 else levels[-1])
+    if "/" in str(name) and not str(name).endswith(DATASET_SUFFIXES) and not Path(name).exists():
+        raise ConfigError(f"{name}: no such file or folder, and not a Minari dataset id ({MINARI_ID_FORM}). Fix: give "
+                          "an existing path, or a Minari id with its version")
+    raise ConfigError(
+        f"no preset for dataset {name!r}; presets exist for {', '.join(PRESETS)} "
+        "(name the file after one of them, e.g. hopper-medium-v5.hdf5, or pick one with --preset)"
+    )

@@ -142,3 +142,45 @@ def write_dqn_replay(folder: Path, n_steps: int, capacity: int, ckpt: int = 0, s
     _save_gz(folder / f"invalid_range_ckpt.{ckpt}.gz", np.array([(cursor - 1 + i) % capacity for i in range(5)], dtype=np.float64))  # float, as dopamine
     return {"observation": frames, "action": actions, "reward": rewards, "terminal": terminal, "cursor": cursor}
 
+
+
+def write_with_minari(dataset_id: str, env="Hopper-v5", episodes: int = 3, steps: int = 20, data_format="hdf5",
+                      ref_scores=(-20.0, 3000.0), obs_dim: int | None = None, seed: int = 0):
+    """A Minari dataset written by minari's own API (`create_dataset_from_buffers`) under the Minari root
+    of the moment ($MINARI_DATASETS_PATH): `episodes` random-action episodes of at most `steps` steps in
+    `env` (an id or a gymnasium EnvSpec), with reference scores when given; `obs_dim` records other
+    observations than the environment's (a Box of that size). Returns minari's MinariDataset."""
+    import warnings
+
+    import gymnasium as gym
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    made = gym.make(env)
+    made.action_space.seed(seed)
+    buffers = []
+    for i in range(episodes):
+        obs, _ = made.reset(seed=seed + i)
+        ep = {"observations": [obs], "actions": [], "rewards": [], "terminations": [], "truncations": []}
+        for t in range(steps):
+            action = made.action_space.sample()
+            obs, reward, term, trunc, _ = made.step(action)
+            trunc = trunc or t == steps - 1  # the episode is cut here: a timeout
+            for key, value in zip(("observations", "actions", "rewards", "terminations", "truncations"),
+                                  (obs, action, reward, term, trunc)):
+                ep[key].append(value)
+            if term or trunc:
+                break
+        arrays = {k: np.array(v) for k, v in ep.items()}
+        if obs_dim is not None:
+            rng = np.random.default_rng(i)
+            arrays["observations"] = rng.normal(size=(len(arrays["observations"]), obs_dim))
+        buffers.append(EpisodeBuffer(**arrays))
+    extra = {} if obs_dim is None else {"observation_space": gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64)}
+    refs = {} if ref_scores is None else {"ref_min_score": ref_scores[0], "ref_max_score": ref_scores[1]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # minari's notes on optional fields (eval_env) left out on purpose
+        return minari.create_dataset_from_buffers(
+            dataset_id, buffers, env=made.spec, algorithm_name="random", author="dema tests",
+            author_email="tests@dema", code_permalink="tests/data/data_factories.py", description="random actions",
+            data_format=data_format, **refs, **extra)

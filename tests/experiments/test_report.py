@@ -676,3 +676,18 @@ def test_run_directories_own_files_are_not_problems(tmp_path, capsys):
     assert main(["report", str(runs / "hopper-medium_dema_s0"), str(runs / "hopper-medium_dt_s0"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["problems"] == [] and len(out["runs"]) == 2
+
+
+def test_the_report_says_which_datasets_use_their_own_reference_scores(tmp_path):
+    """eval.json's reference_scores.source (issue 26): a Minari dataset normalised with its own reference
+    scores is named in the report; records without the field (every run before it) are the table's."""
+    recs = grid_records()
+    for rec in recs:
+        if rec["dataset"] == "hopper-medium":
+            rec["eval"]["reference_scores"] = {"min": -20.0, "max": 3000.0, "source": "dataset"}
+    out = tmp_path / "REPORT.md"
+    assert main(["report", str(write(tmp_path / "results", recs)), "--out", str(out)]) == 0
+    assert "- Normalisation: `hopper-medium` with the dataset's own reference scores" in out.read_text()
+    out_table = tmp_path / "TABLE.md"
+    assert main(["report", str(write(tmp_path / "table", grid_records())), "--out", str(out_table)]) == 0
+    assert "Normalisation:" not in out_table.read_text()

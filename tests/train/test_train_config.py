@@ -71,8 +71,11 @@ def test_preset_lookup_from_ids_and_files():
     mujoco = {f"{env}-{level}" for env in ("hopper", "halfcheetah", "walker2d")
               for level in ("medium", "medium-replay", "medium-expert")}
     assert mujoco | {"maze2d-umaze", "maze2d-medium", "maze2d-large"} <= set(available_presets())
+    # a dataset no preset of the paper names takes its environment's defaults (issue 26) ...
+    assert find_preset("hopper-sac-replay.hdf5") == "hopper-default"
+    # ... and one whose name names no environment either is refused, naming --preset
     with pytest.raises(ConfigError, match="--preset"):
-        find_preset("hopper-sac-replay.hdf5")
+        find_preset("sac-replay.hdf5")
 
 
 @pytest.mark.parametrize("form, value", [(["--{}"], True), (["--no-{}"], False), (["--{}", "True"], True),

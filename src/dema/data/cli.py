@@ -1,6 +1,7 @@
 """`dema data PATH_OR_ID`: load, validate and summarise a dataset (`--json` for machines).
 
     dema data hopper-medium-replay          # an id, found through the search path (dema.data.load)
+    dema data mujoco/hopper/medium-v0       # a Minari id: Minari's root, downloaded by minari if missing
     dema data datasets/hopper-sac-replay.hdf5 --json     # a file
     dema data --table                       # docs/DATASETS.md's tables: datasets/ and the bundled files
     dema data --table datasets --page docs/DATASETS.md   # written between the page's datasets-table markers
@@ -22,6 +23,7 @@ import numpy as np
 from dema.data.dataset import OfflineDataset
 from dema.data.episodes import return_stats
 from dema.data.load import load_dataset
+from dema.data.recorded_env import DATASET, with_reference_scores
 from dema.data.validate import DataWarning, check_against_env, resolve_env
 from dema.envs import parse_dataset
 
@@ -54,6 +56,7 @@ def summary(dataset: OfflineDataset, env=None) -> dict:
     out["metadata"] = dataset.metadata
     spec = resolve_env(dataset, env)
     if spec is not None and not dataset.discrete:
+        spec, out["normalized_with"] = with_reference_scores(spec, dataset)
         out["normalized_return_mean"] = spec.normalize(out["return_mean"])
     return out
 
@@ -72,7 +75,8 @@ def _text(info: dict) -> str:
         f"episode ends {info['ends']['terminal']:,} terminal, {info['ends']['timeout']:,} timeout",
     ]
     if "normalized_return_mean" in info:
-        lines.append(f"normalised   mean return = {info['normalized_return_mean']:.1f} (D4RL score)")
+        how = "with the dataset's own reference scores" if info.get("normalized_with") == DATASET else "D4RL score"
+        lines.append(f"normalised   mean return = {info['normalized_return_mean']:.1f} ({how})")
     for key, value in info["metadata"].items():
         text = str(value)
         lines.append(f"metadata     {key} = {text if len(text) <= 70 else text[:67] + '...'}")
@@ -85,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[0],
         epilog="Dataset ids (hopper-medium-replay, hopper-medium-v2) are looked up as <id>.hdf5, "
         "<id>.h5, <id>.pkl or <id>/ in: $DEMA_DATA_PATH (colon-separated), ./datasets, "
-        "~/.dema/datasets, then the datasets bundled with dema. Formats: D4RL hdf5, Minari, "
-        "Decision-Transformer .pkl, DQN-replay folders.",
+        "~/.dema/datasets, then the datasets bundled with dema. A Minari id (mujoco/hopper/medium-v0) is "
+        "looked up in Minari's root ($MINARI_DATASETS_PATH, default ~/.minari/datasets) and downloaded by "
+        "minari when missing. Formats: D4RL hdf5, Minari (hdf5, arrow), Decision-Transformer .pkl, "
+        "DQN-replay folders.",
     )
     parser.add_argument("dataset", nargs="?", help="a file, a folder, or a dataset id")
     parser.add_argument("--env", default=None, help="check sizes against this environment (hopper, walker2d, ...)")

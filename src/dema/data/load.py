@@ -5,13 +5,17 @@ Resolution, in order:
 1. an existing path: a file (`.hdf5`/`.h5`: D4RL, or Minari's `main_data.hdf5`; `.pkl`: DT pickle;
    a `$store$_*_ckpt.N.gz`: that DQN-replay checkpoint) or a folder (a Minari dataset, its `data/`
    folder, or a DQN-replay `replay_logs` folder);
-2. a dataset id such as `hopper-medium-v2`, `hopper-medium-replay` or `D4RL/pointmaze/umaze-v2`,
+2. a Minari dataset id (`mujoco/hopper/medium-v0`, any namespace/name-vN) in Minari's local root
+   (`$MINARI_DATASETS_PATH`, default ~/.minari/datasets; dema.data.minari_store);
+3. a dataset id such as `hopper-medium-v2`, `hopper-medium-replay` or `D4RL/pointmaze/umaze-v2`,
    looked up in the search path (first hit wins):
        $DEMA_DATA_PATH (colon-separated folders), ./datasets, ~/.dema/datasets,
        the package's bundled folder (src/dema/bundled/)
    In each folder: `<id>.hdf5`, `<id>.h5`, `<id>.pkl` or a folder `<id>/`; an id without a
    version also matches `<id>-v<N>.*` (highest N), and a versioned id also matches the name without
-   its version (so `hopper-medium-replay-v2` finds `hopper-medium-replay.hdf5`).
+   its version (so `hopper-medium-replay-v2` finds `hopper-medium-replay.hdf5`);
+4. a Minari id found nowhere: downloaded into Minari's root by minari's own downloader (the
+   `minari` extra), or a one-line error naming the id and `minari download ID`.
 Formats are told apart by content where the name is not enough (HDF5 with `episode_*` groups is
 Minari). The result is always checked by `dema.data.validate.validate`.
 """
@@ -28,7 +32,7 @@ import numpy as np
 import dema
 from dema.data.dataset import OfflineDataset
 from dema.data.validate import fail, validate
-from dema.envs import DATASET_SUFFIXES, EnvSpec, parse_dataset
+from dema.envs import DATASET_SUFFIXES, EnvSpec, is_minari_id, parse_dataset
 
 BUNDLED = Path(dema.__file__).resolve().parent / "bundled"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -57,8 +61,8 @@ def load_dataset(
     path = Path(path_or_id).expanduser()
     if not path.exists():
         path = resolve_id(str(path_or_id))
-        if env is None:  # an id like "hopper-medium-v2" names its environment
-            env = parse_dataset(str(path_or_id)).env
+        if env is None and not is_minari_id(str(path_or_id)):  # "hopper-medium-v2" names its environment;
+            env = parse_dataset(str(path_or_id)).env  # a Minari dataset records its own (dema.data.recorded_env)
     dataset = read_any(path, max_transitions)
     if max_transitions is not None and len(dataset) > max_transitions:
         dataset = head(dataset, max_transitions)
@@ -99,12 +103,34 @@ def head(dataset: OfflineDataset, max_transitions: int) -> OfflineDataset:
 
 
 def resolve_id(dataset_id: str) -> Path:
-    """The first file or folder in the search path that matches `dataset_id`."""
+    """The file or folder `dataset_id` names: a Minari id (namespace/name-vN) in Minari's local root,
+    else the first match in the search path, else (a Minari id) downloaded by minari
+    (dema.data.minari_store)."""
+    from dema.data import minari_store
+
+    if is_minari_id(dataset_id) and (found := minari_store.local_dataset(dataset_id)) is not None:
+        return found
+    searched = search_path()
+    found = _in_search_path(dataset_id, searched)
+    if found is not None:
+        return found
+    listed = ", ".join(str(f) for f in searched)
+    if is_minari_id(dataset_id):
+        return minari_store.fetch(dataset_id, searched=f"the search path ({listed})")
+    if "/" in dataset_id and not dataset_id.endswith(DATASET_SUFFIXES):
+        minari_store.check_id(dataset_id)  # neither a path nor a Minari id: what an id looks like
+    raise fail(
+        dataset_id,
+        f"no such file, and no dataset of that id in the search path ({listed})",
+        "give a path, put the file in one of those folders (DEMA_DATA_PATH=folder1:folder2 adds folders), or create it with `dema collect`",
+    )
+
+
+def _in_search_path(dataset_id: str, searched: list[Path]) -> Path | None:
     names = [dataset_id]
     unversioned = re.sub(r"-v\d+$", "", dataset_id)
     if unversioned != dataset_id:
         names.append(unversioned)
-    searched = search_path()
     for folder in searched:
         for name in names:
             for candidate in [folder / (name + s) for s in DATASET_SUFFIXES] + [folder / name]:
@@ -115,12 +141,7 @@ def resolve_id(dataset_id: str) -> Path:
             hits = [p for p in parent.glob(f"{stem}-v*") if re.fullmatch(rf"{re.escape(stem)}-v(\d+)({'|'.join(map(re.escape, DATASET_SUFFIXES))})?", p.name)]
             if hits:
                 return max(hits, key=lambda p: int(re.search(r"-v(\d+)", p.name[len(stem):]).group(1)))
-    listed = ", ".join(str(f) for f in searched)
-    raise fail(
-        dataset_id,
-        f"no such file, and no dataset of that id in the search path ({listed})",
-        "give a path, put the file in one of those folders (DEMA_DATA_PATH=folder1:folder2 adds folders), or create it with `dema collect`",
-    )
+    return None
 
 
 def read_any(path: Path, max_transitions: int | None = None) -> OfflineDataset:
@@ -163,7 +184,7 @@ def _read_any(path: Path, max_transitions: int | None = None) -> OfflineDataset:
 
 def _read_folder(path: Path, max_transitions: int | None) -> OfflineDataset:
     for data in (path / "data", path):
-        if (data / "main_data.hdf5").exists():
+        if (data / "main_data.hdf5").exists() or (data / "metadata.json").is_file():  # hdf5 or arrow storage
             from dema.data.formats.minari import load_minari
 
             return load_minari(data)

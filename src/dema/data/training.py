@@ -1,7 +1,8 @@
 """The data of a training run, beyond what loading checks (dema.data.validate): the environment it is
 scored in, whether a model can learn from its values, and what identifies it.
 
-    spec = environment_of(dataset, "datasets/hopper-medium-v2.hdf5")   # recorded env id, else the name
+    spec = environment_of(dataset, "datasets/hopper-medium-v2.hdf5")   # recorded env spec or id, else the name
+    spec, references = scoring_env(dataset, "mujoco/hopper/medium-v0")  # ... with the reference scores' source
     check_data_kind(dataset, spec)     # discrete <-> Atari game, frames of 84x84, actions in range
     check_learnable(dataset, data, spec, reward_scale=1000.0)          # DataError with the fix
     check_trajectory_batch(data, batch_size, source)   # RNN-like: a batch of whole episodes fits
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dema.data.episodes import returns_summary
+from dema.data.recorded_env import check_normalisable, dataset_env, with_reference_scores
 from dema.data.validate import check_against_env, fail, overflow_problem
 from dema.envs import ATARI_FRAME, EnvSpec, dataset_name, env_spec
 from dema.errors import ConfigError, DataError
@@ -33,8 +35,22 @@ MAX_SCALED_RETURN = 1e6
 MAX_ACTION = 1.5
 
 
+def scoring_env(dataset, requested: str) -> tuple[EnvSpec, str]:
+    """The environment the run is scored in (`environment_of`), normalising with the dataset's own
+    reference scores when it has them, and where they come from: "dataset" (a Minari dataset's own) or
+    "table" (dema's; dema.data.recorded_env). An environment outside the table needs the dataset's."""
+    spec, source = with_reference_scores(environment_of(dataset, requested), dataset)
+    check_normalisable(spec, dataset)
+    return spec, source
+
+
 def environment_of(dataset, requested: str) -> EnvSpec:
-    """The simulator of the dataset: from its recorded env id, else from the name it was asked for by."""
+    """The simulator of the dataset: the Gymnasium env spec it records (a Minari dataset's, checked
+    against dema's table: dema.data.recorded_env), else its recorded env id, else the name it was asked
+    for by."""
+    recorded = dataset_env(dataset)
+    if recorded is not None:
+        return recorded
     for name in (dataset.env_name, dataset.metadata.get("env_name"), dataset.metadata.get("game"),
                  dataset_name(requested)):
         if name:

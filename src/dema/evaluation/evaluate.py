@@ -234,7 +234,7 @@ def _score_checkpoints(run: LoadedRun, run_files: RunDir, checkpoints, choices: 
         "protocol": run.config.protocol, "train_seed": run.config.seed, "updates": run.config.schedule.updates,
         "env": run.spec.gym_id, "max_episode_steps": choices["max_episode_steps"] or run.spec.max_episode_steps,
         "delayed": run.stats.delayed, "reward_scale": run.stats.reward_scale, "versions": versions(),
-        "reference_scores": {"min": run.spec.ref_min_score, "max": run.spec.ref_max_score},
+        "reference_scores": {"min": run.spec.ref_min_score, "max": run.spec.ref_max_score, "source": run.references},
     })
     return report
 

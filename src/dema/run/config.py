@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dema.envs import ENVS, PRESETS, dataset_name
+from dema.envs import ENVS, PRESETS, dataset_name, preset_named
 from dema.envs import preset as dataset_preset
 from dema.errors import ConfigError
 from dema.models import ModelConfig
@@ -359,19 +359,18 @@ def preset_config(model: str, dataset: str, protocol: str = "paper", preset: str
 
     The dataset's preset (`dema.envs.PRESETS`) gives the model sizes and the model's learning rate, its
     environment the return-to-go scale (Atari: unscaled, as DT's Atari code); the paper's other
-    settings are TrainConfig's defaults. `preset` names the preset explicitly (for a dataset whose
-    name matches none, e.g. "hopper-sac-replay.hdf5" trained with hopper-medium-replay's settings).
+    settings are TrainConfig's defaults. A dataset no preset of the paper names takes its environment's
+    defaults ("hopper-default", `dema.envs.default_preset`). `preset` names the preset explicitly (e.g.
+    "hopper-sac-replay.hdf5" trained with hopper-medium-replay's settings).
     """
     from dema.models import learning_rate, model_config
 
-    if preset is None:
-        preset = find_preset(dataset)
-    elif preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    paper = dataset_preset(dataset) if preset is None else preset_named(preset)
+    preset = paper.name
     if protocol not in available_protocols():
         raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(available_protocols())}")
-    paper = PRESETS[preset]
-    reward_scale = ENVS[paper.env].reward_scale if paper.env else 1.0
+    # an environment outside the table (named only by a Minari dataset's env spec) is MuJoCo-like: 1000
+    reward_scale = (ENVS[paper.env].reward_scale if paper.env in ENVS else 1000.0) if paper.env else 1.0
     config = TrainConfig(model_name=model, protocol=protocol, preset=preset, model=model_config(model, preset),
                          data=DataConfig(dataset=dataset, reward_scale=reward_scale),
                          optim=OptimConfig(lr=learning_rate(model, preset)))

@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,27 @@ class LoadedRun:
     spec: EnvSpec
     state_dim: int
     act_dim: int
+    references: str = "table"  # where spec's reference scores come from: "table" (dema.envs) or "dataset"
+
+
+def scoring_env(norm: dict) -> EnvSpec:
+    """The environment a run is scored in, from its normalization.json: the table's entry of `env`, or
+    the whole `env_spec` of an environment outside the table (a Minari dataset's), with the reference
+    scores training chose (`reference_scores`: the dataset's own or the table's; runs made before dema
+    recorded them use the table's)."""
+    if "env_spec" in norm:
+        fields = dict(norm["env_spec"])
+        fields["return_targets"] = tuple(fields["return_targets"])
+        fields["aliases"] = tuple(fields.get("aliases", ()))
+        if fields.get("measured_ref_scores") is not None:
+            fields["measured_ref_scores"] = tuple(fields["measured_ref_scores"])
+        spec = EnvSpec(**fields)
+    else:
+        spec = env_spec(norm["env"])
+    refs = norm.get("reference_scores")
+    if refs:
+        spec = dataclasses.replace(spec, ref_min_score=float(refs["min"]), ref_max_score=float(refs["max"]))
+    return spec
 
 
 class RunDir:
@@ -179,8 +201,9 @@ class RunDir:
         config = TrainConfig.load(self.config)
         norm = self.read_json(self.normalization)
         try:
-            run = LoadedRun(self.path, config, NormStats.from_dict(norm), env_spec(norm["env"]),
-                            int(norm["state_dim"]), int(norm["act_dim"]))
+            run = LoadedRun(self.path, config, NormStats.from_dict(norm), scoring_env(norm),
+                            int(norm["state_dim"]), int(norm["act_dim"]),
+                            (norm.get("reference_scores") or {}).get("source", "table"))
         except (KeyError, TypeError, ValueError) as exc:
             raise DemaError(f"{self.normalization} is damaged ({type(exc).__name__}: {exc}); `dema train --resume "
                             f"{self.path}` writes it again") from None

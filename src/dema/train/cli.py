@@ -45,11 +45,13 @@ def build_parser(default: TrainConfig | None = None) -> tuple[argparse.ArgumentP
     parser = command_parser("dema train", usage=_USAGE, description="\n\n".join(__doc__.split("\n\n")[:2]))
     choose = parser.add_argument_group("what to train (they choose the defaults below)")
     choose.add_argument("--model", help=f"the model: {', '.join(MODELS)} (default: dema)")
-    choose.add_argument("--dataset", help="a dataset id (datasets/, bundled) or a file (default: hopper-medium)")
+    choose.add_argument("--dataset", help="a dataset id (datasets/, bundled), a Minari id (mujoco/hopper/medium-v0: "
+                        "Minari's root, downloaded when missing) or a file (default: hopper-medium)")
     choose.add_argument("--protocol", help=f"{', '.join(available_protocols())} (default: paper; cpu-short = "
                                            "fewer updates and episodes)")
-    choose.add_argument("--preset", help="the preset to use when the dataset's name matches none "
-                                         "(e.g. hopper-medium-replay)")
+    choose.add_argument("--preset", help="the sizes and learning rate to start from (e.g. hopper-medium-replay); "
+                        "default: the preset the dataset's name matches, else its environment's defaults "
+                        "(hopper-default)")
     choose.add_argument("--resume", metavar="RUN_DIR",
                         help="continue the run in RUN_DIR exactly where its last checkpoint stopped")
     fields = parser.add_argument_group("run options", "Every field of TrainConfig is an option over the preset.")

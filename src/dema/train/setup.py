@@ -15,6 +15,7 @@ directory is locked (dema.run.lock) from then until training ends.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dema.data.training import (check_data_kind, check_learnable, check_trajectory_batch, dataset_identity,
-                                environment_of)
-from dema.envs import EnvSpec
+from dema.data.recorded_env import reference_note
+from dema.data.training import check_data_kind, check_learnable, check_trajectory_batch, dataset_identity, scoring_env
+from dema.envs import DEFAULT_SUFFIX, ENVS, EnvSpec
 from dema.evaluation.evaluate import check_simulator
 from dema.errors import ConfigError, DataError, DemaError
 from dema.files import write_failed
@@ -123,7 +124,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
     try:
         # a DQN-replay game folder with data.max_transitions is sampled as DT does (dema.data.load)
         dataset = load_training_data(config.data.dataset, config.data.max_transitions, config.seed)
-        spec = environment_of(dataset, config.data.dataset)
+        spec, references = scoring_env(dataset, config.data.dataset)
         check_data_kind(dataset, spec)  # Atari: discrete actions of the game, 84x84 uint8 frames
         data = TrajectoryDataset(dataset, config.model.context_len, config.data.reward_scale, config.data.delayed,
                                  seed=config.seed, frame_stack=max(spec.frame_stack, 1))
@@ -137,6 +138,11 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
         if restarting:
             log("note: this run stopped before its first checkpoint (nothing to keep); starting it again from update 0")
         log("config: " + json.dumps(config.to_dict(), indent=2))
+        if config.preset.endswith(DEFAULT_SUFFIX):
+            log(f"preset {config.preset}: no preset of the paper names {config.data.dataset}, so the model's sizes "
+                "and learning rate are its environment's defaults (--preset, --model.*, --optim.lr override them)")
+        log(f"scores: {spec.gym_id}, normalised with {reference_note(references)}: {spec.ref_min_score:g} is 0, "
+            f"{spec.ref_max_score:g} is 100")
         if config.eval.at_end or (config.schedule.eval_every and config.eval.train_episodes):
             check_simulator(spec)  # a missing ale-py is an error now, not after the first updates
         identity = dataset_identity(config.data.dataset, dataset, data, spec)
@@ -166,6 +172,7 @@ def start(config: TrainConfig, resume: bool, log=print) -> Session:
             lock = prepare_run_dir(config, run)
             run.write_identity({"run_id": run_id, "created": _now(), "dataset": identity})
         run.write_normalization({**stats.to_dict(), "env": spec.name, "gym_id": spec.gym_id,
+                                 **scoring_record(spec, references),
                                  "state_dim": data.state_dim, "act_dim": data.act_dim,
                                  "dataset": config.data.dataset, "dataset_source": dataset.source,
                                  "transitions": len(dataset), "episodes": len(data)})
@@ -279,3 +286,12 @@ def _now() -> str:
     import datetime as dt
 
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def scoring_record(spec: EnvSpec, references: str) -> dict:
+    """What normalization.json keeps of the scoring environment beyond its name (RunDir.load rebuilds it):
+    the reference scores and their source, and the whole spec of an environment outside dema's table."""
+    record = {"reference_scores": {"min": spec.ref_min_score, "max": spec.ref_max_score, "source": references}}
+    if spec.name not in ENVS or ENVS[spec.name].gym_id != spec.gym_id:
+        record["env_spec"] = dataclasses.asdict(spec)
+    return record

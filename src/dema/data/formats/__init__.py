@@ -1,7 +1,7 @@
 """One reader per on-disk format; each returns an unvalidated `OfflineDataset`.
 
     d4rl        D4RL hdf5 (also what `dema collect` writes)
-    minari      Minari local datasets (hdf5 storage), read with h5py; minari itself not needed
+    minari      Minari local datasets: hdf5 storage read with h5py, arrow storage through minari
     dt_pickle   Decision Transformer's `*.pkl` (a list of episode dicts), restricted unpickler
     dqn_replay  DQN-replay / dopamine Atari checkpoints (`$store$_*_ckpt.N.gz`)
     dqn_replay_sampling  Decision Transformer's 1% sample of a DQN-replay game, what Atari runs train on

@@ -113,9 +113,20 @@ def _head_section(runs: list[Run]) -> list[str]:
         "reports the best evaluation over training (and the best K of 8-20 on MuJoCo), an optimistic figure; "
         "our verdicts use the final weights.",
         "- Reference numbers of other papers below are context only: other data, other protocol.",
+        *_own_references_note(runs),
         "",
     ]
     return lines
+
+
+def _own_references_note(runs: list[Run]) -> list[str]:
+    """Which datasets' scores are normalised with the dataset's own reference scores (a Minari dataset's
+    ref_min_score / ref_max_score, eval.json's reference_scores.source) instead of dema's table."""
+    own = sorted({r.dataset for r in runs if r.references == "dataset"})
+    if not own:
+        return []
+    return [f"- Normalisation: {', '.join(f'`{d}`' for d in own)} with the dataset's own reference scores (its "
+            "Minari metadata, ref_min_score / ref_max_score), every other dataset with dema's table (src/dema/envs.py)."]
 
 
 def _claims_section(report: Report) -> list[str]:

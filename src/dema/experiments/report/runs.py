@@ -53,6 +53,7 @@ class Run:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, normalised) on the first target
     loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) per log interval
     interval_ms: list[float] = field(default_factory=list)  # mean ms per update of each log interval
+    references: str = "table"  # the reference scores `final` is normalised with: "table" (dema's) or "dataset"
 
     @property
     def variant_key(self) -> str:
@@ -170,6 +171,7 @@ def run_from_record(record: dict) -> Run:
         loss_curve=sorted((int(m["step"]), float(m["loss"])) for m in metrics
                           if m.get("step") is not None and _number(m.get("loss")) is not None),
         interval_ms=[ms for ms in (_number(m.get("ms_per_step")) for m in metrics) if ms is not None],
+        references=str((report.get("reference_scores") or {}).get("source") or "table"),
     )
 
 
