@@ -54,6 +54,8 @@ def test_bench_act_table(capsys):
     assert "| RNN-like DeMa, one `step` (fused, what `dema eval` runs) |" in out and "| DT, K 20 window |" in out
     assert "| Transformer-like DeMa, K 20 window (fused, what `dema eval` runs) |" in out
     assert "window, `predict_last` |" in out
+    assert "| RNN-like DeMa, one step exported (`dema export`), ONNX Runtime |" in out
+    assert "| DT, K 20 window exported, ONNX Runtime |" in out and "Exported RNN step: **" in out
 
 
 def test_bench_act_json_times_what_dema_eval_runs(capsys):
@@ -63,6 +65,20 @@ def test_bench_act_json_times_what_dema_eval_runs(capsys):
     ms = result["ms"]
     assert result["dema_window_over_dt_window"] == round(ms["dema_window"] / ms["dt_window"], 3)
     assert result["dema_torch_window_over_dt_window"] == round(ms["dema_window_torch"] / ms["dt_window"], 3)
+    # issue 27: the exported decisions through ONNX Runtime beside them
+    assert {"dema-rnn_step_onnx", "dema_window_onnx", "dt_window_onnx"} <= set(ms)
+    assert result["onnx_rnn_step_over_rnn_step"] == round(ms["dema-rnn_step_onnx"] / ms["dema-rnn_step"], 3)
+    assert result["onnx_exported"]["dema-rnn"]["nodes"] > 0
+
+
+def test_bench_act_without_onnx_runtime_says_so(capsys, monkeypatch):
+    import dema.bench.act as act
+
+    monkeypatch.setattr(act, "_onnx_missing", lambda: "onnxruntime is not installed (pip install -e \".[export]\")")
+    assert main(["act", "--budget", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "ONNX Runtime |" not in out
+    assert "Exported decisions not timed: onnxruntime is not installed" in out
 
 
 def test_bench_cost_writes_json_and_plots(tmp_path, monkeypatch, capsys):

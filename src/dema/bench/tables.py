@@ -58,19 +58,29 @@ def act_table(r: dict) -> str:
     rnn_path, window_path = r.get("rnn_step_path", "?"), r.get("dema_window_path", "?")
     rows = [(f"RNN-like DeMa, one `step` ({rnn_path}, what `dema eval` runs)", "dema-rnn_step"),
             ("RNN-like DeMa, one `policy.step`", "dema-rnn_step_torch"),
+            ("RNN-like DeMa, one step exported (`dema export`), ONNX Runtime", "dema-rnn_step_onnx"),
             (f"Transformer-like DeMa, K {k['dema']} window ({window_path}, what `dema eval` runs)", "dema_window"),
             (f"Transformer-like DeMa, K {k['dema']} window, `predict_last`", "dema_window_torch"),
-            (f"DT, K {k['dt']} window", "dt_window")]
-    return "\n".join([
-        f"Batch 1; {_machine(r)}.", "",
+            (f"Transformer-like DeMa, K {k['dema']} window exported, ONNX Runtime", "dema_window_onnx"),
+            (f"DT, K {k['dt']} window", "dt_window"),
+            (f"DT, K {k['dt']} window exported, ONNX Runtime", "dt_window_onnx")]
+    lines = [
+        f"Batch 1; {_machine(r)}" + (f", onnxruntime {r['onnxruntime']} (one thread, IO binding)" if "onnxruntime" in r
+                                     else "") + ".", "",
         "| decision | median wall ms | min wall ms | median CPU ms |",
         "| --- | ---: | ---: | ---: |",
-        *(f"| {label} | {t[key]['ms']:.2f} | {t[key]['min_ms']:.2f} | {t[key]['cpu_ms']:.2f} |"
+        *(f"| {label} | {t[key]['ms']:.3f} | {t[key]['min_ms']:.3f} | {t[key]['cpu_ms']:.3f} |"
           for label, key in rows if key in t),
         "",
         f"RNN step / DT window: **{r['rnn_step_over_dt_window']:.2f}** (goal at most 0.1); "
         f"DeMa window / DT window: **{r['dema_window_over_dt_window']:.2f}** (goal at most 1).",
-    ])
+    ]
+    if "onnx_rnn_step_over_rnn_step" in r:
+        lines.append(f"Exported RNN step: **{r['onnx_rnn_step_us']:.0f} us**, {r['onnx_rnn_step_over_rnn_step']:.2f}x "
+                     "the step `dema eval` runs (goal: below 1, ideally under 50 us).")
+    elif r.get("onnx_skipped"):
+        lines.append(f"Exported decisions not timed: {r['onnx_skipped']}.")
+    return "\n".join(lines)
 
 
 def _m(value) -> str:

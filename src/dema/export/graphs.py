@@ -56,31 +56,33 @@ def ssm_chunk(ssm: SelectiveSSM, x: torch.Tensor, conv_state: torch.Tensor, ssm_
     in a graph (3 for B3LD's step, 3K for a window), and an unrolled chunk is a handful of ops per
     token where a scan loop op would cost more than the arithmetic at batch 1."""
     length, width = int(x.shape[1]), ssm.d_conv  # fixed by the graph: constants, not shape ops, when traced
+    d_inner, d_state = ssm.d_inner, ssm.d_state
     if mask is not None:
         x = x * mask[..., None]
     window = torch.cat([conv_state, x], dim=1)  # (B, W-1+T, Di)
     # the causal depthwise conv as the T windows of W taps: u_t = sum_k w_k * window_{t+k}
     taps = [t + k for t in range(length) for k in range(width)]
-    windows = window[:, taps].unflatten(1, (length, width))  # (B, T*W, Di) -> (B, T, W, Di)
+    windows = window[:, taps].reshape(-1, length, width, d_inner)  # (B, T*W, Di) -> (B, T, W, Di)
     kernel = ssm.conv1d.weight[:, 0, :].transpose(0, 1)  # (Di, 1, W) -> (W, Di)
     u = F.silu((windows * kernel).sum(2) + ssm.conv1d.bias)  # (B, T, Di)
     if mask is not None:
         u = u * mask[..., None]
-    dt, B, C = torch.split(ssm.x_proj(u), [ssm.dt_rank, ssm.d_state, ssm.d_state], dim=-1)  # (B, T, R), 2 x (B, T, N)
+    dt, B, C = torch.split(ssm.x_proj(u), [ssm.dt_rank, d_state, d_state], dim=-1)  # (B, T, R), 2 x (B, T, N)
     delta = F.softplus(ssm.dt_proj(dt))  # (B, T, Di)
     A = -torch.exp(ssm.A_log.float())  # (Di, N)
-    # Token by token, token-major so that each token's slice is already in its broadcasting shape: the
-    # (Di, N) work of one token stays in cache, where (B, T, Di, N) decays for a 60-token window would
-    # not (that form measured 3x slower through ONNX Runtime).
-    deltas = delta.transpose(0, 1)[..., None].unbind(0)  # (B, T, Di) -> T x (B, Di, 1)
-    drives = (delta * u).transpose(0, 1)[..., None].unbind(0)  # T x (B, Di, 1)
-    inputs = B.transpose(0, 1)[:, :, None, :].unbind(0)  # (B, T, N) -> T x (B, 1, N)
-    readouts = C.transpose(0, 1)[..., None].unbind(0)  # (B, T, N) -> T x (B, N, 1)
+    # Token by token, each token's operands split off in the shape they broadcast in, so that a token
+    # is five elementwise ops and a matrix-vector product on (Di, N), with no per-token reshapes: at
+    # batch 1 a graph's cost is its number of ops as much as its arithmetic (docs/PERFORMANCE.md,
+    # "Exported decisions").
+    deltas = delta.transpose(1, 2).split(1, dim=2)  # (B, T, Di) -> (B, Di, T) -> T x (B, Di, 1)
+    drives = (delta * u).transpose(1, 2).split(1, dim=2)  # T x (B, Di, 1)
+    inputs = B.split(1, dim=1)  # (B, T, N) -> T x (B, 1, N)
+    readouts = C.transpose(1, 2).split(1, dim=2)  # (B, T, N) -> (B, N, T) -> T x (B, N, 1)
     h, ys = ssm_state, []
     for delta_t, drive_t, b_t, c_t in zip(deltas, drives, inputs, readouts):
         h = torch.exp(delta_t * A) * h + drive_t * b_t  # (B, Di, N)
         ys.append(h @ c_t)  # (B, Di, N) @ (B, N, 1) -> (B, Di, 1)
-    y = torch.cat(ys, dim=-1).transpose(1, 2) + ssm.D * u  # T x (B, Di, 1) -> (B, Di, T) -> (B, T, Di)
+    y = torch.cat(ys, dim=2).transpose(1, 2) + ssm.D * u  # T x (B, Di, 1) -> (B, Di, T) -> (B, T, Di)
     if z is not None:
         y = y * F.silu(z)
     return y, window[:, length:], h  # the last W-1 conv inputs
@@ -91,7 +93,7 @@ def _block_chunk(block: nn.Module, x: torch.Tensor, conv_state, ssm_state, mask=
     residual wrapping (MambaBlock, or GPT2Block around a bare S6) with `ssm_chunk` inside."""
     if isinstance(block, MambaBlock):
         mixer: MambaMixer = block.mixer
-        inner, z = mixer.in_proj(block.norm(x)).chunk(2, dim=-1)  # (B, T, 2Di) -> 2 x (B, T, Di)
+        inner, z = mixer.in_proj(block.norm(x)).split(mixer.ssm.d_inner, dim=-1)  # (B, T, 2Di) -> 2 x (B, T, Di)
         y, conv_state, ssm_state = ssm_chunk(mixer.ssm, inner, conv_state, ssm_state, z, mask)
         return x + mixer.out_proj(y), conv_state, ssm_state
     assert isinstance(block, GPT2Block) and isinstance(block.mixer, SelectiveSSM), type(block)

@@ -80,7 +80,7 @@ def _input_names(model: bytes) -> set[str]:
 @functools.cache
 def _register_rms_norm() -> None:
     """aten::rms_norm (nn.RMSNorm, DeMa's norms) has no translation in the TorchScript exporter: write it as
-    x / sqrt(mean(x^2) + eps) * weight, the pattern ONNX Runtime fuses into one SimplifiedLayerNormalization."""
+    x / sqrt(mean(pow(x, 2)) + eps) * weight, the pattern ONNX Runtime fuses into one SimplifiedLayerNormalization."""
     from torch.onnx import register_custom_op_symbolic, symbolic_helper
 
     def rms_norm(g, x, normalized_shape, weight, eps):
@@ -88,7 +88,8 @@ def _register_rms_norm() -> None:
         eps = symbolic_helper._maybe_get_const(eps, "f")
         eps = torch.finfo(torch.float32).eps if eps is None or symbolic_helper._is_value(eps) else float(eps)
         axes = g.op("Constant", value_t=torch.arange(-dims, 0, dtype=torch.long))
-        mean_square = g.op("ReduceMean", g.op("Mul", x, x), axes, keepdims_i=1)
+        two = g.op("Constant", value_t=torch.tensor(2.0))
+        mean_square = g.op("ReduceMean", g.op("Pow", x, two), axes, keepdims_i=1)
         y = g.op("Div", x, g.op("Sqrt", g.op("Add", mean_square, g.op("Constant", value_t=torch.tensor(eps)))))
         return y if symbolic_helper._is_none(weight) else g.op("Mul", y, weight)
 
