@@ -7,9 +7,10 @@ description a deployment needs beside it.
 
 The exporter is torch.onnx's TorchScript one (tracing), with the trunk's RMSNorm written as the ops
 ONNX Runtime fuses back into one norm. The torch.export-based one (`dynamo=True`, the default from
-torch 2.9) gives a graph of the same speed through ONNX Runtime (measured: recurrent step at the hopper
-preset, docs/PERFORMANCE.md) but took 10-25x longer to export here (30 s for the recurrent step, 100 s
-for a K 20 DeMa window, against 1 and 4 s), and does not exist in torch 2.4, which dema supports.
+torch 2.9) gave graphs of the same speed through ONNX Runtime but took 20-45 s to export the hopper
+preset's recurrent step and 98 s for its K 20 DeMa window here, against 0.3-4 s, and
+torch.onnx.export takes `dynamo=True` only from torch 2.5 (dema supports 2.4; docs/PERFORMANCE.md,
+"Exported decisions").
 The batch axis is dynamic (one environment or fifty); every other axis is fixed by the model.
 """
 
