@@ -17,9 +17,9 @@ MUJOCO_GL says otherwise); MP4 needs the `video` extra, GIF (`--video-format gif
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     from dema.run import RunDir
     from dema.run.config import check_device
 
-    parser = argparse.ArgumentParser(prog="dema eval", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = command_parser("dema eval", __doc__.split("\n")[0])
     parser.add_argument("run_dir", help="a run directory written by `dema train`")
     parser.add_argument("--checkpoint", choices=["final", "best", "both"], default="both",
                         help="which weights to score (default: both; the final one is the headline)")
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
                              "RUN_DIR/videos/ (default: 0, none)")
     parser.add_argument("--video-format", default="mp4", metavar="{mp4,gif}",
                         help="mp4 (needs pip install -e \".[video]\") or gif (default: mp4)")
-    parser.add_argument("--json", action="store_true", help="print eval.json to stdout")
+    parser.add_argument("--json", action="flag", help="print eval.json to stdout")
     args = parser.parse_args(argv)
     check_choices(1 if args.episodes is None else args.episodes, args.targets or (),
                   args.max_episode_steps or 0, args.seeds or ())
