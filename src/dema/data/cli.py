@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dema.cli_options import command_parser
 from dema.data.dataset import OfflineDataset
 from dema.data.episodes import return_stats
 from dema.data.load import load_dataset
@@ -84,8 +85,8 @@ def _text(info: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="dema data",
+    parser = command_parser(
+        "dema data",
         description=__doc__.splitlines()[0],
         epilog="Dataset ids (hopper-medium-replay, hopper-medium-v2) are looked up as <id>.hdf5, "
         "<id>.h5, <id>.pkl or <id>/ in: $DEMA_DATA_PATH (colon-separated), ./datasets, "
@@ -96,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("dataset", nargs="?", help="a file, a folder, or a dataset id")
     parser.add_argument("--env", default=None, help="check sizes against this environment (hopper, walker2d, ...)")
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--json", action="flag", help="print the summary as one JSON object")
     parser.add_argument("--max-transitions", type=int, default=None, help="read only the first episodes that fit in this many transitions (DQN-replay: streamed from disk)")
-    parser.add_argument("--strict", action="store_true", help="refuse an unfinished last episode instead of marking a timeout")
+    parser.add_argument("--strict", action="flag", help="refuse an unfinished last episode instead of marking a timeout")
     parser.add_argument("--table", nargs="*", type=Path, metavar="FOLDER",
                         help="instead of one dataset: the table of every *.hdf5 in these folders (default: datasets/ "
                              "and the bundled ones), from the files' arrays and metadata")
