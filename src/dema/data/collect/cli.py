@@ -17,17 +17,17 @@ import shlex
 import sys
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
     from dema.data.collect.recipes import RECIPES
 
-    p = argparse.ArgumentParser(
-        prog="dema collect",
+    p = command_parser(
+        "dema collect",
         description="Collect a D4RL-format hdf5 dataset from behaviour policies in Gymnasium MuJoCo v5 "
         "(or PointMaze with a waypoint controller).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 2)[2],
     )
     p.add_argument("env", help="hopper | halfcheetah | walker2d | maze2d-umaze | maze2d-medium | maze2d-large | "
@@ -45,10 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                         "shipped with dema)")
     p.add_argument("--policy", type=Path, default=None,
                    help="a .npz or SB3 .zip policy replacing the medium/expert recipe's own")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-next-observations", action="store_true",
-                   help="leave out next_observations (optional in D4RL; halves the file)")
+    p.add_argument("--overwrite", action="flag", help="replace an existing output file")
+    p.add_argument("--progress", action="flag", default=True, help="show a progress bar")
+    p.add_argument("--next-observations", action="flag", default=True,
+                   help="write next_observations (optional in D4RL; --no-next-observations halves the file)")
     p.add_argument("--ref-episodes", type=int, default=100,
                    help="maze2d: episodes per reference score (random and controller)")
     p.add_argument("--sac-budget", type=int, default=3_000_000,
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         suffix = "" if args.recipe == "controller" else f"-{args.recipe}"  # D4RL's name for the controller data
         out = args.out or Path("datasets") / f"{args.env}{suffix}-v3.hdf5"
         path, meta = collect_maze(args.env, args.recipe, out, args.steps, args.seed, args.num_envs,
-                                  args.overwrite, not args.no_progress, command, args.ref_episodes)
+                                  args.overwrite, args.progress, command, args.ref_episodes)
     else:
         from dema.envs import env_spec
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             from dema.data.collect.sac_replay import collect_sac_replay
 
             path, meta = collect_sac_replay(spec, out, args.seed, args.sac_budget, args.work_dir,
-                                            args.overwrite, not args.no_progress, command, args.medium_return,
+                                            args.overwrite, args.progress, command, args.medium_return,
                                             args.sac_learning_starts, args.sac_eval_every)
         else:
             from dema.data.collect.collector import collect
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             # policy_dir None: the recipes take $DEMA_POLICY_DIR, else the shipped policies.
             path, meta = collect(spec, args.recipe, out, args.steps, args.seed, args.num_envs,
                                  args.policy_dir, args.policy, args.vector_mode,
-                                 args.overwrite, not args.no_progress, command,
-                                 next_observations=not args.no_next_observations)
+                                 args.overwrite, args.progress, command,
+                                 next_observations=args.next_observations)
     norm = meta.get("normalized_return_mean")
     print(
         f"wrote {path}: {meta['transitions']} transitions, {meta['episodes']} episodes, return "
