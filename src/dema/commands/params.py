@@ -7,9 +7,10 @@ observation, 2-d action), Atari (4 stacked 84x84 frames; Breakout's 4 actions).
 
 from __future__ import annotations
 
-import argparse
 import json
+import textwrap
 
+from dema.cli_options import command_parser
 from dema.envs import ATARI_ACTIONS, ENVS
 from dema.models import MODELS, PRESET_DATASETS, build_policy, count_parameters, model_config
 
@@ -39,8 +40,10 @@ def parameter_table() -> dict[str, dict[str, int]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dema params", description=__doc__.split("\n")[0])
-    parser.add_argument("--json", action="store_true", help="print {model: {preset: parameter_count}}")
+    names = [textwrap.fill(f"{what}: {', '.join(names)}", 100, subsequent_indent="  ", break_on_hyphens=False)
+             for what, names in (("models", MODELS), ("presets", PRESET_DATASETS))]
+    parser = command_parser("dema params", "\n\n".join([__doc__.splitlines()[0], *names]))
+    parser.add_argument("--json", action="flag", help="print {model: {preset: parameter_count}}")
     args = parser.parse_args(argv)
     table = parameter_table()
     if args.json:
