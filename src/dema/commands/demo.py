@@ -23,7 +23,6 @@ window; that is the latency a controller would see. The evaluation steps its env
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import multiprocessing
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dema.cli_options import command_parser
 from dema.envs import env_spec
 from dema.errors import DataError
 from dema.models import registry
@@ -45,19 +45,19 @@ MODELS = tuple((name, registry.label(name)) for name in registry.models_in(regis
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dema demo", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = command_parser("dema demo", __doc__.split("\n")[0])
     parser.add_argument("--updates", type=int, default=None, help="updates per model (default: the demo protocol's)")
     parser.add_argument("--episodes", type=int, default=None, help="final evaluation episodes (default: the protocol's)")
-    parser.add_argument("--quick", action="store_true",
+    parser.add_argument("--quick", action="flag",
                         help="a smoke run: 4 updates, 1 short episode (checks the pipeline, scores mean nothing)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads per model (default: 1; the two models train side by side)")
-    parser.add_argument("--sequential", action="store_true",
+    parser.add_argument("--sequential", action="flag",
                         help="train the models one after the other instead of side by side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="output folder (default: runs/demo-<UTC time>)")
     parser.add_argument("--dataset", default=DATASET, help=f"dataset id or file (default: the bundled {DATASET})")
-    parser.add_argument("--json", action="store_true", help="print the comparison as JSON on stdout")
+    parser.add_argument("--json", action="flag", help="print the comparison as JSON on stdout")
     args = parser.parse_args(argv)
 
     # With --json, stdout carries only the JSON; progress goes to stderr.
