@@ -9,13 +9,13 @@ Writes attention.png and attention.json (channel-mean |alpha| per layer, the dec
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
 from dema.analysis.hidden_attention import episode_prefix, plot, summarise
+from dema.cli_options import command_parser
 from dema.errors import DemaError
 
 
@@ -61,7 +61,7 @@ def _load(args):
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dema attention", description=__doc__.split("\n")[0])
+    parser = command_parser("dema attention", __doc__.split("\n")[0])
     parser.add_argument("run", nargs="?", help="a run directory written by `dema train`")
     parser.add_argument("--checkpoint", default="model.safetensors", help="weights file inside the run")
     parser.add_argument("--model", help=f"untrained model (without a run): {', '.join(_mamba_models())}")
