@@ -18,19 +18,19 @@ docs/ANALYSES.md.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError, DemaError
 
 
 def main(argv: list[str]) -> int:
     from dema.analysis.decay import VIEWS
 
-    parser = argparse.ArgumentParser(prog="dema decay", description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = command_parser("dema decay", __doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a run directory of a DeMa model written by `dema train`")
     parser.add_argument("--checkpoint", default="final", help="final (default), best, or a weights file in the run")
     parser.add_argument("--source", choices=("rollout", "dataset"), default="rollout",
@@ -45,8 +45,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--far", type=int, default=10, help="the far-distance fit starts here (tokens, default 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", type=Path, help="output folder (default RUN_DIR/decay)")
-    parser.add_argument("--replot", action="store_true", help="only recompute CSV, JSON and PNG from decay_records.npz")
-    parser.add_argument("--json", action="store_true", help="print decay.json")
+    parser.add_argument("--replot", action="flag", help="only recompute CSV, JSON and PNG from decay_records.npz")
+    parser.add_argument("--json", action="flag", help="print decay.json")
     args = parser.parse_args(argv)
     out = args.out or Path(args.run_dir) / "decay"
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print

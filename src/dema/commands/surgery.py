@@ -15,12 +15,12 @@ RUN_DIR/surgery). --json prints {"intact": score, "manipulations": [{"kind", "la
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError, DemaError
 
 
@@ -32,7 +32,7 @@ def _ints(text: str, name: str) -> list[int]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dema surgery", description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = command_parser("dema surgery", __doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a run directory of a Transformer-like DeMa written by `dema train`")
     parser.add_argument("--checkpoint", default="final", help="final (default), best, or a weights file in the run")
     parser.add_argument("--episodes", type=int, default=5, help="episodes per seed (default 5)")
@@ -41,12 +41,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-episode-steps", type=int, default=0, help="cut episodes (default: the env's limit)")
     parser.add_argument("--kinds", default="zero,random,swap", help="manipulations (default zero,random,swap)")
     parser.add_argument("--layers", help="layers to manipulate one at a time, from 0 (default: every layer)")
-    parser.add_argument("--no-identity", action="store_true", help="skip the identity check (a layer swapped with itself)")
+    parser.add_argument("--identity", action="flag", default=True,
+                        help="check the identity (a layer swapped with itself); --no-identity skips it")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random attention patterns")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", type=Path, help="output folder (default RUN_DIR/surgery)")
-    parser.add_argument("--replot", action="store_true", help="only rewrite the CSV and PNG from surgery.json")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--replot", action="flag", help="only rewrite the CSV and PNG from surgery.json")
+    parser.add_argument("--json", action="flag", help="print the result as JSON")
     args = parser.parse_args(argv)
     out = args.out or Path(args.run_dir) / "surgery"
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
@@ -93,7 +94,7 @@ def _run(args, log) -> dict:
     n_layer = check_surgery_model(policy)
     layers = None if args.layers is None else _ints(args.layers, "layers")
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    manipulations = default_manipulations(n_layer, kinds, layers, identity=not args.no_identity)
+    manipulations = default_manipulations(n_layer, kinds, layers, identity=args.identity)
     target = args.target if args.target is not None else run.spec.return_targets[0]
     log(f"surgery on {args.run_dir} ({args.checkpoint}): {len(manipulations)} manipulations + intact, "
         f"{args.episodes} episodes x seeds {list(seeds)}, target {target:g}")
