@@ -10,17 +10,15 @@ its JSON exists (dema.analysis.tables says where it looks).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dema analysis", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = command_parser("dema analysis", __doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("tables", help="the tables of docs/ANALYSES.md from surgery.json and decay.json")
     p.add_argument("folders", nargs="+", type=Path, metavar="PATH",
