@@ -33,16 +33,17 @@ import sys
 from pathlib import Path
 
 from dema.bench import tables
+from dema.cli_options import command_parser
 from dema.errors import ConfigError
 from dema.models.registry import MODELS, Study, models_in
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dema bench", description=__doc__.split("\n\n")[0])
+    parser = command_parser("dema bench", __doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
 
     def common(p, budget):
-        p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        p.add_argument("--json", action="flag", help="print one JSON object instead of a table")
         p.add_argument("--threads", type=int, default=1,
                        help="torch threads (default 1: on a busy machine two threads mostly measure the other "
                             "jobs, see docs/PERFORMANCE.md); 0 keeps torch's default")
@@ -73,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="cpu", help="torch device of the timings and memory (cpu, cuda); MACs are "
                                                    "counted on the CPU")
-    p.add_argument("--table-only", action="store_true", help="only the preset table (Table 7), not the curves")
-    p.add_argument("--no-train", action="store_true", help="preset table without the training-step timings")
+    p.add_argument("--table-only", action="flag", help="only the preset table (Table 7), not the curves")
+    p.add_argument("--train", action="flag", default=True,
+                   help="time a training step in the preset table (--no-train: the table without it)")
     p = sub.add_parser("all", help="scan, step, act and cost into bench_out/")
     common(p, 10.0)
     p = sub.add_parser("tables", help="the markdown tables of the JSON files --out wrote (measures nothing)")
@@ -90,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", nargs="+", choices=("sync", "async"), default=["sync", "async"],
                    help="Gymnasium vector modes")
     p = sub.add_parser("throughput", help="training updates/s with several processes sharing one device")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--json", action="flag", help="print one JSON object instead of a table")
     p.add_argument("--out", type=Path, default=None, help="also write throughput.json here (after every row)")
     p.add_argument("--device", default="cpu", help="torch device every process trains on (cpu, cuda)")
     headline = ",".join(models_in(Study.HEADLINE))
@@ -99,12 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", default="1,8", help="comma-separated numbers of processes (default 1,8)")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds each process counts its updates")
     p = sub.add_parser("scan-gpu", help="the scan's paths on a GPU, Triton at several tile sizes")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--json", action="flag", help="print one JSON object instead of a table")
     p.add_argument("--out", type=Path, default=None, help="also write scan_gpu.json here (after every row)")
     p.add_argument("--shapes", nargs="+", default=None, metavar="B,Di,L,N",
                    help="shapes to time (default: 64,128,60,64 8,128,3000,64 64,256,60,16)")
     p.add_argument("--reps", type=int, default=10, help="timed calls per measurement (default 10)")
-    p.add_argument("--no-sweep", action="store_true", help="the Triton kernel at its default tile settings only")
+    p.add_argument("--sweep", action="flag", default=True,
+                   help="time the Triton kernel at several tile settings (--no-sweep: its default ones only)")
     return parser
 
 
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--device {device}: no CUDA device here (torch {torch.__version__})")
         result = run_cost_bench(lengths, getattr(args, "batch", 8), args.budget, out, log=log, device=device,
                                 curves=not getattr(args, "table_only", False),
-                                table_train=not getattr(args, "no_train", False))
+                                table_train=getattr(args, "train", True))
         _emit(result, args, "cost", tables.cost_tables)
     if args.what == "profile":
         from dema.bench.profile import MODELS, profile_line, profile_step
@@ -250,7 +253,7 @@ def _scan_gpu(args) -> int:
     from dema.bench.timing import machine_info
 
     info.update(machine_info())
-    result = run_scan_gpu(shapes or SHAPES, () if args.no_sweep else TILE_SWEEP, args.reps, device, on_row)
+    result = run_scan_gpu(shapes or SHAPES, TILE_SWEEP if args.sweep else (), args.reps, device, on_row)
     _emit(result, args, "scan_gpu", tables.scan_gpu_table)
     return 0
 
