@@ -23,34 +23,35 @@ of that page, whose other text stays as it is; without the markers (or without -
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import DemaError
 from dema.experiments.report import build_report, markdown, write_figures
 from dema.files import write_between_markers
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dema report", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[1:]))
+    from dema.run.config import available_protocols
+
+    parser = command_parser("dema report", __doc__.split("\n")[0], epilog="\n".join(__doc__.split("\n")[1:]))
     parser.add_argument("paths", nargs="*", metavar="PATHS", default=["results"],
                         help="record files, folders of records, run directories (default: results)")
-    parser.add_argument("--json", action="store_true",
+    parser.add_argument("--json", action="flag",
                         help='print {"runs", "aggregates", "claims", "problems"} as JSON instead of Markdown')
     parser.add_argument("--out", metavar="FILE", help="write the Markdown report here (else it goes to stdout)")
     parser.add_argument("--figures", metavar="DIR",
                         help="folder of the PNG figures (default: <out stem>_figures next to --out; without --out, "
                              "none are written)")
     parser.add_argument("--section", metavar="PROTOCOL",
-                        help="only the scores of the runs under PROTOCOL, beside the data's returns (a page's section)")
+                        help="only the scores of the runs under PROTOCOL, beside the data's returns (a page's section); "
+                             f"protocols: {', '.join(available_protocols())}")
     parser.add_argument("--page", metavar="FILE",
                         help="with --section: write it between the page's results_section markers (else printed)")
-    parser.add_argument("--pong-diagnostics", action="store_true",
+    parser.add_argument("--pong-diagnostics", action="flag",
                         help="docs/RESULTS.md's Pong table from the records in PATHS/diagnostics/pong/ "
                              "(scripts/pong_diagnostics.sh makes them)")
     args = parser.parse_args(argv)
