@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError, DemaError
 
 
@@ -98,9 +99,9 @@ def _interrupt(signum, frame) -> None:
 
 
 def _parser(grids: list[str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dema sweep", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"packaged grids: {', '.join(grids)}")
+    from dema.models import MODELS
+
+    p = command_parser("dema sweep", __doc__.split("\n")[0], epilog=f"packaged grids: {', '.join(grids)}")
     p.add_argument("grid", help="a grid YAML file, or the name of a packaged grid")
     p.add_argument("--runs-dir", help="folder of the cells' run directories (default runs/<grid name>)")
     p.add_argument("--results-dir", help="where run records go (default: results/ for the paper's packaged grids, "
@@ -110,13 +111,13 @@ def _parser(grids: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="cells at a time on this machine (default: its CPU count)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--gpu-fraction", type=float, default=0.25, help="share of a GPU per cell with --device cuda")
-    p.add_argument("--models", nargs="+", help="only these models of the grid")
+    p.add_argument("--models", nargs="+", help=f"only these models of the grid (of {', '.join(MODELS)})")
     p.add_argument("--seeds", nargs="+", type=int, help="only these seeds of the grid")
     p.add_argument("--datasets", nargs="+", help="only these datasets of the grid (as the grid names them)")
     p.add_argument("--values", nargs="+", metavar="FIELD=VALUE",
                    help="only the cells with these values of the grid's swept fields (several values of one "
                         "field: any of them)")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and their state, run nothing")
+    p.add_argument("--dry-run", action="flag", help="list the cells and their state, run nothing")
     return p
 
 
