@@ -17,16 +17,14 @@ also kept as a JSON record, which --from-records reads back without the run dire
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dema continue", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[1:]))
+    parser = command_parser("dema continue", __doc__.split("\n")[0], epilog="\n".join(__doc__.split("\n")[1:]))
     parser.add_argument("source", type=Path, nargs="?", help="the folder of the finished run directories")
     parser.add_argument("runs", nargs="*", help="run directory names under SOURCE")
     parser.add_argument("--updates", type=int, help="train each run on to this many updates")
