@@ -12,16 +12,16 @@ Runtime (when installed) on random inputs and compared with the PyTorch policy.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from dema.cli_options import command_parser
 from dema.errors import ConfigError
 
 
 def main(argv: list[str]) -> int:
     from dema.export.onnx import FORMATS
 
-    parser = argparse.ArgumentParser(prog="dema export", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = command_parser("dema export", __doc__.split("\n")[0])
     parser.add_argument("run_dir", help="a run directory written by `dema train`")
     parser.add_argument("--format", default="onnx", help=f"what to write: {', '.join(FORMATS)} (default onnx)")
     parser.add_argument("--out", type=Path, help="the model file (default RUN/policy.onnx, RUN/policy-best.onnx "
