@@ -125,11 +125,25 @@ def test_exporting_leaves_the_policy_as_it_was():
 
 
 def test_what_cannot_be_exported_is_one_error():
-    frames = build_policy(model_config("dema-rnn", "atari/Breakout"), (4, 84, 84), 4, discrete=True)
-    assert "frames" in unsupported_reason(frames, True)
+    frames = dict(state_dim=(4, 84, 84), act_dim=4, discrete=True)
+    assert unsupported_reason(build_policy(model_config("dema-rnn", "atari/Breakout"), **frames), True) is None
+    window = build_policy(model_config("dt", "atari/Breakout"), **frames)
+    assert "re-read through the CNN" in unsupported_reason(window, False)
     with pytest.raises(ConfigError, match="cannot be exported: it acts on frames"):
-        onnx_model(frames, np.zeros(1), np.ones(1), True, 30)
+        onnx_model(window, np.zeros(1), np.ones(1), False, 30)
     assert unsupported_reason(tiny_policy("dt"), True).startswith("it is marked recurrent")
     assert unsupported_reason(tiny_policy("dema-rnn"), True) is None
     assert unsupported_reason(tiny_policy("dt"), False) is None
     assert (STATE_DIM, ACT_DIM) == (5, 3)
+
+
+def test_atari_step_exports_with_its_cnn():
+    """RNN-like DeMa on Breakout's frames (tiny trunk, the Nature CNN): logits to 1e-5 through ONNX Runtime."""
+    cfg = dataclasses.replace(model_config("dema-rnn", "atari/Breakout"), n_layer=1, embed_dim=16, d_model=16,
+                              d_state=4)
+    policy = build_policy(cfg, (4, 84, 84), 4, discrete=True).eval()
+    stats = NormStats(np.zeros(1, np.float32), np.full(1, 255.0, np.float32), 1.0, False)
+    model_bytes, signature = onnx_model(policy, stats.state_mean, stats.state_std, True, cfg.context_len)
+    assert signature["discrete"] and [o["name"] for o in signature["outputs"]][0] == "logits"
+    worst, decisions = largest_difference(policy, stats, cfg, model_bytes, signature, steps=4)
+    assert decisions == 8 and worst < 1e-5, worst

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     check_device(args.device)
     run = RunDir(args.run_dir)
     loaded = run.load()  # "not a trained run" before anything else
-    check_runtime(args.runtime, loaded.spec, args.device)
+    check_runtime(args.runtime, loaded.spec, args.device, loaded.config.model.recurrent)
     if args.checkpoint == "best" and not run.best_weights.is_file():
         raise ConfigError(f"{run.best_weights} does not exist: no evaluation ran during training "
                           "(schedule.eval_every 0, or training stopped before the first); use --checkpoint final")

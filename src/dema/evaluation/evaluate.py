@@ -35,7 +35,7 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
     `recording` (dema.evaluation.video.Recording) gets the videos of the episodes it asks for;
     runtime "onnx": the agents act through ONNX Runtime on the policy exported (dema.export)."""
     targets = tuple(targets) or spec.return_targets
-    check_runtime(runtime, spec, device)
+    check_runtime(runtime, spec, device, model_config.recurrent)
     limit = cut_limit(spec, max_episode_steps)
     was_training = policy.training
     policy.eval()
@@ -74,13 +74,15 @@ def evaluate(policy, model_config, stats: NormStats, spec: EnvSpec, episodes: in
 RUNTIMES = ("torch", "onnx")
 
 
-def check_runtime(runtime: str, spec: EnvSpec, device: str) -> None:
-    """The runtime `dema eval` acts through: PyTorch, or ONNX Runtime on the CPU for vector observations."""
+def check_runtime(runtime: str, spec: EnvSpec, device: str, recurrent: bool) -> None:
+    """The runtime `dema eval` acts through: PyTorch, or ONNX Runtime on the CPU (on Atari's frames,
+    RNN-like DeMa only: dema.export.graphs)."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    if runtime == "onnx" and spec.atari:
-        raise ConfigError(f"--runtime onnx: {spec.gym_id} acts on frames with sampled discrete actions, which dema export "
-                          "does not cover yet (MuJoCo and maze2d policies only); use --runtime torch")
+    if runtime == "onnx" and spec.atari and not recurrent:
+        raise ConfigError(f"--runtime onnx: on {spec.gym_id}'s frames dema export covers RNN-like DeMa (dema-rnn) only: an "
+                          "exported window would re-read its K frames through the CNN at every decision; use "
+                          "--runtime torch")
     if runtime == "onnx" and str(device) != "cpu":
         raise ConfigError(f"--runtime onnx acts through ONNX Runtime on the CPU; drop --device {device}")
 

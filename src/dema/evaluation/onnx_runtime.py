@@ -6,6 +6,9 @@ same episodes give the same actions (tested to 1e-5 over whole episodes):
 
 - return-to-go: starts at target / reward_scale and drops by reward / reward_scale after each step
   (kept at the target when the run's rewards are delayed); a_{-1} = 0; t counts from 0.
+- Atari (RNN-like DeMa on frames): a_{-1} is the reserved index n_actions and a_t is sampled from
+  the softmax of the exported logits by `SoftmaxSampling`, seeded at every reset as the PyTorch
+  agent's, so the same logits draw the same actions.
 - `OnnxRecurrentAgent` (RNN-like DeMa): the Mamba state as arrays, zeros at the start, each step's
   next_* outputs fed back as the next step's inputs.
 - `OnnxWindowAgent` (every other model): the last K raw observations, actions, returns-to-go and
@@ -22,8 +25,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dema.errors import ConfigError
+from dema.evaluation.agent import SoftmaxSampling
 
 
 def onnx_session(model: bytes | str | Path, threads: int = 1):
@@ -48,7 +53,11 @@ class _OnnxAgent:
         self.delayed = bool(description["delayed"])
         self.inputs = {value.name for value in session.get_inputs()}  # an exporter drops unused ones
         self.outputs = [value.name for value in session.get_outputs()]
-        self.act_dim = _feature_size(description, "action", "outputs")
+        self.discrete = bool(description.get("discrete", False))
+        self.decision = description["outputs"][0]["name"]  # "action", or "logits" (discrete)
+        self.act_dim = _feature_size(description, self.decision, "outputs")  # A, or n_actions
+        self.obs_shape = tuple(_input(description, "obs")["shape"][-(3 if self.discrete else 1):])  # (S,) or (C, H, W)
+        self.sampling = SoftmaxSampling(self.act_dim) if self.discrete else None
         self._started = False
 
     def reset(self, target_return: float, seed: int | None = None) -> None:
@@ -57,13 +66,18 @@ class _OnnxAgent:
         n = self.num_envs
         self.rtg = np.full((n, 1), target_return / float(self.reward_scale), dtype=np.float32)
         self.t = np.zeros(n, dtype=np.int64)
-        self.prev_action = np.zeros((n, self.act_dim), dtype=np.float32)  # a_{-1} = 0
+        if self.discrete:
+            self.prev_action = np.full(n, self.act_dim, dtype=np.int64)  # a_{-1}: the reserved index
+            if seed is not None:
+                self.sampling.seed(seed)
+        else:
+            self.prev_action = np.zeros((n, self.act_dim), dtype=np.float32)  # a_{-1} = 0
         self._started = False
         self._reset_state()
 
     def act(self, obs: np.ndarray, reward: np.ndarray | None = None) -> np.ndarray:
         """(N, S) raw observations (and the (N,) rewards of the previous actions) -> (N, A) actions."""
-        obs = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        obs = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, *self.obs_shape)
         if self._started:
             if reward is None:
                 raise ValueError("act() after the first step needs the reward of the previous action")
@@ -73,6 +87,8 @@ class _OnnxAgent:
             self.t = self.t + 1
         self._started = True
         action = self._decide(obs)
+        if self.discrete:  # (N, n_actions) logits -> (N,) sampled indices
+            action = self.sampling(torch.from_numpy(action)).numpy()
         self.prev_action = action
         return action
 
@@ -102,7 +118,7 @@ class OnnxRecurrentAgent(_OnnxAgent):
         out = self._run({"obs": obs, "prev_action": self.prev_action, "return_to_go": self.rtg, "timestep": self.t,
                          **self.state})
         self.state = {item["input"]: out[item["output"]] for item in self.state_layout}
-        return out["action"]
+        return out[self.decision]
 
 
 class OnnxWindowAgent(_OnnxAgent):
@@ -138,9 +154,13 @@ class OnnxWindowAgent(_OnnxAgent):
 
 def _feature_size(description: dict, name: str, where: str) -> int:
     """The last axis of input or output `name` in the export's description."""
+    return int(_input(description, name, where)["shape"][-1])
+
+
+def _input(description: dict, name: str, where: str = "inputs") -> dict:
     for item in description[where]:
         if item["name"] == name:
-            return int(item["shape"][-1])
+            return item
     raise ConfigError(f"the export's description has no {name!r} among its {where}: was it written by dema export?")
 
 

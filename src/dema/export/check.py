@@ -27,9 +27,15 @@ def largest_difference(policy, stats, model_config, model: bytes, description: d
     rng = np.random.default_rng(seed)
     policy = policy.float().cpu().eval()
     mean, std = np.asarray(stats.state_mean, np.float32), np.asarray(stats.state_std, np.float32)
-    s, a = policy.state_dim, policy.act_dim
-    obs = (mean + std * rng.standard_normal((batch, steps, s))).astype(np.float32)  # raw, about the data's scale
-    prev = np.concatenate([np.zeros((batch, 1, a)), rng.uniform(-1, 1, (batch, steps - 1, a))], 1).astype(np.float32)
+    shape, a = policy.state_dim, policy.act_dim
+    if isinstance(shape, int):
+        obs = (mean + std * rng.standard_normal((batch, steps, shape))).astype(np.float32)  # raw, about the data's scale
+    else:  # frames, 0-255
+        obs = rng.integers(0, 256, (batch, steps, *shape)).astype(np.float32)
+    if policy.discrete:  # indices, the reserved one (no action) first
+        prev = np.concatenate([np.full((batch, 1), a), rng.integers(0, a, (batch, steps - 1))], 1).astype(np.int64)
+    else:
+        prev = np.concatenate([np.zeros((batch, 1, a)), rng.uniform(-1, 1, (batch, steps - 1, a))], 1).astype(np.float32)
     rtg = rng.uniform(0, 4, (batch, steps, 1)).astype(np.float32)
     t = np.broadcast_to(np.arange(steps), (batch, steps)).astype(np.int64)
 

@@ -1,9 +1,9 @@
 """A trained policy as graphs an exporter can trace: the decision `dema eval` makes, in plain PyTorch ops.
 
     RecurrentStep (RNN-like DeMa: one environment step through the carried Mamba state)
-        obs (B, S), prev_action (B, A), return_to_go (B, 1), timestep (B,),
-        conv_state.i (B, W-1, Di), ssm_state.i (B, Di, N) for each layer i
-        -> action (B, A), next_conv_state.i, next_ssm_state.i
+        obs (B, S) or Atari's frames (B, C, H, W), prev_action (B, A) or a discrete index (B,),
+        return_to_go (B, 1), timestep (B,), conv_state.i (B, W-1, Di), ssm_state.i (B, Di, N) per layer i
+        -> action (B, A) or discrete logits (B, n_actions), next_conv_state.i, next_ssm_state.i
     Window (Transformer-like DeMa, DT, DC, BC: the last K steps re-read at every decision)
         obs (B, K, S), prev_actions (B, K, A), returns_to_go (B, K, 1), timesteps (B, K), mask (B, K)
         -> action (B, A)
@@ -16,9 +16,11 @@ they are) except the selective scan, whose CPU paths are compiled kernels an exp
 `ssm_chunk` below computes it in tensor ops (the recurrent step of `SelectiveSSM.step_chunk`; from
 zero states with the token mask, `SelectiveSSM.forward`), tested equal to both.
 
-What it covers (`unsupported_reason` says why not): vector observations and continuous actions
-(Atari's frames and sampled discrete actions are not exported yet); for the recurrent step, models
-that act step by step (`SequencePolicy.supports_step`).
+What it covers (`unsupported_reason` says why not): every model on vector observations and continuous
+actions (MuJoCo, maze2d); on Atari's frames (discrete actions, sampled from the logits by the agent)
+RNN-like DeMa's step, whose frame goes through the CNN once, but not a window, which would re-read
+all K frames through the CNN at every decision where `dema eval` embeds each frame once; for the
+recurrent step, models that act step by step (`SequencePolicy.supports_step`).
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from dema.models.mamba import MambaMixer, SelectiveSSM
 
 def unsupported_reason(policy, recurrent: bool) -> str | None:
     """Why `policy` cannot be exported (None when it can), as the end of a sentence "cannot be exported: ..."."""
-    if not isinstance(policy.state_dim, int):
-        return (f"it acts on frames {tuple(policy.state_dim)} with sampled discrete actions (Atari), which the "
-                "export does not cover yet; it covers vector observations and continuous actions (MuJoCo, maze2d)")
-    if policy.discrete:
-        return "its actions are discrete; the export covers continuous actions"
+    if not isinstance(policy.state_dim, int) and not recurrent:
+        return (f"it acts on frames {tuple(policy.state_dim)} (Atari) with a K-step window, which an exported graph "
+                "would re-read through the CNN at every decision (dema eval embeds each frame once); Atari exports "
+                "cover RNN-like DeMa (dema-rnn), vector observations every model")
+    if policy.discrete and isinstance(policy.state_dim, int):
+        return "its actions are discrete on vector observations; the export covers continuous ones (and Atari's)"
     if recurrent and not policy.supports_step:
         return (f"it is marked recurrent but its blocks ({policy.cfg.block.value}) or token order "
                 f"({policy.cfg.token_order.value}) cannot act step by step")

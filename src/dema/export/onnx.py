@@ -99,7 +99,9 @@ def _register_rms_norm() -> None:
 
 def _example_inputs(graph, policy, recurrent: bool, context_len: int) -> tuple[tuple, dict]:
     """Inputs of batch 2 (an exporter specialises a batch of 1) and the signature they follow."""
-    n, s, a = 2, policy.state_dim, policy.act_dim
+    n, a = 2, policy.act_dim
+    s = list(policy.state_dim) if isinstance(policy.state_dim, tuple) else [policy.state_dim]  # (S,) or (C, H, W)
+    discrete = policy.discrete
 
     def spec(name, shape, dtype, what):
         return {"name": name, "shape": ["batch", *shape], "dtype": dtype, "what": what}
@@ -107,25 +109,34 @@ def _example_inputs(graph, policy, recurrent: bool, context_len: int) -> tuple[t
     rtg = "return still to collect divided by reward_scale, as in training (R_t, reward of step t included)"
     if recurrent:
         state = graph.state_shapes()
-        inputs = (torch.zeros(n, s), torch.zeros(n, a), torch.ones(n, 1), torch.zeros(n, dtype=torch.long),
+        if discrete:  # the reserved index a_dim stands for a_{-1}
+            prev = torch.full((n,), a, dtype=torch.long)
+            prev_spec = spec("prev_action", [], "int64", f"the index of a_{{t-1}}; {a} (no action) at t = 0")
+            out_spec = spec("logits", [a], "float32", "the logits of a_t: sample a_t from their softmax")
+        else:
+            prev = torch.zeros(n, a)
+            prev_spec = spec("prev_action", [a], "float32", "the action a_{t-1} taken before it; zeros at t = 0")
+            out_spec = spec("action", [a], "float32", "the action a_t, in [-1, 1]")
+        inputs = (torch.zeros(n, *s), prev, torch.ones(n, 1), torch.zeros(n, dtype=torch.long),
                   *(torch.zeros(n, *shape) for _, shape in state))
-        signature = {"kind": "recurrent-step", "inputs": [
-            spec("obs", [s], "float32", "the raw observation s_t (normalised inside the graph)"),
-            spec("prev_action", [a], "float32", "the action a_{t-1} taken before it; zeros at t = 0"),
+        obs_what = ("the raw stacked frames s_t, 0-255 (scaled inside the graph)" if len(s) == 3 else
+                    "the raw observation s_t (normalised inside the graph)")
+        signature = {"kind": "recurrent-step", "discrete": discrete, "inputs": [
+            spec("obs", s, "float32", obs_what), prev_spec,
             spec("return_to_go", [1], "float32", rtg),
             spec("timestep", [], "int64", "t, the step's index in the episode from 0"),
             *(spec(name, shape, "float32", _state_meaning(name)) for name, shape in state)],
-            "outputs": [spec("action", [a], "float32", "the action a_t, in [-1, 1]"),
+            "outputs": [out_spec,
                         *(spec(f"next_{name}", shape, "float32", f"{name} after this step")
                           for name, shape in state)],
             "state": [{"input": name, "output": f"next_{name}", "shape": ["batch", *shape], "initial": "zeros",
                        "what": _state_meaning(name)} for name, shape in state]}
     else:
         k = context_len
-        inputs = (torch.zeros(n, k, s), torch.zeros(n, k, a), torch.ones(n, k, 1),
+        inputs = (torch.zeros(n, k, *s), torch.zeros(n, k, a), torch.ones(n, k, 1),
                   torch.zeros(n, k, dtype=torch.long), torch.ones(n, k, dtype=torch.bool))
-        signature = {"kind": "window", "context_len": k, "inputs": [
-            spec("obs", [k, s], "float32", "raw observations of the last K steps, newest last (left-padded)"),
+        signature = {"kind": "window", "discrete": False, "context_len": k, "inputs": [
+            spec("obs", [k, *s], "float32", "raw observations of the last K steps, newest last (left-padded)"),
             spec("prev_actions", [k, a], "float32", "a_{t-1} of each step (zeros for t = 0)"),
             spec("returns_to_go", [k, 1], "float32", f"{rtg}, per step"),
             spec("timesteps", [k], "int64", "each step's index in the episode"),
@@ -162,12 +173,15 @@ def describe(run, checkpoint: str, checkpoint_step, signature: dict, model: byte
         "reward_scale": run.stats.reward_scale, "delayed": run.stats.delayed,
         "max_episode_steps": run.spec.max_episode_steps,
         "acting": ("per episode: return_to_go starts at target / reward_scale and drops by reward / reward_scale "
-                   "after each step (it stays at the target when delayed is true); prev_action is zeros at t = 0"
+                   "after each step (it stays at the target when delayed is true); "
+                   + (f"prev_action is the reserved index {signature['outputs'][0]['shape'][-1]} at t = 0, and a_t "
+                      "is sampled from the softmax of the logits" if signature["discrete"] else
+                      "prev_action is zeros at t = 0")
                    + ("; the state starts at zeros and each step's next_* outputs are the next step's inputs"
                       if signature["kind"] == "recurrent-step" else
                       "; the window holds the last K steps, newest last, left-padded with mask False")),
         **signature,
-        "versions": _versions("dema", "torch", "onnx", "onnxscript", "onnxruntime"),
+        "versions": _versions("dema", "torch", "onnx", "onnxruntime"),
     }
 
 
