@@ -29,7 +29,7 @@ from typing import Any
 
 _TRUE, _FALSE = ("true",), ("false",)  # the old form's values, in any case: True, False, true, ...
 _NOT_BOOLEANS = ("yes", "no", "on", "off", "1", "0", "y", "n")  # what a user may try instead: refused
-BOOLEANS_NOTE = ("booleans: --x sets one, --no-x clears it (the old form --x True / --x False still works)")
+BOOLEANS_NOTE = "booleans: --x sets one, --no-x clears it (the old form --x True / --x False still works)"
 
 
 class Flag(argparse.Action):
