@@ -166,9 +166,6 @@ ALLOWED = {
     ("dema/scan/triton_scan.py", "_interpretable_stdlib"): "Triton's standard library, interpreted for the "
                                                            "length of a launch (see its docstring)",
     ("dema/cli.py", "main"): "warnings.formatwarning, the hook the warnings module documents for replacing",
-    ("dema/evaluation/rendering.py", "_serve"): "MuJoCo and gymnasium's renderer read their OpenGL backend only "
-                                                "from MUJOCO_GL; set in the child process that renders, never in "
-                                                "dema's own",
 }
 _ENVIRON_WRITES = {"pop", "popitem", "setdefault", "update", "clear", "__setitem__", "__delitem__"}
 

@@ -107,6 +107,29 @@ def test_recording_across_rounds(renders, tmp_path):
             assert gif.n_frames == _kept(plain.lengths[j]) and gif.size == (64, 64)
 
 
+def test_the_camera_follows_the_runner(renders):
+    """A HalfCheetah 11 m from its start stays in the middle of the picture (gymnasium's own default
+    view is a fixed free camera: it would show the empty floor), rendered in a child process."""
+    from dema.evaluation.rendering import RenderedEnv
+
+    def body(frame):  # the cheetah's orange-brown pixels: red well above blue, unlike floor and sky
+        rgb = frame.astype(int)
+        return np.argwhere((rgb[..., 0] > rgb[..., 2] + 40) & (rgb[..., 0] > 90))
+
+    env = RenderedEnv("HalfCheetah-v5", 96)
+    try:
+        env.reset(seed=0)
+        start = body(env.render())
+        for t in range(200):  # a gait: back and front legs in opposite phase
+            _, _, _, _, info = env.step(np.sin(0.3 * t + np.array([0, 0, 0, np.pi, np.pi, np.pi])))
+        end = body(env.render())
+    finally:
+        env.close()
+    assert info["x_position"] > 5
+    assert len(start) > 30 and len(end) > len(start) / 2
+    assert 24 < end[:, 1].mean() < 72  # columns: the middle half of 96
+
+
 def test_eval_video_gif_from_the_command_line(tiny_run, capsys):
     from PIL import Image
 

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from dema.errors import ConfigError, DemaError
 
@@ -78,19 +79,36 @@ def offscreen_backend() -> str:
                       + "; ".join(problems) + "); install EGL (apt install libegl1) or OSMesa (apt install libosmesa6)")
 
 
+def _child_environment(backend: str) -> dict:
+    """The environment variables of a rendering child: this process's, with MUJOCO_GL where the user
+    has not set it, and this copy of dema first on the path (it may be imported from a checkout)."""
+    import dema
+
+    env = dict(os.environ)
+    # MuJoCo takes its OpenGL backend only from the environment: gymnasium's renderer reads MUJOCO_GL
+    # when it makes its first context, mujoco's own GLContext when mujoco is imported, and neither
+    # has an argument for it. So it is set for the child that renders, and only there.
+    env.setdefault("MUJOCO_GL", backend)
+    source = str(Path(dema.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
+    return env
+
+
 class RenderedEnv(gym.Env):
     """`gym.make(gym_id, render_mode="rgb_array", width=size, height=size, **make_kwargs)` in a child
     process (module docstring): reset, step and close are forwarded, `render()` returns (size, size, 3)
-    uint8. The child starts with `spawn`: a fork would copy this process's torch threads' state."""
+    uint8. The child is a fresh interpreter (`python -m dema.evaluation.rendering`), not a fork of this
+    one (which would copy its threads' state) nor multiprocessing's spawn (which re-imports the
+    caller's main script), talking over a socket pair."""
 
     def __init__(self, gym_id: str, size: int, **make_kwargs):
-        backend = offscreen_backend()
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, backend, gym_id, size, make_kwargs),
-                                        daemon=True, name=f"dema-render-{gym_id}")
-        self._process.start()
+        self._conn, child_end = multiprocessing.Pipe()
+        self._name = f"the process rendering {gym_id}"
+        command = [sys.executable, "-m", "dema.evaluation.rendering", str(child_end.fileno())]
+        self._process = subprocess.Popen(command, pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL,
+                                         env=_child_environment(offscreen_backend()))
         child_end.close()
+        self._conn.send((gym_id, size, make_kwargs))
         self.observation_space, self.action_space, self.metadata, self.spec = self._answer()
         self.render_mode = "rgb_array"
 
@@ -104,14 +122,13 @@ class RenderedEnv(gym.Env):
         return self._call("render")
 
     def close(self):
-        if self._process.is_alive():
+        if self._process.poll() is None:
             try:
                 self._conn.send(("close", (), {}))
-            except OSError:
-                pass
-            self._process.join(timeout=30)
-        if self._process.is_alive():
-            self._process.kill()  # our own child, stuck: nothing else to save
+                self._process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()  # our own child, stuck: nothing of it to keep
+                self._process.wait()
         self._conn.close()
 
     def _call(self, method: str, *args, **kwargs):
@@ -122,19 +139,15 @@ class RenderedEnv(gym.Env):
         try:
             ok, value = self._conn.recv()
         except EOFError:
-            raise DemaError(f"the process rendering {self._process.name} ended unexpectedly "
-                            f"(exit code {self._process.exitcode})") from None
+            raise DemaError(f"{self._name} ended unexpectedly (exit status {self._process.wait()})") from None
         if not ok:
-            raise DemaError(f"rendering failed in {self._process.name}: {value}")
+            raise DemaError(f"rendering failed in {self._name}: {value}")
         return value
 
 
-def _serve(conn, backend: str, gym_id: str, size: int, make_kwargs: dict) -> None:
-    """The child: one environment, commands from the pipe until "close"."""
-    # MuJoCo takes its OpenGL backend only from the environment: gymnasium's renderer reads MUJOCO_GL
-    # when it makes its first context, mujoco's own GLContext when mujoco is imported, and neither has
-    # an argument for it. Set here, in the process that renders, and only where the user has not.
-    os.environ.setdefault("MUJOCO_GL", backend)
+def _serve(conn) -> None:
+    """The child: one environment, made from the first message, then commands until "close"."""
+    gym_id, size, make_kwargs = conn.recv()
     try:
         env = gym.make(gym_id, render_mode="rgb_array", width=size, height=size, **make_kwargs)
         conn.send((True, (env.observation_space, env.action_space, env.metadata, env.spec)))
@@ -147,6 +160,27 @@ def _serve(conn, backend: str, gym_id: str, size: int, make_kwargs: dict) -> Non
             env.close()
             return
         try:
-            conn.send((True, getattr(env, method)(*args, **kwargs)))
+            conn.send((True, _following(env) if method == "render" else getattr(env, method)(*args, **kwargs)))
         except Exception as exc:
             conn.send((False, f"{method}: {type(exc).__name__}: {exc}"))
+
+
+def _following(env):
+    """env.render() with the camera over the body it should follow. Gymnasium's MuJoCo renderer draws
+    its default view with a free camera, which ignores the `trackbodyid` of the environment's camera
+    config (Farama-Foundation/Gymnasium#1141): a hopper or a cheetah leaves the picture within a
+    few hundred steps. The free camera's point of view is moved, in x and y, to the centre of mass
+    of that body's subtree (what MuJoCo's tracking camera looks at), or of the root body (1) where
+    the config names none (HalfCheetah); height, distance and angles stay the environment's."""
+    renderer = env.unwrapped.mujoco_renderer
+    if renderer.viewer is None:
+        env.render()  # makes the viewer (and its camera, from the environment's config)
+    body = (renderer.default_cam_config or {}).get("trackbodyid", 1)
+    renderer.viewer.cam.lookat[:2] = env.unwrapped.data.subtree_com[body][:2]
+    return env.render()
+
+
+if __name__ == "__main__":
+    from multiprocessing.connection import Connection
+
+    _serve(Connection(int(sys.argv[1])))
