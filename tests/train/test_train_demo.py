@@ -26,7 +26,7 @@ def _check_gif(out, report):
     """DeMa's best episode beside the learning curves, where MuJoCo renders off-screen (else no GIF)."""
     from PIL import Image
 
-    from dema.commands.demo import gif_problem
+    from dema.commands.demo import GIF_SIZE, gif_problem
 
     gif = out / "dema_best_episode.gif"
     if gif_problem():
@@ -36,7 +36,7 @@ def _check_gif(out, report):
     evaluation = json.loads((out / "dema" / "eval.json").read_text())["per_target"][0]
     with Image.open(gif) as image:  # 1 episode of at most 20 steps: the reset, every 5th step, the last
         length = evaluation["lengths"][0]
-        assert image.n_frames == 1 + length // 5 + (1 if length % 5 else 0) and image.size == (200, 200)
+        assert image.n_frames == 1 + length // 5 + (1 if length % 5 else 0) and image.size == (GIF_SIZE, GIF_SIZE)
     assert not list(out.glob("final_*.gif"))  # renamed, not copied
 
 
