@@ -155,7 +155,10 @@ def _serve(conn) -> None:
         conn.send((False, f"{type(exc).__name__}: {exc}"))
         return
     while True:
-        method, args, kwargs = conn.recv()
+        try:
+            method, args, kwargs = conn.recv()
+        except EOFError:  # the parent is gone without a "close"
+            method = "close"
         if method == "close":
             env.close()
             return
@@ -171,8 +174,11 @@ def _following(env):
     config (Farama-Foundation/Gymnasium#1141): a hopper or a cheetah leaves the picture within a
     few hundred steps. The free camera's point of view is moved, in x and y, to the centre of mass
     of that body's subtree (what MuJoCo's tracking camera looks at), or of the root body (1) where
-    the config names none (HalfCheetah); height, distance and angles stay the environment's."""
-    renderer = env.unwrapped.mujoco_renderer
+    the config names none (HalfCheetah); height, distance and angles stay the environment's. An
+    environment that is not a Gymnasium MujocoEnv (PointMaze shows its whole maze) renders as it is."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    if renderer is None:
+        return env.render()
     if renderer.viewer is None:
         env.render()  # makes the viewer (and its camera, from the environment's config)
     body = (renderer.default_cam_config or {}).get("trackbodyid", 1)
