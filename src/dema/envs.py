@@ -144,9 +144,14 @@ def require_ale():
 ENVS: dict[str, EnvSpec] = {
     spec.name: spec
     for spec in [
-        EnvSpec("hopper", "Hopper-v5", 11, 3, 1000, -20.272305, 3234.3, (3600.0, 1800.0)),
-        EnvSpec("halfcheetah", "HalfCheetah-v5", 17, 6, 1000, -280.178953, 12135.0, (12000.0, 6000.0)),
-        EnvSpec("walker2d", "Walker2d-v5", 17, 6, 1000, 1.629008, 4592.3, (5000.0, 2500.0)),
+        # measured_ref_scores: `dema collect ENV reference-scores` (100 episodes of random actions and of each
+        # shipped policy, the best: tqc on all three), docs/DATASETS.md "Reference scores for v5"
+        EnvSpec("hopper", "Hopper-v5", 11, 3, 1000, -20.272305, 3234.3, (3600.0, 1800.0),
+                measured_ref_scores=(16.2, 3344.4)),
+        EnvSpec("halfcheetah", "HalfCheetah-v5", 17, 6, 1000, -280.178953, 12135.0, (12000.0, 6000.0),
+                measured_ref_scores=(-288.6, 11362.9)),
+        EnvSpec("walker2d", "Walker2d-v5", 17, 6, 1000, 1.629008, 4592.3, (5000.0, 2500.0),
+                measured_ref_scores=(1.9, 4164.2)),
         # maze2d: gymnasium-robotics PointMaze with flat observations (x, y, vx, vy, goal_x, goal_y),
         # registered by dema.data.collect.maze (needs the `maze` extra). Reference scores computed here
         # as D4RL did (random / noiseless waypoint controller, 100 episodes, docs/DATASETS.md), not

@@ -434,3 +434,23 @@ def test_kill_9_of_a_local_driver_leaves_no_worker_holding_the_cell(tmp_path):
     RunDir(cell).lock().acquire().release()  # free: the sweep that resumes the cell is not refused
     out = _sweep(grid_path, "--runs-dir", runs, "--executor", "local", "--results-dir", "", "--dry-run", cwd=tmp_path)
     assert "(will resume)" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_grid_file_names_a_minari_dataset_by_its_id(tmp_path, monkeypatch):
+    """A grid file's dataset may be a Minari id (issue 26): found in Minari's root, the cell trains and
+    scores on it, its record names the id and the reference scores the dataset carries."""
+    pytest.importorskip("minari")
+    from data_factories import write_with_minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    write_with_minari("test/hopper/random-v0", episodes=4)
+    grid = {"name": "m", "datasets": ["test/hopper/random-v0"], "models": ["dt"], "seeds": [0], "protocol": "paper",
+            "overrides": {**TINY, "schedule.updates": 4}}
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    out = _sweep(path, "--runs-dir", tmp_path / "runs", "--results-dir", tmp_path / "results", "--executor", "local",
+                 "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads((tmp_path / "results" / "m" / "test-hopper-random-v0_dt_paper_s0.json").read_text())
+    assert record["dataset"] == "test/hopper/random-v0" and record["config"]["preset"] == "hopper-default"
+    assert record["eval"]["reference_scores"]["source"] == "dataset"

@@ -2,6 +2,7 @@
 
     dema data hopper-medium-replay          # an id, found through the search path (dema.data.load)
     dema data mujoco/hopper/medium-v0       # a Minari id: Minari's root, downloaded by minari if missing
+    dema data hopper-medium-v5 --card docs/datasets   # and its card: hopper-medium-v5.md and .png
     dema data datasets/hopper-sac-replay.hdf5 --json     # a file
     dema data --table                       # docs/DATASETS.md's tables: datasets/ and the bundled files
     dema data --table datasets --page docs/DATASETS.md   # written between the page's datasets-table markers
@@ -24,9 +25,10 @@ from dema.cli_options import command_parser
 from dema.data.dataset import OfflineDataset
 from dema.data.episodes import return_stats
 from dema.data.load import load_dataset
-from dema.data.recorded_env import DATASET, with_reference_scores
+from dema.data.recorded_env import DATASET, dataset_env, with_reference_scores
 from dema.data.validate import DataWarning, check_against_env, resolve_env
 from dema.envs import parse_dataset
+from dema.errors import DataError
 
 
 def summary(dataset: OfflineDataset, env=None) -> dict:
@@ -105,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                              "and the bundled ones), from the files' arrays and metadata")
     parser.add_argument("--page", type=Path, metavar="FILE",
                         help="with --table: write it between the page's datasets-table markers (docs/DATASETS.md)")
+    parser.add_argument("--card", type=Path, metavar="DIR",
+                        help="also write the dataset's card into DIR: NAME.md (sizes, length and return distributions, "
+                             "behaviour policies, environment, checksum, command, how it differs from D4RL's) and "
+                             "NAME.png (histograms of its episode returns and lengths)")
     args = parser.parse_args(argv)
     if args.table is not None or args.page is not None:
         return _table(parser, args)
@@ -116,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         dataset = load_dataset(args.dataset, env=args.env, strict=args.strict, max_transitions=args.max_transitions)
         env = args.env or env_from_name(dataset, args.dataset)
     notes = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    try:  # the env spec a Minari dataset records, against dema's table: training refuses a disagreement
+        dataset_env(dataset, make=False)
+    except DataError as exc:
+        notes.append(f"{exc}; `dema train` refuses this dataset")
     info = summary(dataset, env)
     if args.json:
         info["warnings"] = notes
@@ -124,7 +134,21 @@ def main(argv: list[str] | None = None) -> int:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)
         print(_text(info))
+    if args.card is not None:
+        md, png = _card(dataset, args.dataset, args.card, env)
+        print(f"card: {md} and {png}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _card(dataset: OfflineDataset, text: str, folder: Path, env):
+    """The dataset's card (dema.data.card), normalised as `dema train` would score it."""
+    from dema.data.card import write_card
+
+    spec = resolve_env(dataset, env) or parse_dataset(str(text)).env
+    references = None
+    if spec is not None:
+        spec, references = with_reference_scores(spec, dataset)
+    return write_card(dataset, text, folder, spec, references)
 
 
 def _table(parser: argparse.ArgumentParser, args) -> int:

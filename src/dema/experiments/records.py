@@ -313,10 +313,11 @@ def _shown(value) -> str:
 
 
 def _dataset_label(dataset: str) -> str:
-    """The dataset as tables name it: an id stays, a path becomes its file name without suffix."""
-    from dema.envs import dataset_name
+    """The dataset as tables name it: an id stays (a Minari id too: mujoco/hopper/medium-v0), a path
+    becomes its file name without suffix."""
+    from dema.envs import dataset_name, is_minari_id
 
-    return dataset_name(dataset)
+    return dataset if is_minari_id(dataset) else dataset_name(dataset)
 
 
 def _numbers(row: dict) -> dict:

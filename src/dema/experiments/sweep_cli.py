@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
               "(delete a record to run its cell again)", flush=True)
         todo = [t for t in todo if t not in recorded]
     # only the cells left to run need their data (a cell recorded on another machine does not)
-    _check_datasets(grid, {cell.dataset for cell, task in zip(cells, tasks_all) if task in todo})
+    _check_datasets(grid, {cell.dataset for cell, task in zip(cells, tasks_all) if task in todo}, not args.dry_run)
     if args.dry_run:
         for task in todo:
             print(f"{task.cell}: {_state(runs_dir / task.cell)}")
@@ -201,11 +201,15 @@ def _parse_values(grid, items: list[str]) -> dict:
     return wanted
 
 
-def _check_datasets(grid, datasets: set[str]) -> None:
-    """Every selected cell's dataset must exist before any cell starts."""
+def _check_datasets(grid, datasets: set[str], download: bool = True) -> None:
+    """Every selected cell's dataset must exist before any cell starts: a Minari id missing from Minari's
+    root is downloaded here, once, before the workers start (a dry run downloads nothing)."""
     from dema.data.load import resolve_id
+    from dema.envs import is_minari_id
 
     for dataset in [d for d in grid.datasets if d in datasets]:
+        if not download and is_minari_id(dataset):
+            continue
         if not Path(dataset).expanduser().exists():
             try:
                 resolve_id(dataset)
