@@ -166,6 +166,8 @@ ALLOWED = {
     ("dema/scan/triton_scan.py", "_interpretable_stdlib"): "Triton's standard library, interpreted for the "
                                                            "length of a launch (see its docstring)",
     ("dema/cli.py", "main"): "warnings.formatwarning, the hook the warnings module documents for replacing",
+    ("dema/cli_options.py", "__call__"): "an argparse Action sets its value on the parsed namespace "
+                                         "(argparse's documented API), not on a module",
 }
 _ENVIRON_WRITES = {"pop", "popitem", "setdefault", "update", "clear", "__setitem__", "__delitem__"}
 
