@@ -99,6 +99,9 @@ def test_a_v4_dataset_is_not_scored_in_v5(root, capsys):
     err = _refused(capsys, *_train("test/hopper/old-v0"))
     assert "Hopper-v4" in err and "Hopper-v5" in err
     assert not Path("runs").exists()
+    # reading it is no error, but `dema data` warns that training refuses it
+    code, _, err = dema(capsys, "data", "test/hopper/old-v0")
+    assert code == 0 and "recorded in Hopper-v4" in err and "`dema train` refuses this dataset" in err
 
 
 def test_a_dataset_of_another_time_limit_is_not_scored_in_the_tables(root, capsys):
