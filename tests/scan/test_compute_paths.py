@@ -166,6 +166,8 @@ ALLOWED = {
     ("dema/scan/triton_scan.py", "_interpretable_stdlib"): "Triton's standard library, interpreted for the "
                                                            "length of a launch (see its docstring)",
     ("dema/cli.py", "main"): "warnings.formatwarning, the hook the warnings module documents for replacing",
+    ("dema/data/collect/minari_writer.py", "_minari_root"): "minari's writer reads its root only from "
+                                                            "MINARI_DATASETS_PATH (minari.storage)",
     ("dema/cli_options.py", "__call__"): "an argparse Action sets its value on the parsed namespace "
                                          "(argparse's documented API), not on a module",
 }

@@ -160,7 +160,8 @@ def _plain(value):
 @contextmanager
 def _minari_root(folder: Path):
     """Minari's writer puts a dataset under $MINARI_DATASETS_PATH (minari.storage.get_dataset_path):
-    point it at `folder` for the write, and back."""
+    point it at `folder` for the write, and back. An environment write, because minari reads its
+    root only from that variable (minari.storage.datasets_root_dir) and takes no path argument."""
     before = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(folder)
     try:
