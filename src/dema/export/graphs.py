@@ -141,12 +141,7 @@ class RecurrentStep(_Normalised):
 
     def forward(self, obs, prev_action, return_to_go, timestep, *state):
         policy = self.policy
-        parts = policy._embed_step(self.normalise(obs), prev_action, return_to_go, timestep)  # each (B, E)
-        if policy.cfg.layout is TokenLayout.B3LD:
-            tokens = torch.stack(parts, dim=1)  # 3 x (B, E) -> (B, 3, E)
-        else:
-            tokens = torch.cat(parts, dim=-1)[:, None]  # (B, 3E) -> (B, 1, 3E)
-        x = policy.input_proj(tokens)
+        x = policy.step_tokens(self.normalise(obs), prev_action, return_to_go, timestep)
         next_state = []
         for i, block in enumerate(policy.blocks):
             x, conv_state, ssm_state = _block_chunk(block, x, state[2 * i], state[2 * i + 1])

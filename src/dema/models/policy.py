@@ -219,6 +219,16 @@ class SequencePolicy(nn.Module):
             raise ConfigError(f"{self.cfg.block.value} blocks cannot act step by step; use predict_last on a window")
         return [block.init_cache(batch_size, device) for block in self.blocks]
 
+    def step_tokens(self, state, prev_action, return_to_go, timestep) -> torch.Tensor:
+        """One environment step's tokens, projected for the blocks: (B, 3, D) for B3LD (R_t,
+        a_{t-1}, s_t), (B, 1, D) for BL3D. Shared by `step` and the exported recurrent graph."""
+        parts = self._embed_step(state, prev_action, return_to_go, timestep)  # each (B, E)
+        if self.cfg.layout is TokenLayout.B3LD:
+            tokens = torch.stack(parts, dim=1)  # 3 x (B, E) -> (B, 3, E)
+        else:
+            tokens = torch.cat(parts, dim=-1)[:, None]  # (B, 3E) -> (B, 1, 3E)
+        return self.input_proj(tokens)
+
     @torch.no_grad()
     def step(self, state, prev_action, return_to_go, timestep, cache):
         """One environment step: state (B, S), prev_action (B, A) (discrete: (B,) long),
@@ -229,12 +239,7 @@ class SequencePolicy(nn.Module):
         Token orders with s_t last only (r-aprev-s, aprev-r-s).
         """
         self._refuse_step_order()
-        parts = self._embed_step(state, prev_action, return_to_go, timestep)  # each (B, E)
-        if self.cfg.layout is TokenLayout.B3LD:
-            tokens = torch.stack(parts, dim=1)  # 3 x (B, E) -> (B, 3, E)
-        else:
-            tokens = torch.cat(parts, dim=-1)[:, None]  # (B, 3E) -> (B, 1, 3E)
-        x = self.input_proj(tokens)
+        x = self.step_tokens(state, prev_action, return_to_go, timestep)
         new_cache = []
         for block, layer_cache in zip(self.blocks, cache):
             x, layer_cache = block.step_chunk(x, layer_cache)
