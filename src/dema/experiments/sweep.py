@@ -150,25 +150,36 @@ def _execute_local(todo: list[Task], workers: int, on_result) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    # Ctrl-C and SIGTERM only set a flag, read between waits: a KeyboardInterrupt raised wherever the
+    # signal lands could leave a future's lock held (inside concurrent.futures.wait), and the pool's
+    # shutdown would then wait forever (seen under load: the Ctrl-C test of tests/experiments/test_sweep.py)
+    stop = threading.Event()
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where Python delivers signals
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     # spawn: workers start clean (no copied torch/OpenMP state from the driver)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=init_worker)
-    pending = {pool.submit(run_cell, task): task for task in todo}
     try:
+        pending = {pool.submit(run_cell, task): task for task in todo}
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if stop.is_set():
+                raise KeyboardInterrupt
             for future in done:
                 task = pending.pop(future)
                 try:
                     on_result(future.result())
                 except Exception as exc:  # the worker process itself died
                     on_result({"cell": task.cell, "status": "failed", "error": f"worker died: {exc!r}"})
-    except BaseException:  # Ctrl-C (the workers got it too) or SIGTERM (only the driver did): stop them
+    except BaseException:  # Ctrl-C (the workers ignore it) or SIGTERM (only the driver got it): stop them
         for worker in multiprocessing.active_children():
             worker.terminate()  # a cell resumes from its last checkpoint, as after kill -9
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
