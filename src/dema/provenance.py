@@ -27,13 +27,18 @@ PACKAGES = ("dema", "numpy", "gymnasium", "mujoco", "h5py", "torch", "gymnasium-
 
 def versions() -> dict[str, str]:
     """Python's version and those of the installed packages of `PACKAGES` (a missing one is left out)."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    return {"python": platform.python_version(), **package_versions(*PACKAGES)}
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    """The installed version of each named package; a missing one is left out."""
+    found = {}
+    for name in names:
         try:
-            out[name] = metadata.version(name)
+            found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    return out
+    return found
 
 
 def machine() -> dict:

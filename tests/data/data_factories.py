@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 
 def make_arrays(lengths=(5, 7, 4), obs_dim=11, act_dim=3, last_terminal=True, seed=0, ends=None) -> dict:
@@ -184,3 +185,12 @@ def write_with_minari(dataset_id: str, env="Hopper-v5", episodes: int = 3, steps
             dataset_id, buffers, env=made.spec, algorithm_name="random", author="dema tests",
             author_email="tests@dema", code_permalink="tests/data/data_factories.py", description="random actions",
             data_format=data_format, **refs, **extra)
+
+
+@pytest.fixture
+def minari_root(tmp_path, monkeypatch) -> Path:
+    """An empty Minari root (MINARI_DATASETS_PATH), and a working folder apart from it (the cwd)."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "minari"

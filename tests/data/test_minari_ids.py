@@ -17,18 +17,15 @@ from dema.run.config import preset_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "robustness"))
 from corpus import TINY, dema  # noqa: E402
-from data_factories import write_with_minari  # noqa: E402
+from data_factories import minari_root, write_with_minari  # noqa: E402,F401
 
 minari = pytest.importorskip("minari", reason="minari not installed (pip install -e '.[minari]')")
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch) -> Path:
-    """An empty Minari root, and a working folder apart from it."""
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    (tmp_path / "work").mkdir()
-    monkeypatch.chdir(tmp_path / "work")
-    return tmp_path / "minari"
+def root(minari_root) -> Path:
+    """An empty Minari root, and a working folder apart from it (data_factories.minari_root)."""
+    return minari_root
 
 
 @pytest.mark.parametrize("text, name, env, preset_name", [

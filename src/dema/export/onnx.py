@@ -31,6 +31,7 @@ import torch
 from dema.errors import ConfigError
 from dema.export.graphs import RecurrentStep, Window, unsupported_reason
 from dema.files import atomic_write
+from dema.provenance import package_versions
 
 OPSET = 18
 FORMATS = ("onnx",)
@@ -181,20 +182,8 @@ def describe(run, checkpoint: str, checkpoint_step, signature: dict, model: byte
                       if signature["kind"] == "recurrent-step" else
                       "; the window holds the last K steps, newest last, left-padded with mask False")),
         **signature,
-        "versions": _versions("dema", "torch", "onnx", "onnxruntime"),
+        "versions": package_versions("dema", "torch", "onnx", "onnxruntime"),
     }
-
-
-def _versions(*names: str) -> dict[str, str]:
-    from importlib import metadata
-
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
 
 
 def write_export(path: Path, model: bytes, description: dict) -> tuple[Path, Path]:
