@@ -37,9 +37,11 @@ add lr-control "0 1 2" "hopper-medium-expert halfcheetah-medium-expert walker2d-
 add token-layout "0 1 2" "$MEDIUM"
 add residual "0 1 2" "$MEDIUM"
 add position-embedding "0 1 2" "$MEDIUM"
-# 5. delayed rewards, DeMa and DT
-add delayed-reward "0 1 2" "$MEDIUM" --models dema
-add delayed-reward "0 1 2" "$MEDIUM" --models dt
+# 5. delayed rewards, DeMa and DT, a seed of both before the next seed (pairs form as cells land)
+for seed in 0 1 2; do
+  add delayed-reward "$seed" "$MEDIUM" --models dema
+  add delayed-reward "$seed" "$MEDIUM" --models dt
+done
 # 6. context length: K 8 and 30 against mujoco-main's K 20
 add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=8
 add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=30
