@@ -404,6 +404,25 @@ def test_variant_claims_pair_on_the_rest_of_the_variant(tmp_path):
     assert ("dema", '{"model.context_len": 8}') in groups and ("dema", "{}") in groups
 
 
+def test_best_context_length_is_chosen_on_the_seeds_every_k_has(tmp_path):
+    # K 20 has three seeds (mujoco-main), K 8 and K 30 only seed 0 (a sweep half run): on seed 0,
+    # K 8 is the best short K; over K 20's own three seeds it would look better than K 8
+    recs = []
+    for dataset in DATASETS:
+        recs += [record(dataset, "dema", 0, 40.0), record(dataset, "dema", 1, 90.0),
+                 record(dataset, "dema", 2, 90.0), record(dataset, "dema", 0, 60.0, {"model.context_len": 8}),
+                 record(dataset, "dema", 0, 50.0, {"model.context_len": 30})]
+    report = build_report([write(tmp_path / "results", recs)]).to_json()
+    k = claim(report, "The best context length K is short")
+    assert k["evidence"]["pairs"] == 2 and k["evidence"]["mean_difference"] == pytest.approx(10.0)
+    hopper = k["evidence"]["by_dataset"]["hopper-medium"]
+    assert hopper["best_K"] == 8 and hopper["chosen_on_seeds"] == [0]
+    assert hopper["mean_by_K"] == {"8": 60.0, "20": 40.0, "30": 50.0}
+    text = markdown(build_report([tmp_path / "results"]), "dema report", [], tmp_path)
+    assert "best K: hopper-medium 8 (on seed 0)" in text
+    assert "the side with more values to pick from (K <= 20: 2, K > 20: 1) gains from that" in text
+
+
 def test_damaged_record_is_a_problem_and_the_rest_is_reported(results, tmp_path, capsys):
     (results / "mujoco-test" / "broken.json").write_text('{"schema": 1, "run": ')
     bad = record("hopper-medium", "dema", 7, 1.0)

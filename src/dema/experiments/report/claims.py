@@ -351,8 +351,14 @@ def _context_claim(runs: list[Run]) -> dict:
     for (protocol, dataset, rest), by_k in sorted(cells.items()):
         if len(by_k) < 2:
             continue
-        means = {k: statistics.mean(v.values()) for k, v in by_k.items()}
-        best_k[dataset] = {"best_K": max(means, key=means.get), "mean_by_K": {str(k): round(v, 3) for k, v in sorted(means.items())}}
+        # Each K is scored on the seeds that every K of the dataset has, so that a K with more
+        # seeds (mujoco-main's K 20 against a half-run sweep) is not picked or passed over for its
+        # extra seeds; without such a seed, on each K's own.
+        common = set.intersection(*(set(v) for v in by_k.values()))
+        means = {k: statistics.mean(v[s] for s in common) if common else statistics.mean(v.values())
+                 for k, v in by_k.items()}
+        best_k[dataset] = {"best_K": max(means, key=means.get), "mean_by_K": {str(k): round(v, 3) for k, v in sorted(means.items())},
+                           "chosen_on_seeds": sorted(common) if common else "each K's own"}
         short = [k for k in means if k <= CONTEXT_CLAIM_K]
         long = [k for k in means if k > CONTEXT_CLAIM_K]
         if not short or not long:

@@ -12,7 +12,7 @@ from dema.experiments.report.coverage import missing_text
 from dema.experiments.report.references import REFERENCES
 from dema.experiments.report.runs import (DOMAIN_LABEL, LOSS_STILL_FALLING, Run, _mean, _std, flattening,
                                          flattening_summary, protocol_rows, variant_text)
-from dema.experiments.report.claims import _one_protocol, _standard
+from dema.experiments.report.claims import CONTEXT_CLAIM_K, _one_protocol, _standard
 from dema.experiments.report.rule import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, RULE
 from dema.models.registry import label
 
@@ -357,8 +357,28 @@ def _evidence_text(e: dict) -> str:
     if "dema_drop_mean" in e:
         text += f"; mean drop DeMa {e['dema_drop_mean']:.1f}, DT {e['dt_drop_mean']:.1f}"
     if e.get("by_dataset"):
-        text += "; best K: " + ", ".join(f"{d} {v['best_K']}" for d, v in e["by_dataset"].items())
+        text += "; best K: " + ", ".join(f"{d} {v['best_K']}" + _seeds_note(v.get("chosen_on_seeds"))
+                                         for d, v in e["by_dataset"].items())
+        text += _selection_note(e["by_dataset"])
     return text
+
+
+def _selection_note(by_dataset: dict) -> str:
+    """Where one side's best K is the best of more values than the other's, that favours it: say so."""
+    counts = {(sum(int(k) <= CONTEXT_CLAIM_K for k in v["mean_by_K"]), sum(int(k) > CONTEXT_CLAIM_K for k in v["mean_by_K"]))
+              for v in by_dataset.values()}
+    if all(short == long for short, long in counts):
+        return ""
+    return (f"; each side's best K is picked on the same seeds it is scored on, and the side with more values to "
+            f"pick from (K <= {CONTEXT_CLAIM_K}: " + "/".join(sorted({str(s) for s, _ in counts}))
+            + f", K > {CONTEXT_CLAIM_K}: " + "/".join(sorted({str(l) for _, l in counts})) + ") gains from that")
+
+
+def _seeds_note(seeds) -> str:
+    """ (seeds 0, 1): the seeds a best K was chosen on, as `_context_claim` records them."""
+    if isinstance(seeds, list) and seeds:
+        return f" (on seed{'' if len(seeds) == 1 else 's'} {', '.join(map(str, seeds))})"
+    return f" (on {seeds})" if seeds else ""
 
 
 def _reference_section(report: Report) -> list[str]:
