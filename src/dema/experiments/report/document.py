@@ -370,8 +370,8 @@ def _selection_note(by_dataset: dict) -> str:
     if all(short == long for short, long in counts):
         return ""
     return (f"; each side's best K is picked on the same seeds it is scored on, and the side with more values to "
-            f"pick from (K <= {CONTEXT_CLAIM_K}: " + "/".join(sorted({str(s) for s, _ in counts}))
-            + f", K > {CONTEXT_CLAIM_K}: " + "/".join(sorted({str(l) for _, l in counts})) + ") gains from that")
+            f"pick from (K <= {CONTEXT_CLAIM_K}: " + " or ".join(sorted({str(s) for s, _ in counts}))
+            + f", K > {CONTEXT_CLAIM_K}: " + " or ".join(sorted({str(l) for _, l in counts})) + ") gains from that")
 
 
 def _seeds_note(seeds) -> str:
