@@ -423,6 +423,16 @@ def test_best_context_length_is_chosen_on_the_seeds_every_k_has(tmp_path):
     assert "the side with more values to pick from (K <= 20: 2, K > 20: 1) gains from that" in text
 
 
+def test_sensitivity_names_a_reads_pair_count_once():
+    from dema.experiments.report.document import _sensitivity_text
+    claim_ = {"fragile": False, "evidence": {"pairs": 5, "sensitivity": {
+        "last_three_evals": {"verdict": "inconclusive", "pairs": 5},
+        "second_target": {"verdict": "inconclusive (4 pairs)", "pairs": 4}}}}
+    assert _sensitivity_text(claim_) == "stable; last 3 evals: inconclusive, 2nd target: inconclusive (4 pairs)"
+    claim_["evidence"]["sensitivity"]["second_target"] = {"verdict": "supported", "pairs": 6}
+    assert _sensitivity_text(claim_).endswith("2nd target: supported (6 pairs)")
+
+
 def test_damaged_record_is_a_problem_and_the_rest_is_reported(results, tmp_path, capsys):
     (results / "mujoco-test" / "broken.json").write_text('{"schema": 1, "run": ')
     bad = record("hopper-medium", "dema", 7, 1.0)

@@ -84,7 +84,9 @@ def _sensitivity_text(claim: dict) -> str:
     if not sens:
         return "-"
     names = {"last_three_evals": "last 3 evals", "second_target": "2nd target"}
-    parts = [f"{names.get(k, k)}: {v['verdict']}" + ("" if v["pairs"] == claim["evidence"]["pairs"] else f" ({v['pairs']} pairs)")
+    # a read with fewer pairs says how many, unless its verdict already does ("inconclusive (4 pairs)")
+    parts = [f"{names.get(k, k)}: {v['verdict']}"
+             + ("" if v["pairs"] == claim["evidence"]["pairs"] or "pair" in v["verdict"] else f" ({v['pairs']} pairs)")
              for k, v in sens.items()]
     return ("**fragile**; " if claim.get("fragile") else "stable; ") + ", ".join(parts)
 
