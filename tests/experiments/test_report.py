@@ -353,7 +353,8 @@ def test_a_verdict_that_changes_with_the_score_is_fragile(tmp_path):
     assert c["verdict"] == "supported" and c["fragile"] is True
     assert c["evidence"]["sensitivity"]["last_three_evals"]["verdict"] == "not supported"
     assert "changes with the last three evals" in c["evidence"]["would_change"]
-    assert c["evidence"]["sensitivity"]["second_target"] == {"verdict": "no data", "pairs": 0}  # not recorded here
+    assert c["evidence"]["sensitivity"]["second_target"] == {  # not recorded here
+        "verdict": "no data", "pairs": 0, "verdict_states_pairs": False}
 
 
 def test_the_margin_claims_show_the_seeds_spread_and_params_without_timestep_tables(tmp_path):
@@ -427,10 +428,23 @@ def test_sensitivity_names_a_reads_pair_count_once():
     from dema.experiments.report.document import _sensitivity_text
     claim_ = {"fragile": False, "evidence": {"pairs": 5, "sensitivity": {
         "last_three_evals": {"verdict": "inconclusive", "pairs": 5},
-        "second_target": {"verdict": "inconclusive (4 pairs)", "pairs": 4}}}}
+        "second_target": {"verdict": "inconclusive (4 pairs)", "pairs": 4, "verdict_states_pairs": True}}}}
     assert _sensitivity_text(claim_) == "stable; last 3 evals: inconclusive, 2nd target: inconclusive (4 pairs)"
-    claim_["evidence"]["sensitivity"]["second_target"] = {"verdict": "supported", "pairs": 6}
+    claim_["evidence"]["sensitivity"]["second_target"] = {"verdict": "supported", "pairs": 6, "verdict_states_pairs": False}
     assert _sensitivity_text(claim_).endswith("2nd target: supported (6 pairs)")
+    claim_["evidence"]["sensitivity"]["second_target"] = {"verdict": "no data", "pairs": 0, "verdict_states_pairs": False}
+    assert _sensitivity_text(claim_).endswith("2nd target: no data (0 pairs)")
+
+
+def test_sensitivity_entries_say_when_their_verdict_states_the_pair_count():
+    """The flag comes from where the verdict is made (rule.enough), not from the verdict's wording."""
+    from dema.experiments.report.claims import _sensitivity_entry
+    few = {"verdict": "inconclusive (3 pairs)", "evidence": {"pairs": 3, "enough": False}}
+    many = {"verdict": "inconclusive", "evidence": {"pairs": 9, "enough": True}}
+    none = {"verdict": "no data", "evidence": {"missing": "no runs"}}
+    assert _sensitivity_entry(few) == {"verdict": "inconclusive (3 pairs)", "pairs": 3, "verdict_states_pairs": True}
+    assert _sensitivity_entry(many)["verdict_states_pairs"] is False
+    assert _sensitivity_entry(none) == {"verdict": "no data", "pairs": 0, "verdict_states_pairs": False}
 
 
 def test_damaged_record_is_a_problem_and_the_rest_is_reported(results, tmp_path, capsys):

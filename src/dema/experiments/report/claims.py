@@ -38,14 +38,21 @@ def claims(runs: list[Run]) -> list[dict]:
                     for name, attr in ALTERNATIVE_SCORES.items()}
     for i, claim in enumerate(main):
         pairs = claim["evidence"].get("pairs", 0)
-        sensitivity = {name: {"verdict": alt[i]["verdict"], "pairs": alt[i]["evidence"].get("pairs", 0)}
-                       for name, alt in alternatives.items()}
+        sensitivity = {name: _sensitivity_entry(alt[i]) for name, alt in alternatives.items()}
         claim["fragile"] = pairs > 0 and any(s["pairs"] == pairs and s["verdict"] != claim["verdict"]
                                              for s in sensitivity.values())
         if pairs > 0 and "params_ratio_dema_over_dt" not in claim["evidence"]:
             claim["evidence"]["sensitivity"] = sensitivity
         claim["evidence"]["would_change"] = _would_change(claim)
     return main
+
+
+def _sensitivity_entry(alternative: dict) -> dict:
+    """One alternative score's read of a claim: its verdict, its pairs, and whether that verdict already
+    states the pair count (the "inconclusive (n pairs)" of too little evidence, see rule.verdict_of)."""
+    evidence = alternative["evidence"]
+    return {"verdict": alternative["verdict"], "pairs": evidence.get("pairs", 0),
+            "verdict_states_pairs": evidence.get("enough") is False}
 
 
 def _standard(run: Run) -> bool:
@@ -173,7 +180,8 @@ def _judge(claim: str, diffs: list[float], labels: list[tuple[str, str, int]], k
     if kind != "beats":  # the margin against how much A - B moves between seeds of one dataset
         evidence["seed_sd_of_difference"] = {d: round(statistics.stdev(v), 3) for d, v in sorted(per_dataset.items())
                                              if len(v) > 1}
-    if not enough(len(diffs), len(per_dataset), one_game):
+    evidence["enough"] = enough(len(diffs), len(per_dataset), one_game)
+    if not evidence["enough"]:
         evidence["note"] = (f"fewer than {MIN_PAIRS} pairs" if len(diffs) < MIN_PAIRS else
                             f"fewer than {MIN_DATASETS} datasets")
     evidence.update(extra)

@@ -86,7 +86,7 @@ def _sensitivity_text(claim: dict) -> str:
     names = {"last_three_evals": "last 3 evals", "second_target": "2nd target"}
     # a read with fewer pairs says how many, unless its verdict already does ("inconclusive (4 pairs)")
     parts = [f"{names.get(k, k)}: {v['verdict']}"
-             + ("" if v["pairs"] == claim["evidence"]["pairs"] or "pair" in v["verdict"] else f" ({v['pairs']} pairs)")
+             + ("" if v["pairs"] == claim["evidence"]["pairs"] or v.get("verdict_states_pairs") else f" ({v['pairs']} pairs)")
              for k, v in sens.items()]
     return ("**fragile**; " if claim.get("fragile") else "stable; ") + ", ".join(parts)
 
