@@ -17,11 +17,11 @@ pytestmark = pytest.mark.skipif(not numba_available(), reason="numba is not inst
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 
 
-def _grads(module, x, mask, path, seed=1):
-    """Output and the gradients of a random linear function of it, through `path`."""
+def _grads(module, x, mask, path, seed=1, scan=""):
+    """Output and the gradients of a random linear function of it, through `path` (and `scan`)."""
     module.zero_grad()
     x = x.detach().clone().requires_grad_()
-    with compute_paths(scan="", ssm=path):
+    with compute_paths(scan=scan, ssm=path):
         y = module(x, mask)
     gen = torch.Generator().manual_seed(seed)
     weights = torch.randn(y.shape, generator=gen, dtype=torch.float64).to(y.dtype)
@@ -65,6 +65,22 @@ def test_node_equals_plain_forward(kind, sizes, masked, dtype):
     got = _grads(module, x, mask, "node")
     assert got["out"].dtype == dtype
     _assert_close(got, want, TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("chunk", [4, 1])
+def test_node_in_chunks_equals_plain_forward(monkeypatch, chunk, dtype):
+    """Long sequences: the node keeps the state at each chunk's start and runs the backward chunk
+    by chunk (dema.scan.numba_scan.chunk_steps, forced small here: 11 steps in 3 or 11 chunks)."""
+    from dema.scan import numba_scan
+
+    monkeypatch.setattr(numba_scan, "chunk_steps", lambda length, d_state, itemsize: min(chunk, length))
+    torch.manual_seed(0)
+    module = MambaMixer(d_model=19, d_state=3, d_conv=3, expand=2, dt_rank=1).to(dtype)  # Di 38
+    x = torch.randn(3, 11, 19, dtype=dtype)
+    mask = _mask(3, 11)
+    # the reference with the sequential reference scan, which has no chunks
+    _assert_close(_grads(module, x, mask, "node"), _grads(module, x, mask, "ref", scan="ref"), TOL[dtype])
 
 
 def test_node_is_the_default_and_ref_turns_it_off():

@@ -6,11 +6,13 @@ pass; on a small CPU that allocation and memory traffic dominate (see docs/PERFO
 each (batch, channel) sequence is scanned on its own, with its state in a length-N buffer:
 
 forward   for l in 0..L-1:  a = exp(delta_l A),  h = a * h + delta_l u_l B_l,  y_l = <C_l, h>
-          (h lives in a length-N buffer; nothing of size L*N is kept)
+          (h lives in a length-N buffer; only h at the start of each backward chunk is kept)
 backward  recompute the forward of two channels into (2, L+1, N) scratch buffers (states and
           decays; a few tens of KB at K 20, per call), then run both adjoint recurrences backwards
-          in one loop over n (sharing the rows of B, C, dB, dC); past 256 KB of such scratch (long
-          sequences) one channel at a time (PAIR_SCRATCH_BYTES):
+          in one loop over n (sharing the rows of B, C, dB, dC; one channel at a time where two
+          channels read different rows). A long sequence runs in chunks whose scratch fits in
+          PAIR_SCRATCH_BYTES (256 KB: 255 steps at N 64 in float32), the last chunk first, each
+          recomputed from the state the forward kept at its start, dL/dh carried between them:
           G_l = dL/dh_l = C_l gy_l + a_{l+1} G_{l+1}        (G_{L-1} starts at dL/dh_last)
           du_l = delta_l <G_l, B_l>
           ddelta_l = u_l <G_l, B_l> + sum_n G_l h_{l-1} a_l A       (through a_l = exp(delta_l A))
@@ -25,7 +27,8 @@ both in one process PyTorch's elementwise ops ran 10-100x slower after the first
 backward worse (2x slower per thread) and took 10 s more to compile. Slices own their rows of dB,
 dC and dA, so no two threads write the same memory.
 
-Memory is O(B Di L + B L N + threads L N): linear in L, never the (B, Di, L, N) product.
+Memory is O(B Di L + B L N + B Di N L / chunk + threads chunk N): linear in L, never the
+(B, Di, L, N) product.
 
 The exponential. LLVM without a vector math library calls libm's scalar exp once per element,
 which took 90% of the time (51 ms against 5 ms at the preset, forward, two idle cores). `_exp` below is a Cody-Waite
@@ -142,14 +145,20 @@ def _exp_overload(x):
 
 # --- kernels ---------------------------------------------------------------------------------
 
-# Two channels per adjoint loop share the rows of B, C, dB and dC (about 6% faster at the preset)
-# but need twice the scratch: past L2-sized scratch (long sequences) one channel at a time is
-# faster (measured at 3000 steps, batch 8: backward 250 ms against 322 ms). The wrapper picks.
+# The backward recomputes the states and decays of the channels it works on into scratch buffers:
+# two channels (the pairs form) over L steps take 4 (L + 1) N floats, 3 MB at 3000 steps and N 64,
+# and past the L2 cache each step's reads miss (per step, the backward at 3000 steps cost about 1.6x
+# what it cost at 300). So long sequences run in chunks of steps whose scratch fits in
+# PAIR_SCRATCH_BYTES, last chunk first: the forward keeps the state at each chunk's start, and the
+# backward recomputes one chunk at a time from it, carrying dL/dh from one chunk into the one
+# before. The same operations in the same order as one chunk: the same numbers up to float rounding
+# (a chunk starts from the state the forward computed, not one the backward recomputed).
 PAIR_SCRATCH_BYTES = 256 * 1024
 
 
-def _use_pairs(length: int, d_state: int, itemsize: int) -> bool:
-    return 4 * (length + 1) * d_state * itemsize <= PAIR_SCRATCH_BYTES  # states + decays of two channels
+def chunk_steps(length: int, d_state: int, itemsize: int) -> int:
+    """Steps per chunk of the backward: the scratch of two channels over a chunk fits PAIR_SCRATCH_BYTES."""
+    return max(1, min(length, PAIR_SCRATCH_BYTES // (4 * d_state * itemsize) - 1))
 # Argument order: the arrays shared by every batch slice (and flags) first, then the batched ones.
 #
 # B and C come as "rows" Bt, Ct (B, G, L or 1, N), C-contiguous: channel d at step l reads the row
@@ -166,10 +175,11 @@ def _layout(X, d_inner, length):
 
 
 @njit(**_JIT)
-def _forward_kernel(A, D, has_z, has_h0, u, delta, gate, Bt, Ct, h0, out, last):
+def _forward_kernel(A, D, has_z, has_h0, chunk, u, delta, gate, Bt, Ct, h0, out, last, starts):
     """A (Di, N), D (Di,); u, delta (the step size), gate = silu(z) (B, Di, L); Bt, Ct rows (B, G, L
     or 1, N); h0 (B, Di, N) the state before the first token (read only if has_h0, else zero).
-    Writes out = (<C, h> + D u) * gate (B, Di, L) and last = h_{L-1} (B, Di, N)."""
+    Writes out = (<C, h> + D u) * gate (B, Di, L), last = h_{L-1} (B, Di, N) and, if chunk > 0,
+    starts (B, chunks, Di, N): the state before each chunk's first step (the backward's chunks)."""
     batch, d_inner, length = u.shape
     n_state = A.shape[1]
     b_per, b_step = _layout(Bt, d_inner, length)
@@ -180,6 +190,8 @@ def _forward_kernel(A, D, has_z, has_h0, u, delta, gate, Bt, Ct, h0, out, last):
         a_row = A[d]
         h = h0[b, d].copy() if has_h0 else np.zeros(n_state, dtype=u.dtype)
         for l in range(length):
+            if chunk > 0 and l % chunk == 0:
+                starts[b, l // chunk, d] = h
             ul = u[b, d, l]
             dl = delta[b, d, l]
             du = dl * ul
@@ -196,55 +208,93 @@ def _forward_kernel(A, D, has_z, has_h0, u, delta, gate, Bt, Ct, h0, out, last):
         last[b, d] = h
 
 
+@njit(inline="always")
+def _zero_rows(dX, b, step, first, stop, accumulate):
+    """Zero batch element b's rows of dB or dC (B, G, L or 1, N) before a chunk adds into them: the
+    rows of its own steps, or a time-invariant row (step 0) once, before the first chunk run."""
+    if step == 1:
+        dX[b, :, first:stop] = 0.0
+    elif not accumulate:
+        dX[b] = 0.0
+
+
+@njit(inline="always")
+def _start_sums(dA_part, dD_part, dbias_part, b, d, accumulate):
+    """Zero channel d's partial sums of batch element b, unless they go on from a later chunk."""
+    if not accumulate:
+        dA_part[b, d] = 0.0
+        dD_part[b, d] = 0.0
+        dbias_part[b, d] = 0.0
+
+
 @njit(**_JIT)
-def _backward_kernel(A, D, has_z, softplus, pairs, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
-                     du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
-    """Adjoint of `_forward_kernel` and of the step size and gate around it. In: z, sig_z =
-    sigmoid(z), sig_raw = sigmoid(delta + bias) (softplus' derivative) (B, Di, L), grad_out
-    (B, Di, L), grad_last (B, Di, N). Writes du_out, ddelta_out (w.r.t. delta before bias and
-    softplus), dz_out (B, Di, L), dBt, dCt (Bt's and Ct's shapes: a time-invariant row sums over
-    the steps, a shared one over its channels) and per-batch partials dA_part (B, Di, N), dD_part,
-    dbias_part (B, Di), which the caller sums over the batch. `pairs` only where both channels of
-    every pair read the same rows (`_pairs_share_rows`)."""
+def _backward_kernel(A, D, has_z, softplus, pairs, has_before, accumulate, first, stop, u, delta, z, sig_z, sig_raw,
+                     Bt, Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part,
+                     dBt, dCt, grad_first):
+    """Adjoint of `_forward_kernel` and of the step size and gate around it, over steps first to
+    stop - 1 (all of them, or one chunk; the arrays are always whole). In: z, sig_z = sigmoid(z),
+    sig_raw = sigmoid(delta + bias) (softplus' derivative) (B, Di, L), grad_out (B, Di, L),
+    h_before (B, Di, N) the state before step `first` (read only if has_before, else zero),
+    grad_last (B, Di, N) dL/dh of step stop - 1 from the steps after it. Writes du_out, ddelta_out
+    (w.r.t. delta before bias and softplus), dz_out (B, Di, L) at those steps and grad_first
+    (B, Di, N), dL/dh_before; dBt, dCt (Bt's and Ct's shapes: a time-invariant row sums over the
+    steps, a shared one over its channels) and the per-batch partials dA_part (B, Di, N), dD_part,
+    dbias_part (B, Di), which the caller sums over the batch: with `accumulate` (every chunk after
+    the first one run, the last in time) the sums go on from what the chunks after these steps
+    wrote. `pairs` only where both channels of every pair read the same rows (`_pairs_share_rows`).
+
+    The kernel zeroes what it adds into, not the caller: zeroed just before their first use, the
+    rows stay in cache (zeroed up front by the caller, the whole backward at the preset took 1.3-1.8x
+    as long, measured side by side on one machine)."""
     for b in range(u.shape[0]):
         if pairs:
-            _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
-                            du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt)
+            _backward_pairs(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z,
+                            sig_raw, Bt, Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part,
+                            dD_part, dbias_part, dBt, dCt, grad_first)
         else:
-            _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
-                             du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt)
+            _backward_single(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z,
+                             sig_raw, Bt, Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part,
+                             dD_part, dbias_part, dBt, dCt, grad_first)
 
 
 @njit(**_JIT)
-def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
-                  du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
-    """The backward for batch element b, every channel, one channel at a time (long sequences)."""
-    _, d_inner, length = u.shape
+def _backward_single(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z, sig_raw, Bt,
+                     Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt,
+                     dCt, grad_first):
+    """The backward for batch element b, every channel, one channel at a time (where the channels of
+    a pair read different rows of B or C)."""
+    _, d_inner, steps = u.shape
+    length = stop - first
     n_state = A.shape[1]
-    b_per, b_step = _layout(Bt, d_inner, length)
-    c_per, c_step = _layout(Ct, d_inner, length)
-    states = np.zeros((length + 1, n_state), dtype=u.dtype)  # states[l + 1] = h_l, states[0] = 0
+    b_per, b_step = _layout(Bt, d_inner, steps)
+    c_per, c_step = _layout(Ct, d_inner, steps)
+    # the scratch is indexed by i = l - first: states[i + 1] = h_l, states[0] = h_before
+    states = np.zeros((length + 1, n_state), dtype=u.dtype)
     decays = np.empty((length, n_state), dtype=u.dtype)
     carry = np.empty(n_state, dtype=u.dtype)  # a_{l+1} G_{l+1}
-    dBt[b] = 0.0
-    dCt[b] = 0.0
+    _zero_rows(dBt, b, b_step, first, stop, accumulate)
+    _zero_rows(dCt, b, c_step, first, stop, accumulate)
     for d in range(d_inner):
         a_row = A[d]
         b_g, c_g = d // b_per, d // c_per
-        for l in range(length):  # recompute the forward
+        if has_before:
+            states[0] = h_before[b, d]
+        for i in range(length):  # recompute the forward
+            l = first + i
             dl = delta[b, d, l]
             du = dl * u[b, d, l]
-            a_l, h_prev, h_cur, b_row = decays[l], states[l], states[l + 1], Bt[b, b_g, l * b_step]
+            a_l, h_prev, h_cur, b_row = decays[i], states[i], states[i + 1], Bt[b, b_g, l * b_step]
             for n in range(n_state):
                 an = _exp(dl * a_row[n])
                 a_l[n] = an
                 h_cur[n] = an * h_prev[n] + du * b_row[n]
         carry[:] = grad_last[b, d]
+        _start_sums(dA_part, dD_part, dbias_part, b, d, accumulate)
         dA_row = dA_part[b, d]
-        dA_row[:] = 0.0
-        dD = a_row[0] * np.float32(0.0)
-        dbias = a_row[0] * np.float32(0.0)
-        for l in range(length - 1, -1, -1):  # the adjoint, backwards in time
+        dD = dD_part[b, d]  # the sums so far (chunks later in time), continued in the same order
+        dbias = dbias_part[b, d]
+        for i in range(length - 1, -1, -1):  # the adjoint, backwards in time
+            l = first + i
             ul = u[b, d, l]
             dl = delta[b, d, l]
             du = dl * ul
@@ -253,7 +303,7 @@ def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, 
                 zl, sz = z[b, d, l], sig_z[b, d, l]
                 g_gate = g
                 g = g * zl * sz
-            a_l, h_prev, h_cur = decays[l], states[l], states[l + 1]
+            a_l, h_prev, h_cur = decays[i], states[i], states[i + 1]
             b_row, dB_row = Bt[b, b_g, l * b_step], dBt[b, b_g, l * b_step]
             c_row, dC_row = Ct[b, c_g, l * c_step], dCt[b, c_g, l * c_step]
             # One loop over n for the whole adjoint step: LLVM vectorises it (issue 12: the backward
@@ -285,6 +335,7 @@ def _backward_single(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, 
             dbias += g_delta
         dD_part[b, d] = dD
         dbias_part[b, d] = dbias
+        grad_first[b, d] = carry  # a_first G_first = dL/dh_before
 
 
 # Channels per block in `_backward_pairs`: 16 float32 are one 64-byte cache line.
@@ -292,8 +343,9 @@ CHANNEL_BLOCK = 16
 
 
 @njit(**_JIT)
-def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out, grad_last,
-                  du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt):
+def _backward_pairs(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct,
+                    grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
+                    grad_first):
     """The backward for batch element b, every channel, two channels (d0, d1) at a time: their
     adjoint steps share one loop over n, so each row of B, C, dB and dC is read and written once
     for both (issue 12: the backward at the preset took 29 ms against 31 ms one channel at a time,
@@ -307,13 +359,17 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
     slabs of nine arrays had to stay cached across eight pairs: the backward at the preset took
     20-23 ms in most processes and 28-35 ms in about one in seven (issue 12). With the block both
     layouts read whole lines: 22-25 ms strided in 20 processes out of 20, and 24-27 ms (was 23-31)
-    with the plain (B, Di, L) arrays, at load about 4."""
-    _, d_inner, length = u.shape
+    with the plain (B, Di, L) arrays, at load about 4.
+
+    Steps first to stop - 1 (`_backward_kernel`): the scratch and the block are indexed by the
+    step within them, l; the whole arrays by first + l."""
+    _, d_inner, steps = u.shape
+    length = stop - first
     n_state = A.shape[1]
-    b_per, b_step = _layout(Bt, d_inner, length)
-    c_per, c_step = _layout(Ct, d_inner, length)
+    b_per, b_step = _layout(Bt, d_inner, steps)
+    c_per, c_step = _layout(Ct, d_inner, steps)
     zero = A[0, 0] * np.float32(0.0)  # a zero of the input dtype
-    states = np.zeros((2, length + 1, n_state), dtype=u.dtype)  # states[k, l + 1] = h_l of channel k
+    states = np.zeros((2, length + 1, n_state), dtype=u.dtype)  # states[k, l + 1] = h_l of channel k, [k, 0] = h_before
     decays = np.empty((2, length, n_state), dtype=u.dtype)
     carry = np.empty((2, n_state), dtype=u.dtype)  # a_{l+1} G_{l+1} per channel
     # the block's inputs (u, delta, grad_out, z, sig_z, sig_raw) and outputs (du, ddelta, dz), [l, j]
@@ -326,22 +382,22 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
     blk_du = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
     blk_dd = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
     blk_dz = np.zeros((length, CHANNEL_BLOCK), dtype=u.dtype)
-    dBt[b] = 0.0
-    dCt[b] = 0.0
+    _zero_rows(dBt, b, b_step, first, stop, accumulate)
+    _zero_rows(dCt, b, c_step, first, stop, accumulate)
     for lo in range(0, d_inner, CHANNEL_BLOCK):
         width = min(CHANNEL_BLOCK, d_inner - lo)
         for l in range(length):  # gather
             for j in range(width):
-                blk_u[l, j] = u[b, lo + j, l]
-                blk_dl[l, j] = delta[b, lo + j, l]
-                blk_g[l, j] = grad_out[b, lo + j, l]
+                blk_u[l, j] = u[b, lo + j, first + l]
+                blk_dl[l, j] = delta[b, lo + j, first + l]
+                blk_g[l, j] = grad_out[b, lo + j, first + l]
             if has_z:
                 for j in range(width):
-                    blk_z[l, j] = z[b, lo + j, l]
-                    blk_sz[l, j] = sig_z[b, lo + j, l]
+                    blk_z[l, j] = z[b, lo + j, first + l]
+                    blk_sz[l, j] = sig_z[b, lo + j, first + l]
             if softplus:
                 for j in range(width):
-                    blk_sr[l, j] = sig_raw[b, lo + j, l]
+                    blk_sr[l, j] = sig_raw[b, lo + j, first + l]
         for p0 in range(0, width, 2):
             pair = min(2, width - p0)
             j0, j1 = p0, p0 + pair - 1  # j1 == j0 when alone
@@ -350,22 +406,26 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
             for k in range(pair):  # recompute the forward of each channel
                 j, d = j0 + k, d0 + k
                 a_row, st, dc = A[d], states[k], decays[k]
+                if has_before:
+                    st[0] = h_before[b, d]
                 for l in range(length):
                     dl = blk_dl[l, j]
                     du = dl * blk_u[l, j]
-                    a_l, h_prev, h_cur, b_row = dc[l], st[l], st[l + 1], Bt[b, b_g, l * b_step]
+                    a_l, h_prev, h_cur, b_row = dc[l], st[l], st[l + 1], Bt[b, b_g, (first + l) * b_step]
                     for n in range(n_state):
                         an = _exp(dl * a_row[n])
                         a_l[n] = an
                         h_cur[n] = an * h_prev[n] + du * b_row[n]
                 carry[k, :] = grad_last[b, d]
-                dA_part[b, d] = 0.0
+                _start_sums(dA_part, dD_part, dbias_part, b, d, accumulate)
             if pair == 1:  # a partner that contributes nothing
                 states[1] = 0.0
                 decays[1] = 0.0
                 carry[1] = 0.0
             a0, a1, dA0, dA1, c0, c1 = A[d0], A[d1], dA_part[b, d0], dA_part[b, d1], carry[0], carry[1]
-            dD0, dD1, dbias0, dbias1 = zero, zero, zero, zero
+            # the sums so far (chunks later in time), continued in the same order
+            dD0, dbias0 = dD_part[b, d0], dbias_part[b, d0]
+            dD1, dbias1 = (dD_part[b, d1], dbias_part[b, d1]) if pair == 2 else (zero, zero)
             for l in range(length - 1, -1, -1):  # the adjoint, backwards in time
                 ul0, ul1 = blk_u[l, j0], blk_u[l, j1]
                 dl0, dl1 = blk_dl[l, j0], blk_dl[l, j1]
@@ -380,8 +440,8 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
                     g1 = g1 * z1 * s1
                 al0, hp0, hc0 = decays[0, l], states[0, l], states[0, l + 1]
                 al1, hp1, hc1 = decays[1, l], states[1, l], states[1, l + 1]
-                b_row, dB_row = Bt[b, b_g, l * b_step], dBt[b, b_g, l * b_step]
-                c_row, dC_row = Ct[b, c_g, l * c_step], dCt[b, c_g, l * c_step]
+                b_row, dB_row = Bt[b, b_g, (first + l) * b_step], dBt[b, b_g, (first + l) * b_step]
+                c_row, dC_row = Ct[b, c_g, (first + l) * c_step], dCt[b, c_g, (first + l) * c_step]
                 y0, y1, gb0, gb1, gl0, gl1 = zero, zero, zero, zero, zero, zero
                 # One loop over n for the whole adjoint step of both channels: LLVM vectorises it.
                 # (Six short loops per channel, the form issue 5 found faster with its threading,
@@ -426,16 +486,18 @@ def _backward_pairs(b, A, D, has_z, softplus, u, delta, z, sig_z, sig_raw, Bt, C
                         dbias1 += g_delta
             dD_part[b, d0] = dD0
             dbias_part[b, d0] = dbias0
+            grad_first[b, d0] = c0  # a_first G_first = dL/dh_before
             if pair == 2:
                 dD_part[b, d1] = dD1
                 dbias_part[b, d1] = dbias1
+                grad_first[b, d1] = c1
         for l in range(length):  # scatter
             for j in range(width):
-                du_out[b, lo + j, l] = blk_du[l, j]
-                ddelta_out[b, lo + j, l] = blk_dd[l, j]
+                du_out[b, lo + j, first + l] = blk_du[l, j]
+                ddelta_out[b, lo + j, first + l] = blk_dd[l, j]
             if has_z:
                 for j in range(width):
-                    dz_out[b, lo + j, l] = blk_dz[l, j]
+                    dz_out[b, lo + j, first + l] = blk_dz[l, j]
 
 
 # --- autograd wrapper ------------------------------------------------------------------------
@@ -468,6 +530,43 @@ def _over_batch_slices(kernel, shared: list, batched: list[np.ndarray]) -> None:
         future.result()
 
 
+def _no_starts(u: np.ndarray) -> np.ndarray:
+    """The forward kernel's `starts` where none are kept (chunk 0): an empty (B, 0, 1, 1) array."""
+    return np.empty((u.shape[0], 0, 1, 1), dtype=u.dtype)
+
+
+def _forward_keeping_starts(shared: list, u, step, gate, Bt, Ct, out, last) -> tuple[np.ndarray, int]:
+    """The training forward (from a zero state): `_forward_kernel` over the batch slices, keeping the
+    state at the start of each of the backward's chunks. Returns (starts (B, chunks, Di, N), chunk
+    length); one chunk keeps nothing ((B, 0, 1, 1))."""
+    batch, d_inner, length = u.shape
+    d_state = shared[0].shape[1]
+    chunk = chunk_steps(length, d_state, u.itemsize)
+    chunks = -(-length // chunk)
+    starts = (np.empty((batch, chunks, d_inner, d_state), dtype=u.dtype) if chunks > 1 else _no_starts(u))
+    _over_batch_slices(_forward_kernel, [*shared, False, chunk if chunks > 1 else 0],
+                       [u, step, gate, Bt, Ct, last, out, last, starts])  # h0 (here `last`) unread
+    return starts, chunk
+
+
+def _backward_over_chunks(shared: list, inputs: list, starts: np.ndarray, chunk: int, grad_last: np.ndarray,
+                          outputs: list) -> None:
+    """`_backward_kernel` over the batch slices, chunk by chunk from the last: each starts from its
+    state in `starts` (`_forward_keeping_starts`) and hands dL/dh at its start to the chunk before.
+    inputs: u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out; outputs: du, ddelta, dz, then the
+    sums over the chunks dA_part, dD_part, dbias_part, dBt, dCt."""
+    length = inputs[0].shape[2]
+    carries = [np.empty_like(grad_last), np.empty_like(grad_last)]  # dL/dh at a chunk's start, in turn
+    carry = grad_last
+    for k, first in enumerate(range((length - 1) // chunk * chunk, -1, -chunk)):
+        c = first // chunk
+        # (B, Di, N), C-contiguous like grad_last: one compiled kernel; chunk 0 starts from zero (unread)
+        h0 = np.ascontiguousarray(starts[:, c]) if c > 0 else grad_last
+        _over_batch_slices(_backward_kernel, [*shared, c > 0, k > 0, first, min(length, first + chunk)],
+                           [*inputs, h0, carry, *outputs, carries[k % 2]])
+        carry = carries[k % 2]
+
+
 def _step_size(delta, delta_bias, softplus):
     """delta (+ bias) (-> softplus): in PyTorch (vectorised), outside autograd."""
     raw = delta if delta_bias is None else delta + delta_bias[:, None]
@@ -478,6 +577,14 @@ def _pairs_share_rows(d_inner: int, Bt: torch.Tensor, Ct: torch.Tensor) -> bool:
     """Whether the pairs backward may run: its pairs (d, d + 1), d even, must read the same B and C
     rows, i.e. one group, or groups of an even number of channels (time-invariant: one each)."""
     return all(X.shape[1] == 1 or (d_inner // X.shape[1]) % 2 == 0 for X in (Bt, Ct))
+
+
+def _pairs_on_contiguous(d_inner: int, Bt: torch.Tensor, Ct: torch.Tensor, chunk: int, length: int) -> bool:
+    """The pairs form for `_NumbaScan`'s contiguous (B, Di, L) arrays: where the rows allow, and only
+    for a sequence of one chunk. Its channel-block gather pays on the SSM node's strided views, not
+    here: at 3000 steps one channel at a time was as fast or faster (docs/PERFORMANCE.md, "Long
+    sequences")."""
+    return _pairs_share_rows(d_inner, Bt, Ct) and chunk >= length
 
 
 class _NumbaScan(torch.autograd.Function):
@@ -495,16 +602,15 @@ class _NumbaScan(torch.autograd.Function):
         gate = u if z is None else F.silu(z)  # never read when there is no z
         out = torch.empty_like(u, memory_format=torch.contiguous_format)
         last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
-        _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, False],
-                           [_np(u), _np(step), _np(gate), _np(Bt), _np(Ct), last.numpy(), out.numpy(),
-                            last.numpy()])  # h0 unused: training scans start from zero
-        ctx.save_for_backward(u, delta, A, Bt, Ct, D_, z, delta_bias)
+        starts, ctx.chunk = _forward_keeping_starts([_np(A), _np(D_), z is not None], _np(u), _np(step), _np(gate),
+                                                    _np(Bt), _np(Ct), out.numpy(), last.numpy())
+        ctx.save_for_backward(u, delta, A, Bt, Ct, D_, z, delta_bias, torch.from_numpy(starts))
         ctx.flags = (D is not None, bool(softplus))
         return out, last
 
     @staticmethod
     def backward(ctx, grad_out, grad_last):
-        u, delta, A, Bt, Ct, D_, z, delta_bias = ctx.saved_tensors
+        u, delta, A, Bt, Ct, D_, z, delta_bias, starts = ctx.saved_tensors
         has_D, softplus = ctx.flags
         has_z = z is not None
         if grad_out is None:
@@ -518,11 +624,11 @@ class _NumbaScan(torch.autograd.Function):
         dA_part = u.new_empty(u.shape[0], *A.shape)  # (B, Di, N)
         dD_part, dbias_part = u.new_empty(u.shape[:2]), u.new_empty(u.shape[:2])  # (B, Di)
         dBt, dCt = torch.empty_like(Bt), torch.empty_like(Ct)
-        batched = [_np(u), _np(step), _np(z_), _np(sig_z), _np(sig_raw), _np(Bt), _np(Ct), _np(grad_out),
-                   _np(grad_last), du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), dD_part.numpy(),
-                   dbias_part.numpy(), dBt.numpy(), dCt.numpy()]
-        pairs = _use_pairs(u.shape[2], A.shape[1], u.element_size()) and _pairs_share_rows(u.shape[1], Bt, Ct)
-        _over_batch_slices(_backward_kernel, [_np(A), _np(D_), has_z, softplus, pairs], batched)
+        inputs = [_np(u), _np(step), _np(z_), _np(sig_z), _np(sig_raw), _np(Bt), _np(Ct), _np(grad_out)]
+        outputs = [du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), dD_part.numpy(), dbias_part.numpy(),
+                   dBt.numpy(), dCt.numpy()]
+        shared = [_np(A), _np(D_), has_z, softplus, _pairs_on_contiguous(u.shape[1], Bt, Ct, ctx.chunk, u.shape[2])]
+        _backward_over_chunks(shared, inputs, starts.numpy(), ctx.chunk, _np(grad_last), outputs)
         return (du, ddelta, dA_part.sum(0), dBt, dCt,
                 dD_part.sum(0) if has_D else None, dz if has_z else None,
                 dbias_part.sum(0) if delta_bias is not None else None, None)
@@ -576,7 +682,7 @@ def selective_scan_numba_from_state(u, delta, A, B, C, D=None, z=None, delta_bia
     gate = u if z is None else F.silu(z)
     out = torch.empty_like(u, memory_format=torch.contiguous_format)
     last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
-    _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, h0 is not None],
+    _over_batch_slices(_forward_kernel, [_np(A), _np(D_), z is not None, h0 is not None, 0],
                        [_np(u), _np(step), _np(gate), _np(Bt), _np(Ct), _np(last if h0 is None else h0),
-                        out.numpy(), last.numpy()])
+                        out.numpy(), last.numpy(), _no_starts(_np(u))])
     return out.to(out_dtype), last

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from numba import njit
 
-from dema.scan.numba_scan import _JIT, _backward_kernel, _exp, _forward_kernel, _over_batch_slices, _use_pairs
+from dema.scan.numba_scan import _JIT, _backward_over_chunks, _exp, _forward_keeping_starts, _over_batch_slices
 
 
 # --- the causal depthwise conv + SiLU, (B, L, Di) layout ---------------------------------------
@@ -157,15 +157,16 @@ class _SSMNode(torch.autograd.Function):
         gate = F.silu(z) if has_z else u  # never read without z
         y = xz.new_empty(batch, length, d_inner)
         last = xz.new_empty(batch, d_inner, d_state)  # h_{L-1}: not returned
-        _over_batch_slices(_forward_kernel, [A.detach().numpy(), D.detach().numpy(), has_z, False],
-                           [_t(u), _t(step), _t(gate), _rows(Bt), _rows(Ct), last.numpy(), _t(y), last.numpy()])
-        ctx.save_for_backward(xz, mask_f, conv_w, conv_b, xproj_w, dt_w, A, D, u, x_dbl, raw, step, Bt, Ct)
+        starts, ctx.chunk = _forward_keeping_starts([A.detach().numpy(), D.detach().numpy(), has_z], _t(u), _t(step),
+                                                    _t(gate), _rows(Bt), _rows(Ct), _t(y), last.numpy())
+        ctx.save_for_backward(xz, mask_f, conv_w, conv_b, xproj_w, dt_w, A, D, u, x_dbl, raw, step, Bt, Ct,
+                              torch.from_numpy(starts))
         ctx.has_z = has_z
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        xz, mask_f, conv_w, conv_b, xproj_w, dt_w, A, D, u, x_dbl, raw, step, Bt, Ct = ctx.saved_tensors
+        xz, mask_f, conv_w, conv_b, xproj_w, dt_w, A, D, u, x_dbl, raw, step, Bt, Ct, starts = ctx.saved_tensors
         has_z = ctx.has_z
         d_inner, width = conv_w.shape[0], conv_w.shape[2]
         dt_rank, d_state = dt_w.shape[1], A.shape[1]
@@ -181,11 +182,12 @@ class _SSMNode(torch.autograd.Function):
         dD_part, dbias_part = u.new_empty(batch, d_inner), u.new_empty(batch, d_inner)
         dBt, dCt = torch.empty_like(Bt), torch.empty_like(Ct)
         grad_last = u.new_zeros(batch, d_inner, d_state)
-        pairs = _use_pairs(length, d_state, u.element_size())
-        _over_batch_slices(_backward_kernel, [A.detach().numpy(), D.detach().numpy(), has_z, True, pairs],
-                           [_t(u), _t(step), _t(z), _t(sig_z), _t(sig_raw), _rows(Bt), _rows(Ct), _t(gy),
-                            grad_last.numpy(), _t(du), _t(ddelta), _t(dz), dA_part.numpy(), dD_part.numpy(),
-                            dbias_part.numpy(), _rows(dBt), _rows(dCt)])
+        # B and C are one group of rows shared by every channel, so the pairs form always runs
+        shared = [A.detach().numpy(), D.detach().numpy(), has_z, True, True]
+        _backward_over_chunks(shared, [_t(u), _t(step), _t(z), _t(sig_z), _t(sig_raw), _rows(Bt), _rows(Ct), _t(gy)],
+                              starts.numpy(), ctx.chunk, grad_last.numpy(),
+                              [_t(du), _t(ddelta), _t(dz), dA_part.numpy(), dD_part.numpy(), dbias_part.numpy(),
+                               _rows(dBt), _rows(dCt)])
         # dt_proj and x_proj, by hand: the gradient of x_proj's output (dt, B, C) in one buffer
         flat = batch * length
         dx_dbl = torch.empty_like(x_dbl)
