@@ -51,7 +51,7 @@ done
 # 7. Breakout seeds 3 and 4, so that the Atari ablations reach 5 pairs
 add atari "3 4" "atari/Breakout" --models dema dt
 add atari-ablations "3 4" "atari/Breakout"
-# 8. Transformer-like against RNN-like DeMa (about 1.5 h a cell on hopper-medium, 4 h on the others)
+# 8. Transformer-like against RNN-like DeMa (about 1.5 h a cell on hopper-medium, 3 h on the others)
 add rnn-like "0 1 2" "$MEDIUM"
 # 9. maze2d (collect first: scripts/collect_maze.sh)
 add maze2d "0 1 2" "maze2d-umaze maze2d-medium maze2d-large"
