@@ -232,3 +232,26 @@ def test_flop_counter_sees_the_scan_only_through_the_reference():
             policy.eval()(random_batch(1, 4, state_dim, act_dim))
         assert counted - counter.get_total_flops() // 2 == readout
     assert counted > readout
+
+
+def test_bench_node_times_the_ssm_node_at_each_shape(capsys):
+    assert main(["node", "--json", "--shapes", "2x9", "1x5", "--d-inner", "8", "--d-state", "4", "--repeats", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [(row["batch"], row["length"]) for row in result["rows"]] == [(2, 9), (1, 5)]
+    assert all(row["backward_ms"] >= row["backward_min_ms"] > 0 and row["forward_ms"] > 0 for row in result["rows"])
+    assert (result["d_inner"], result["d_state"], result["torch_threads"]) == (8, 4, 1)
+    with pytest.raises(ConfigError, match="--shapes: each is BATCHxSTEPS"):
+        main(["node", "--shapes", "8by3000"])
+    with pytest.raises(ConfigError, match="--repeats must be at least 1"):
+        main(["node", "--shapes", "2x9", "--repeats", "0"])
+
+
+def test_bench_node_updates_time_rnn_like_training_on_a_dataset(capsys):
+    """--updates: grid rnn-like's training update (dema-rnn, batch 8 whole trajectories) on the
+    bundled dataset, in a run directory that does not outlive the command."""
+    assert main(["node", "--updates", "hopper-medium-replay-small"]) == 0
+    out = capsys.readouterr().out
+    assert "dema-rnn on hopper-medium-replay-small, batch 8 whole trajectories: ms per update" in out
+    assert main(["node", "--json", "--updates", "hopper-medium-replay-small"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["update_ms"]) == 4 and min(result["update_ms"]) > 0

@@ -13,6 +13,8 @@
     dema bench collect           collection speed (steps/s) by vector mode and environment copies
     dema bench throughput        training updates/s with 1 and 8 processes sharing a device (--device cuda)
     dema bench scan-gpu          the scan on a GPU: Triton at several tile sizes, torch, reference, mamba-ssm
+    dema bench node              DeMa's SSM node (the CPU training path) at batch x steps shapes, or
+                                 whole RNN-like DeMa updates on a dataset (--updates DATASET)
 
 Without --json each result prints as the markdown tables of docs/PERFORMANCE.md (dema.bench.tables,
 also what `dema bench tables` prints from the files --out wrote).
@@ -100,6 +102,19 @@ def _parser() -> argparse.ArgumentParser:
                                                       f"(default {headline})")
     p.add_argument("--processes", default="1,8", help="comma-separated numbers of processes (default 1,8)")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds each process counts its updates")
+    p = sub.add_parser("node", help="DeMa's SSM node forward and backward (CPU), or RNN-like updates")
+    p.add_argument("--json", action="flag", help="print one JSON object instead of a table")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1); 0 keeps torch's default")
+    p.add_argument("--out", type=Path, default=None, help="also write node.json into this folder")
+    p.add_argument("--shapes", nargs="+", default=["64x60", "8x1000", "8x3000"], metavar="BATCHxSTEPS",
+                   help="batch x tokens per node (default: the MuJoCo preset's 64x60, and 8x1000, 8x3000 as "
+                        "RNN-like DeMa's whole trajectories)")
+    p.add_argument("--d-inner", type=int, default=128, help="channels (default 128: the MuJoCo preset's)")
+    p.add_argument("--d-state", type=int, default=64, help="states per channel (default 64)")
+    p.add_argument("--repeats", type=int, default=5, help="timed forward + backward passes per shape")
+    p.add_argument("--updates", metavar="DATASET", default=None,
+                   help="time 4 training updates of grid rnn-like's cells (dema-rnn, cpu-main, batch 8) on "
+                        "DATASET instead")
     p = sub.add_parser("scan-gpu", help="the scan's paths on a GPU, Triton at several tile sizes")
     p.add_argument("--json", action="flag", help="print one JSON object instead of a table")
     p.add_argument("--out", type=Path, default=None, help="also write scan_gpu.json here (after every row)")
@@ -185,12 +200,33 @@ def main(argv: list[str] | None = None) -> int:
                                 curves=not getattr(args, "table_only", False),
                                 table_train=getattr(args, "train", True))
         _emit(result, args, "cost", tables.cost_tables)
+    if args.what == "node":
+        _node(args)
     if args.what == "profile":
         from dema.bench.profile import MODELS, profile_line, profile_step
 
         for model in MODELS:
             print(profile_line(model, profile_step(model, args.dataset)))
     return 0
+
+
+def _node(args) -> None:
+    from dema.bench.node import run_node_bench, run_update_bench
+
+    if args.updates:
+        result = run_update_bench(args.updates)
+    else:
+        shapes = []
+        for text in args.shapes:
+            parts = text.lower().split("x")
+            if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+                raise ConfigError(f"--shapes: each is BATCHxSTEPS with positive integers (e.g. 8x3000), got {text!r}")
+            shapes.append((int(parts[0]), int(parts[1])))
+        if min(args.d_inner, args.d_state, args.repeats) < 1:
+            raise ConfigError(f"--d-inner, --d-state and --repeats must be at least 1, got {args.d_inner}, "
+                              f"{args.d_state}, {args.repeats}")
+        result = run_node_bench(shapes, args.d_inner, args.d_state, args.repeats)
+    _emit(result, args, "node", tables.node_table)
 
 
 def _throughput(args) -> int:

@@ -152,8 +152,21 @@ def scan_gpu_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def node_table(r: dict) -> str:
+    """`dema bench node`: the SSM node at each shape, or the RNN-like updates (--updates)."""
+    head = _machine(r)
+    if "update_ms" in r:
+        return (f"{head}\n\n{r['model']} on {r['dataset']}, batch {r['batch_size']} whole trajectories: ms per "
+                f"update {', '.join(f'{t:,.0f}' for t in r['update_ms'])}; median {r['median_ms']:,.0f}")
+    lines = [head, "", f"SSM node, Di {r['d_inner']}, N {r['d_state']}, median of {r['repeats']}:", "",
+             "| batch x steps | forward ms | backward ms | backward min ms |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {row['batch']} x {row['length']} | {row['forward_ms']:.1f} | {row['backward_ms']:.1f} | "
+              f"{row['backward_min_ms']:.1f} |" for row in r["rows"]]
+    return "\n".join(lines)
+
+
 RENDERERS = {"scan": scan_table, "step": step_table, "act": act_table, "cost": cost_tables,
-             "throughput": throughput_table, "scan_gpu": scan_gpu_table}
+             "throughput": throughput_table, "scan_gpu": scan_gpu_table, "node": node_table}
 
 
 def render_folder(folder: Path) -> str:

@@ -72,7 +72,7 @@ def _train(s, config: TrainConfig, stop_at: int | None, log) -> TrainResult:
     try:
         while s.step < end:
             began = time.perf_counter()
-            loss, grad_norm = _update(s, s.stream.next().to(device))
+            loss, grad_norm = one_update(s, s.stream.next().to(device))
             s.step += 1
             seconds = time.perf_counter() - began
             s.train_seconds += seconds
@@ -94,8 +94,9 @@ def _train(s, config: TrainConfig, stop_at: int | None, log) -> TrainResult:
     return TrainResult(s.run.path, s.step, s.train_seconds, ms, s.best, s.params)
 
 
-def _update(s, batch) -> tuple[float, float]:
-    """One AdamW step with the warm-up and the gradient-norm clip; stops on a non-finite value."""
+def one_update(s, batch) -> tuple[float, float]:
+    """One AdamW step with the warm-up and the gradient-norm clip; stops on a non-finite value.
+    (Also what `dema bench node --updates` times.)"""
     loss = s.policy.loss(batch)
     if not torch.isfinite(loss):
         raise TrainingDiverged(_diverged("loss", loss.item(), s))
