@@ -121,7 +121,7 @@ def test_strided_inputs_match_contiguous_ones(monkeypatch, form, dtype):
                  np.zeros((batch, d_inner), A.dtype), np.zeros_like(Bt), np.zeros_like(Ct)]
         grad_first = np.zeros_like(grad_last)
         # steps 0 to length - 1 in one call, from a zero state (h_before, here grad_last, unread)
-        numba_scan._backward_kernel(A, D, True, True, form == "pairs", False, False, 0, length,
+        numba_scan._backward_kernel(A, D, True, True, form == "pairs", 0, length,
                                     *[arr(per_step[k]) for k in ("u", "delta", "z", "sig_z", "sig_raw")], Bt, Ct,
                                     arr(per_step["grad_out"]), grad_last, grad_last, *outs, *parts, grad_first)
         return [np.ascontiguousarray(o) for o in outs + parts + [grad_first]]

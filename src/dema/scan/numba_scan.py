@@ -228,43 +228,44 @@ def _start_sums(dA_part, dD_part, dbias_part, b, d, accumulate):
 
 
 @njit(**_JIT)
-def _backward_kernel(A, D, has_z, softplus, pairs, has_before, accumulate, first, stop, u, delta, z, sig_z, sig_raw,
-                     Bt, Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part,
-                     dBt, dCt, grad_first):
+def _backward_kernel(A, D, has_z, softplus, pairs, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
+                     h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
+                     grad_first):
     """Adjoint of `_forward_kernel` and of the step size and gate around it, over steps first to
     stop - 1 (all of them, or one chunk; the arrays are always whole). In: z, sig_z = sigmoid(z),
     sig_raw = sigmoid(delta + bias) (softplus' derivative) (B, Di, L), grad_out (B, Di, L),
-    h_before (B, Di, N) the state before step `first` (read only if has_before, else zero),
+    h_before (B, Di, N) the state before step `first` (read only if first > 0, else zero),
     grad_last (B, Di, N) dL/dh of step stop - 1 from the steps after it. Writes du_out, ddelta_out
     (w.r.t. delta before bias and softplus), dz_out (B, Di, L) at those steps and grad_first
     (B, Di, N), dL/dh_before; dBt, dCt (Bt's and Ct's shapes: a time-invariant row sums over the
     steps, a shared one over its channels) and the per-batch partials dA_part (B, Di, N), dD_part,
-    dbias_part (B, Di), which the caller sums over the batch: with `accumulate` (every chunk after
-    the first one run, the last in time) the sums go on from what the chunks after these steps
-    wrote. `pairs` only where both channels of every pair read the same rows (`_pairs_share_rows`).
+    dbias_part (B, Di), which the caller sums over the batch: where stop < L, the chunks after these
+    steps ran first, and the sums go on from what they wrote. `pairs` only where both channels of
+    every pair read the same rows (`_pairs_share_rows`).
 
     The kernel zeroes what it adds into, not the caller: zeroed just before their first use, the
     rows stay in cache (zeroed up front by the caller, the whole backward at the preset took 1.3-1.8x
     as long, measured side by side on one machine)."""
     for b in range(u.shape[0]):
         if pairs:
-            _backward_pairs(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z,
-                            sig_raw, Bt, Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part,
-                            dD_part, dbias_part, dBt, dCt, grad_first)
+            _backward_pairs(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
+                            h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
+                            grad_first)
         else:
-            _backward_single(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z,
-                             sig_raw, Bt, Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part,
-                             dD_part, dbias_part, dBt, dCt, grad_first)
+            _backward_single(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
+                             h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
+                             grad_first)
 
 
 @njit(**_JIT)
-def _backward_single(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z, sig_raw, Bt,
-                     Ct, grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt,
-                     dCt, grad_first):
+def _backward_single(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
+                     h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
+                     grad_first):
     """The backward for batch element b, every channel, one channel at a time (where the channels of
     a pair read different rows of B or C)."""
     _, d_inner, steps = u.shape
     length = stop - first
+    accumulate = stop < steps  # the chunks after these steps ran first: their sums go on
     n_state = A.shape[1]
     b_per, b_step = _layout(Bt, d_inner, steps)
     c_per, c_step = _layout(Ct, d_inner, steps)
@@ -277,7 +278,7 @@ def _backward_single(b, A, D, has_z, softplus, has_before, accumulate, first, st
     for d in range(d_inner):
         a_row = A[d]
         b_g, c_g = d // b_per, d // c_per
-        if has_before:
+        if first > 0:
             states[0] = h_before[b, d]
         for i in range(length):  # recompute the forward
             l = first + i
@@ -343,8 +344,8 @@ CHANNEL_BLOCK = 16
 
 
 @njit(**_JIT)
-def _backward_pairs(b, A, D, has_z, softplus, has_before, accumulate, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct,
-                    grad_out, h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
+def _backward_pairs(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
+                    h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
                     grad_first):
     """The backward for batch element b, every channel, two channels (d0, d1) at a time: their
     adjoint steps share one loop over n, so each row of B, C, dB and dC is read and written once
@@ -365,6 +366,7 @@ def _backward_pairs(b, A, D, has_z, softplus, has_before, accumulate, first, sto
     step within them, l; the whole arrays by first + l."""
     _, d_inner, steps = u.shape
     length = stop - first
+    accumulate = stop < steps  # the chunks after these steps ran first: their sums go on
     n_state = A.shape[1]
     b_per, b_step = _layout(Bt, d_inner, steps)
     c_per, c_step = _layout(Ct, d_inner, steps)
@@ -406,7 +408,7 @@ def _backward_pairs(b, A, D, has_z, softplus, has_before, accumulate, first, sto
             for k in range(pair):  # recompute the forward of each channel
                 j, d = j0 + k, d0 + k
                 a_row, st, dc = A[d], states[k], decays[k]
-                if has_before:
+                if first > 0:
                     st[0] = h_before[b, d]
                 for l in range(length):
                     dl = blk_dl[l, j]
@@ -562,7 +564,7 @@ def _backward_over_chunks(shared: list, inputs: list, starts: np.ndarray, chunk:
         c = first // chunk
         # (B, Di, N), C-contiguous like grad_last: one compiled kernel; chunk 0 starts from zero (unread)
         h0 = np.ascontiguousarray(starts[:, c]) if c > 0 else grad_last
-        _over_batch_slices(_backward_kernel, [*shared, c > 0, k > 0, first, min(length, first + chunk)],
+        _over_batch_slices(_backward_kernel, [*shared, first, min(length, first + chunk)],
                            [*inputs, h0, carry, *outputs, carries[k % 2]])
         carry = carries[k % 2]
 
