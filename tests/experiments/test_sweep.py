@@ -258,6 +258,21 @@ def test_cells_recorded_before_are_not_run_again(tmp_path):
     assert "hopper-medium-tiny_dema_paper_s0:" not in out.stdout
 
 
+def test_a_sweep_whose_cells_are_all_recorded_says_so_and_runs_nothing(tmp_path):
+    """The lanes re-run a job whose cells were recorded in an earlier session: one line that says
+    there is nothing to run, exit 0, no run directory made."""
+    grid_path = _grid(tmp_path)
+    results = tmp_path / "results"
+    (results / "t").mkdir(parents=True)
+    (results / "t" / "hopper-medium-tiny_dema_paper_s0.json").write_text(json.dumps(_sound_record(tmp_path)))
+    out = _sweep(grid_path, "--runs-dir", tmp_path / "runs", "--results-dir", results, "--executor", "local",
+                 cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "grid t: nothing to run, every selected cell has its record" in out.stdout
+    assert "0 cells (" not in out.stdout and " min" not in out.stdout
+    assert not (tmp_path / "runs" / "hopper-medium-tiny_dema_paper_s0").exists()
+
+
 def test_datasets_and_values_select_cells_and_only_their_datasets_must_exist(tmp_path):
     """--datasets and --values pick cells of a grid (the lanes run one claim's datasets before the
     next claim's); a dataset outside the selection may be missing; a filter naming something the grid

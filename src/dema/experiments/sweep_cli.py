@@ -59,6 +59,9 @@ def main(argv: list[str]) -> int:
         for task in todo:
             print(f"{task.cell}: {_state(runs_dir / task.cell)}")
         return 0
+    if not todo:  # every selected cell was recorded: start no executor (Ray takes seconds to come up)
+        print(f"grid {grid.name}: nothing to run, every selected cell has its record", flush=True)
+        return 0
     if args.address:
         check_reachable(args.address)  # in seconds, before Ray retries for minutes
 
