@@ -171,6 +171,8 @@ def test_local_executor_resumes_a_killed_sweep_and_ctrl_c_keeps_finished_cells(t
                  cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "resumed" in out.stdout and (cell / "eval.json").is_file()
+    assert f"each cell's progress in {runs / 'logs'}/<cell>.log" in out.stdout
+    assert (runs / "logs" / "hopper-medium-tiny_dema_paper_s0.log").is_file()
 
     # Ctrl-C while a long cell runs: it stops cleanly, keeps its checkpoint, and says how to resume
     spec = yaml.safe_load(grid_path.read_text())

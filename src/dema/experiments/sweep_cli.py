@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     workers = args.workers or (os.cpu_count() or 1)
     print(f"grid {grid.name}: {len(todo)} cells ({len(grid.cells())} in the grid), executor {executor}, "
           f"{workers if not args.address else 'cluster'} workers, runs in {runs_dir}, "
-          f"records in {results_dir or '(none)'}", flush=True)
+          f"records in {results_dir or '(none)'}; each cell's progress in {runs_dir / 'logs'}/<cell>.log", flush=True)
     counts: dict[str, int] = {}
     began = time.time()
 
