@@ -254,11 +254,17 @@ def _backward_kernel(A, D, has_z, softplus, pairs, first, stop, u, delta, z, sig
     The kernel zeroes what it adds into, not the caller: zeroed just before their first use, the
     rows stay in cache (zeroed up front by the caller, the whole backward at the preset took 1.3-1.8x
     as long, measured side by side on one machine)."""
+    # the pairs form's scratch, passed in as arguments so that LLVM knows they overlap nothing else
+    # (numba_noalias); states' zero row 0 stands for h_before when first == 0 (never written then)
+    n_state, length = A.shape[1], stop - first
+    states = np.zeros((2, length + 1, n_state), dtype=u.dtype)  # states[k, l + 1] = h_l of channel k
+    decays = np.empty((2, length, n_state), dtype=u.dtype)
+    carry = np.empty((2, n_state), dtype=u.dtype)  # a_{l+1} G_{l+1} per channel
     for b in range(u.shape[0]):
         if pairs:
             _backward_pairs(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
                             h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
-                            grad_first)
+                            grad_first, states, decays, carry)
         else:
             _backward_single(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
                              h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
@@ -354,7 +360,7 @@ CHANNEL_BLOCK = 16
 @njit(**_KERNEL_JIT)
 def _backward_pairs(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
                     h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
-                    grad_first):
+                    grad_first, states, decays, carry):
     """The backward for batch element b, every channel, two channels (d0, d1) at a time: their
     adjoint steps share one loop over n, so each row of B, C, dB and dC is read and written once
     for both (issue 12: the backward at the preset took 29 ms against 31 ms one channel at a time,
@@ -371,7 +377,9 @@ def _backward_pairs(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, s
     with the plain (B, Di, L) arrays, at load about 4.
 
     Steps first to stop - 1 (`_backward_kernel`): the scratch and the block are indexed by the
-    step within them, l; the whole arrays by first + l."""
+    step within them, l; the whole arrays by first + l. The scratch the adjoint loop writes and reads
+    (states (2, L + 1, N), decays (2, L, N), carry (2, N)) comes from the caller, as arguments that
+    LLVM knows overlap nothing (numba_noalias)."""
     _, d_inner, steps = u.shape
     length = stop - first
     accumulate = stop < steps  # the chunks after these steps ran first: their sums go on
@@ -379,9 +387,6 @@ def _backward_pairs(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, s
     b_per, b_step = _layout(Bt, d_inner, steps)
     c_per, c_step = _layout(Ct, d_inner, steps)
     zero = A[0, 0] * np.float32(0.0)  # a zero of the input dtype
-    states = np.zeros((2, length + 1, n_state), dtype=u.dtype)  # states[k, l + 1] = h_l of channel k, [k, 0] = h_before
-    decays = np.empty((2, length, n_state), dtype=u.dtype)
-    carry = np.empty((2, n_state), dtype=u.dtype)  # a_{l+1} G_{l+1} per channel
     # the block's inputs (u, delta, grad_out, z, sig_z, sig_raw) and outputs (du, ddelta, dz), [l, j]
     blk_u = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
     blk_dl = np.empty((length, CHANNEL_BLOCK), dtype=u.dtype)
