@@ -254,8 +254,9 @@ def _backward_kernel(A, D, has_z, softplus, pairs, first, stop, u, delta, z, sig
     The kernel zeroes what it adds into, not the caller: zeroed just before their first use, the
     rows stay in cache (zeroed up front by the caller, the whole backward at the preset took 1.3-1.8x
     as long, measured side by side on one machine)."""
-    # the pairs form's scratch, passed in as arguments so that LLVM knows they overlap nothing else
-    # (numba_noalias); states' zero row 0 stands for h_before when first == 0 (never written then)
+    # the scratch, passed in as arguments so that LLVM knows it overlaps nothing else (numba_noalias):
+    # two channels' for the pairs form, the first of them for the one-channel form; states' zero row 0
+    # stands for h_before when first == 0 (never written then)
     n_state, length = A.shape[1], stop - first
     states = np.zeros((2, length + 1, n_state), dtype=u.dtype)  # states[k, l + 1] = h_l of channel k
     decays = np.empty((2, length, n_state), dtype=u.dtype)
@@ -268,25 +269,23 @@ def _backward_kernel(A, D, has_z, softplus, pairs, first, stop, u, delta, z, sig
         else:
             _backward_single(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
                              h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
-                             grad_first)
+                             grad_first, states[0], decays[0], carry[0])
 
 
 @njit(**_KERNEL_JIT)
 def _backward_single(b, A, D, has_z, softplus, first, stop, u, delta, z, sig_z, sig_raw, Bt, Ct, grad_out,
                      h_before, grad_last, du_out, ddelta_out, dz_out, dA_part, dD_part, dbias_part, dBt, dCt,
-                     grad_first):
+                     grad_first, states, decays, carry):
     """The backward for batch element b, every channel, one channel at a time (where the channels of
-    a pair read different rows of B or C)."""
+    a pair read different rows of B or C). The scratch comes from the caller: states (L + 1, N),
+    decays (L, N), carry (N,)."""
     _, d_inner, steps = u.shape
     length = stop - first
     accumulate = stop < steps  # the chunks after these steps ran first: their sums go on
     n_state = A.shape[1]
     b_per, b_step = _layout(Bt, d_inner, steps)
     c_per, c_step = _layout(Ct, d_inner, steps)
-    # the scratch is indexed by i = l - first: states[i + 1] = h_l, states[0] = h_before
-    states = np.zeros((length + 1, n_state), dtype=u.dtype)
-    decays = np.empty((length, n_state), dtype=u.dtype)
-    carry = np.empty(n_state, dtype=u.dtype)  # a_{l+1} G_{l+1}
+    # the scratch is indexed by i = l - first: states[i + 1] = h_l, states[0] = h_before (zero if first == 0)
     _zero_rows(dBt, b, b_step, first, stop, accumulate)
     _zero_rows(dCt, b, c_step, first, stop, accumulate)
     for d in range(d_inner):
