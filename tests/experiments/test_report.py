@@ -335,6 +335,26 @@ def test_a_dataset_neither_model_learned_is_left_out(tmp_path):
     assert "not_learned" not in c["evidence"] and c["evidence"]["pairs"] == 10
 
 
+def test_maze2d_is_an_extension_apart_from_the_papers_claims(tmp_path):
+    """DeMa and DT on two maze2d datasets give the extension's row (a verdict from 6 pairs), enter
+    neither MuJoCo claim, and are not counted among the paper's claims on the front page."""
+    recs = []
+    for seed in SEEDS:
+        for i, dataset in enumerate(("maze2d-umaze", "maze2d-medium")):
+            recs += [record(dataset, "dema", seed, 60.0 + 10 * i + seed), record(dataset, "dt", seed, 40.0 + 10 * i)]
+    report = build_report([write(tmp_path / "results", recs)])
+    c = claim(report.to_json(), "Extension: DeMa beats DT on maze2d")
+    assert c["verdict"] == "supported" and c["evidence"]["pairs"] == 6
+    assert c["evidence"]["datasets"] == ["maze2d-medium", "maze2d-umaze"]
+    assert claim(report.to_json(), "DeMa beats DT on MuJoCo, at each")["verdict"] == "no data"
+    page = markdown(report, "dema report results", [], tmp_path)
+    assert "0 of the paper's 13 claims" in page
+    assert "- maze2d: datasets collected here" in page
+    mujoco_only = build_report([write(tmp_path / "mujoco", grid_records())])
+    assert "- maze2d:" not in markdown(mujoco_only, "dema report results", [], tmp_path)
+    assert claim(mujoco_only.to_json(), "Extension: DeMa beats DT on maze2d")["verdict"] == "no data"
+
+
 def test_a_verdict_that_changes_with_the_score_is_fragile(tmp_path):
     """Final weights say DeMa beats BL3D; the last three periodic evaluations say the opposite (the
     fixture's curve ends at the final score, so the evaluations are rewritten): fragile. With the same

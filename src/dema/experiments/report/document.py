@@ -51,7 +51,7 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
 def _front_page(report: Report, command: str) -> list[str]:
     """The title, the command, and one table: each claim, its verdict, its evidence in one cell, the
     sensitivity marks and what would change it; then the rule."""
-    judged = [c for c in report.claims if not c["claim"].startswith(("Fidelity", "Control"))]
+    judged = [c for c in report.claims if not c["claim"].startswith(("Extension", "Fidelity", "Control"))]
     decided = [c for c in judged if c["verdict"] in ("supported", "not supported", "partly supported")]
     lines = [
         "# DeMa against Decision Transformer: results from run records",
@@ -63,7 +63,7 @@ def _front_page(report: Report, command: str) -> list[str]:
         "## The paper's claims at a glance",
         "",
         f"{len(decided)} of the paper's {len(judged)} claims (as this report splits them) have a verdict other "
-        "than inconclusive or no data; fidelity checks and controls follow them. \"fragile\": the verdict "
+        "than inconclusive or no data; an extension (maze2d), fidelity checks and controls follow them. \"fragile\": the verdict "
         "changes when scored by the last three periodic evaluations or on the second return target.",
         "",
         "| claim | verdict | pairs / datasets | sensitivity | what would change it |",
@@ -104,6 +104,11 @@ def _head_section(runs: list[Run]) -> list[str]:
            "mixed with random actions at five epsilon levels, docs/DATASETS.md), not the 1% DQN-replay; scores are "
            "gamer-normalised (100 × (R − random) / (gamer − random)) with the DT code's values."]
           if any(r.domain == "atari" for r in runs) else []),
+        *(["- maze2d: datasets collected here (`dema collect maze2d-* controller`: a waypoint controller with "
+           "N(0, 0.5²) action noise in gymnasium-robotics PointMaze v3, docs/DATASETS.md), not D4RL's; scores are "
+           "normalised with reference scores computed here (a random policy is 0, the noiseless controller 100), "
+           "not D4RL's. maze2d is not among the paper's claims: its row above is an extension."]
+          if any(r.domain == "maze2d" for r in runs) else []),
         *(["- Learning rates on MuJoCo: each model's own code's, not one shared value: DeMa's models the DeMa "
            "paper's per dataset (1e-4 or 1e-3), DT, DC and BC DT's gym code's (1e-4 on every dataset); the "
            "protocol table below lists each run's. In a protocol this short the side with the higher rate may "
