@@ -13,6 +13,16 @@ cd "$(dirname "$0")/.."
 RESULTS=${1:-results}
 DEMA=${DEMA:-.venv/bin/dema}
 export OPENBLAS_NUM_THREADS=1
+# The DeMa cells are the ones scripts/analysis_runs.sh trains (the same grid, seed, code and data):
+# a finished copy of those is taken instead of training them again (about half an hour each)
+mkdir -p runs/continued-source
+for cell in walker2d-medium_dema_cpu-main_s0 hopper-medium_dema_cpu-main_s0; do
+  if [ -f "runs/analyses/$cell/eval.json" ] && [ ! -e "runs/continued-source/$cell" ]; then
+    rm -rf "runs/continued-source/$cell.partial"  # a copy interrupted last time
+    cp -r "runs/analyses/$cell" "runs/continued-source/$cell.partial"
+    mv "runs/continued-source/$cell.partial" "runs/continued-source/$cell"
+  fi
+done
 # the 5,000-update runs, without records ('' = none): mujoco-main's own are in results/ already
 "$DEMA" sweep mujoco-main --models dema dt --seeds 0 --datasets walker2d-medium hopper-medium \
   --executor local --workers 1 --runs-dir runs/continued-source --results-dir ''
