@@ -61,6 +61,12 @@ add official "1 2" "$MEDIUM"
 #     seeds 0-2, so the attention claims rest on 3 seeds; a cell is trained again where its run
 #     directory is not on this machine)
 for seed in 0 1 2; do for dataset in $MEDIUM; do JOBS+=("analysis $dataset $seed"); done; done
+#     and RNN-like DeMa's decay over whole episodes, on the rnn-like cells' own run directories
+#     (evaluation only: minutes a cell; hopper-medium seed 0's directory is not on this machine, so
+#     that one, which would train the cell again, waits until the end of the queue)
+for seed in 0 1 2; do for dataset in $MEDIUM; do
+  [ "$seed/$dataset" = 0/hopper-medium ] || JOBS+=("analysis $dataset $seed dema-rnn")
+done; done
 # 12. docs/RESULTS.md's runs continued from 5,000 to 10,000 updates, as records
 JOBS+=("continued")
 # 13. docs/RESULTS.md's Pong diagnostics (the final weights at three return targets), as records
@@ -69,6 +75,7 @@ JOBS+=("pong-diagnostics")
 add position-embedding "0 1 2" "hopper-medium-replay halfcheetah-medium-replay walker2d-medium-replay"
 add sequence-length "0 1 2" "$MEDIUM" --values model.context_len=4 model.context_len=12
 add mujoco-main "0 1 2" "$MEDIUM hopper-medium-replay halfcheetah-medium-replay walker2d-medium-replay hopper-medium-expert halfcheetah-medium-expert walker2d-medium-expert" --models dc bc
+JOBS+=("analysis hopper-medium 0 dema-rnn")
 
 : > runs/lanes.taken
 next_job() {  # next_job SKIP...: the index of the first job no lane has taken, less the SKIPped ones
@@ -98,8 +105,8 @@ release_job() {  # release_job I: give a job back to the queue (its dataset is n
 run_job() {  # run_job GRID OPTIONS...: one worker; exit 2 with a "no dataset" line = not ready yet
   local grid=$1 status
   shift
-  if [ "$grid" = analysis ]; then  # "analysis DATASET SEED": scripts/analysis_runs.sh
-    nice -n 5 scripts/analysis_runs.sh "$@" "$RESULTS" >> runs/analysis.log 2>&1
+  if [ "$grid" = analysis ]; then  # "analysis DATASET SEED [MODEL]": scripts/analysis_runs.sh
+    nice -n 5 scripts/analysis_runs.sh "$1" "$2" "$RESULTS" "${3:-dema}" >> runs/analysis.log 2>&1
   elif [ "$grid" = continued ]; then
     nice -n 5 scripts/continued_runs.sh "$RESULTS" >> runs/continued.log 2>&1
   elif [ "$grid" = pong-diagnostics ]; then
