@@ -43,6 +43,22 @@ def test_tables_of_a_record_folder_and_of_a_run_directory(tiny_dema_run, tmp_pat
     assert out.startswith(f"## run\n\n**surgery** ({run / 'surgery' / 'surgery.json'})\n\n| manipulation |")
     assert f"**decay, window view**: {run / 'decay.json'} not found\n\n" in out
 
+    # an RNN-like DeMa's record folder (the episode view only): the other two are not applicable to it,
+    # not missing; the same folder of a Transformer-like model names them as not found
+    for model in ("dema-rnn", "dema"):
+        rnn = tmp_path / "analyses" / f"walker2d-medium_{model}_cpu-main_s0"
+        rnn.mkdir(parents=True, exist_ok=True)
+        (rnn / "decay-episode.json").write_text(json.dumps({**episode, "model": model}))
+        assert main(["analysis", "tables", str(rnn)]) == 0
+        out = capsys.readouterr().out
+        if model == "dema-rnn":
+            surgery, window = "**surgery**: not applicable to RNN-like", "**decay, window view**: not applicable"
+        else:
+            surgery = f"**surgery**: {rnn / 'surgery.json'} not found"
+            window = f"**decay, window view**: {rnn / 'decay.json'} not found"
+        assert surgery in out and window in out
+        assert "\n".join(decay_episode_table(episode)) in out
+
 
 def test_bad_input_is_one_line(tmp_path, capsys):
     assert main(["analysis", "tables", str(tmp_path / "missing")]) == 2

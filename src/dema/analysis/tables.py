@@ -85,17 +85,38 @@ TABLES = (("surgery", ("surgery.json", "surgery/surgery.json"), surgery_table),
           ("decay, episode view", ("decay-episode.json", "decay-episode/decay.json"), decay_episode_table))
 
 
+# what RNN-like DeMa has no use for: it acts on the whole episode, not on a window
+NOT_RNN_LIKE = {"surgery": "`dema surgery` refuses RNN-like runs",
+                "decay, window view": "its decay is read over whole episodes, the episode view"}
+
+
 def folder_tables(folder: Path) -> str:
-    """Every table of `folder` under `## <folder name>`, a missing one named as not found."""
+    """Every table of `folder` under `## <folder name>`, a missing one named as not found (or, for an
+    RNN-like DeMa's folder, as not applicable)."""
     parts = [f"## {folder.name}\n"]
+    found = {name: next((folder / p for p in paths if (folder / p).is_file()), None) for name, paths, _ in TABLES}
+    recurrent = any(_is_recurrent(path) for path in found.values() if path is not None)
     for name, paths, render in TABLES:
-        path = next((folder / p for p in paths if (folder / p).is_file()), folder / paths[0])
-        if path.is_file():
+        path = found[name]
+        if path is not None:
             parts.append(f"**{name}** ({path})\n")
             parts.append("\n".join(_render(render, path)) + "\n")
+        elif recurrent and name in NOT_RNN_LIKE:
+            parts.append(f"**{name}**: not applicable to RNN-like DeMa ({NOT_RNN_LIKE[name]})\n")
         else:
-            parts.append(f"**{name}**: {path} not found\n")
+            parts.append(f"**{name}**: {folder / paths[0]} not found\n")
     return "\n".join(parts) + "\n"
+
+
+def _is_recurrent(path: Path) -> bool:
+    """Whether the JSON at `path` is of an RNN-like model (its `model`, a name of the registry)."""
+    from dema.models.registry import model_spec
+
+    try:
+        model = json.loads(path.read_text()).get("model")
+        return bool(model) and bool(model_spec(model).config.get("recurrent"))
+    except (OSError, ValueError, AttributeError, DemaError):
+        return False
 
 
 def _render(render, path: Path) -> list[str]:
