@@ -3,7 +3,7 @@
 # thread) each, every grid's records into ONE results folder. Re-running it resumes: `dema sweep`
 # skips recorded cells and resumes interrupted ones from their checkpoints.
 #
-#   scripts/grids_background.sh [RESULTS_DIR]      # run from a clone with `pip install -e ".[sweep,atari]"`
+#   scripts/grids_background.sh [RESULTS_DIR]      # from a clone with `pip install -e ".[sweep,atari,maze]"`
 #
 # Run it from a clone other than the one you edit (a sweep imports the code of its clone), with the
 # datasets where dema looks for them (DEMA_DATA_PATH, ./datasets). Logs: runs/<grid>.log, and one

@@ -741,6 +741,27 @@ def test_run_directories_own_files_are_not_problems(tmp_path, capsys):
     assert out["problems"] == [] and len(out["runs"]) == 2
 
 
+def test_the_other_records_of_a_results_folder_are_not_problems(results, capsys):
+    """results/analyses/, results/continued/ and results/diagnostics/ keep the records of other commands
+    (analysis tables, `dema continue`, the Pong diagnostics): a report of the results folder passes them
+    over; a stray file beside the run records is still a problem, and so is such a folder named itself."""
+    others = {"analyses/hopper-medium_dema_cpu-main_s0/decay-episode.json": {"view": "episode", "layers": []},
+              "analyses/hopper-medium_dema_cpu-main_s0/retrained.json": {"same_score": True},
+              "continued/hopper-medium_dema_cpu-main_s0.json": {"schema": 1, "run": "x", "updates": [5000, 10000]},
+              "diagnostics/pong/Pong_dema_cpu-atari_s0.json": {"normalized_mean": 0.5}}
+    for name, content in others.items():
+        (results / name).parent.mkdir(parents=True, exist_ok=True)
+        (results / name).write_text(json.dumps(content))
+    assert main(["report", str(results), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["problems"] == [] and len(out["runs"]) == 18
+    (results / "mujoco-test" / "continued").mkdir()  # a grid's own subfolder of that name is searched
+    (results / "mujoco-test" / "continued" / "stray.json").write_text("{}")
+    assert main(["report", str(results), str(results / "analyses"), "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert len(problems) == 3 and "stray.json" in problems[0] and all("analyses" in p for p in problems[1:])
+
+
 def test_the_report_says_which_datasets_use_their_own_reference_scores(tmp_path):
     """eval.json's reference_scores.source (issue 26): a Minari dataset normalised with its own reference
     scores is named in the report; records without the field (every run before it) are the table's."""

@@ -213,13 +213,18 @@ def dataset_identity(source: str, norm: dict) -> dict:
 
 # names that are never records, wherever they lie: the sweep's marker of a runs folder, the demo's summary
 _NOT_RECORDS = {"grid.json", "demo.json", "eval.json", "config.json", "normalization.json"}
+# folders of a results folder that keep other records than runs', each read by its own command: the
+# hidden-attention analyses (scripts/analysis_runs.sh; `dema analysis tables`), the runs continued to
+# 10,000 updates (`dema continue --from-records`) and the Pong diagnostics (`dema report --pong-diagnostics`)
+OTHER_RECORDS = ("analyses", "continued", "diagnostics")
 
 
 def _candidates(path: Path, problems: list[str]) -> list[Path]:
     """Record files, then finished run directories, at or under `path`. A run directory is one
     candidate: its own JSON files (config.json, identity.json, provenance.json, ...) and its
     subfolders (decay/, surgery/) are what the run is made of, not records; an unfinished one under
-    a folder is passed over (it has no score yet). A folder that cannot be listed is a problem."""
+    a folder is passed over (it has no score yet), and so are the OTHER_RECORDS folders right under
+    `path`. A folder that cannot be listed is a problem."""
     if path.is_file() or _is_run_dir(path):
         return [path]
     if not path.is_dir():
@@ -234,7 +239,7 @@ def _candidates(path: Path, problems: list[str]) -> list[Path]:
             if (here / "eval.json").is_file():
                 runs.append(here)
             continue
-        subfolders.sort()
+        subfolders[:] = sorted(s for s in subfolders if here != path or s not in OTHER_RECORDS)
         files += [here / n for n in sorted(names)
                   if n.endswith(".json") and n not in _NOT_RECORDS and (here / n).is_file()]
     return sorted(files) + sorted(runs)
