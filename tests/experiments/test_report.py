@@ -1,6 +1,7 @@
 """`dema report` on small synthetic run records written here (no training, no simulator)."""
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from dema.cli import main
-from dema.experiments.report import REFERENCES, RULE, build_report, hierarchical_bootstrap, markdown, verdict_of
+from dema.experiments.report import (REFERENCES, RULE, build_report, hierarchical_bootstrap, markdown, verdict_of,
+                                    write_figures)
 
 DATASETS = ("hopper-medium", "walker2d-medium")
 SEEDS = (0, 1, 2)
@@ -348,7 +350,7 @@ def test_maze2d_is_an_extension_apart_from_the_papers_claims(tmp_path):
     assert c["evidence"]["datasets"] == ["maze2d-medium", "maze2d-umaze"]
     assert claim(report.to_json(), "DeMa beats DT on MuJoCo, at each")["verdict"] == "no data"
     page = markdown(report, "dema report results", [], tmp_path)
-    assert "0 of the paper's 13 claims" in page
+    assert "0 of the paper's 15 claims" in page
     assert "- maze2d: datasets collected here" in page
     mujoco_only = build_report([write(tmp_path / "mujoco", grid_records())])
     assert "- maze2d:" not in markdown(mujoco_only, "dema report results", [], tmp_path)
@@ -775,3 +777,54 @@ def test_the_report_says_which_datasets_use_their_own_reference_scores(tmp_path)
     out_table = tmp_path / "TABLE.md"
     assert main(["report", str(write(tmp_path / "table", grid_records())), "--out", str(out_table)]) == 0
     assert "Normalisation:" not in out_table.read_text()
+
+
+def _analysis_cell(results: Path, dataset: str, seed: int, intact: float, zeroed: float, r2_exp: float,
+                   r2_power: float, model: str = "dema") -> Path:
+    """results/analyses/<cell>/ as scripts/analysis_runs.sh fills it, cut to what the claims read."""
+    cell = results / "analyses" / f"{dataset}_{model}_cpu-test_s{seed}"
+    cell.mkdir(parents=True)
+    manipulations = [{"kind": "zero", "layer": "all", "with": None, "normalized_mean": zeroed},
+                     {"kind": "zero", "layer": 0, "with": None, "normalized_mean": intact},
+                     {"kind": "swap", "layer": "all", "with": None, "normalized_mean": zeroed + 1.0}]
+    (cell / "surgery.json").write_text(json.dumps({"intact": intact, "manipulations": manipulations}))
+    fit = lambda: {"exponential": {"r2_log": r2_exp}, "power_law": {"r2_log": r2_power},
+                   "better": "exponential" if r2_exp > r2_power else "power law"}
+    (cell / "decay.json").write_text(json.dumps({"view": "window", "layers": [
+        {"layer": i, "fit_all": fit()} for i in range(3)] + [{"layer": 3, "fit_all": None}]}))
+    return cell
+
+
+def test_the_hidden_attention_claims_read_the_analyses_records(results, capsys):
+    """Claim 3 from results/analyses/: zeroing the attention costs 30-50 points on every cell
+    (supported), the power law fits better everywhere (the exponential claim: not supported); an
+    RNN-like cell's records and a damaged one are not evidence (the damaged one a problem); with no
+    analyses both claims are "no data" saying how to make the records."""
+    before = build_report([results]).to_json()
+    for start in ("The hidden attention is what matters", "The hidden attention decays exponentially"):
+        c = claim(before, start)
+        assert c["verdict"] == "no data" and "scripts/analysis_runs.sh" in c["evidence"]["would_change"]
+    for i, dataset in enumerate(DATASETS):
+        for seed in SEEDS:
+            _analysis_cell(results, dataset, seed, 70.0 + seed, 30.0 - 10 * i, 0.85 + 0.01 * seed, 0.97)
+    _analysis_cell(results, "hopper-medium", 0, 10.0, 90.0, 0.99, 0.5, model="dema-rnn")  # not Transformer-like
+    damaged = _analysis_cell(results, "walker2d-medium", 7, 70.0, 10.0, 0.9, 0.8)
+    (damaged / "surgery.json").write_text(json.dumps({"intact": 70.0, "manipulations": []}))
+    report = build_report([results])
+    out = report.to_json()
+    matters = claim(out, "The hidden attention is what matters")
+    assert matters["verdict"] == "supported" and matters["evidence"]["pairs"] == 6
+    assert matters["evidence"]["mean_difference"] == pytest.approx(statistics.mean([41.0, 51.0]))
+    assert matters["evidence"]["detail"] == "mean change of the score with the other manipulations: cyclic swap -45.0"
+    decays = claim(out, "The hidden attention decays exponentially")
+    assert decays["verdict"] == "not supported" and decays["evidence"]["pairs"] == 7  # the damaged cell's decay reads
+    assert "AIC favours the power law in 18 of 21 layers" in decays["evidence"]["detail"]
+    assert [p for p in out["problems"] if "surgery.json" in p] == [
+        f"{damaged / 'surgery.json'}: not the JSON `dema surgery` writes (KeyError: \"no manipulation 'zero' of "
+        "every layer ('all')\"); write it again with scripts/analysis_runs.sh (delete the file first)"]
+    names = [c["claim"] for c in out["claims"]]
+    assert names.index(matters["claim"]) < names.index(next(n for n in names if n.startswith("Extension")))
+    page = markdown(report, "dema report results", [], results)
+    assert "of the paper's 15 claims" in page
+    figures = write_figures(report.runs, results.parent / "figures", report.claims)
+    assert results.parent / "figures" / "claims.png" in figures

@@ -17,8 +17,9 @@ or run directories); nothing is typed in by hand except the reference scores of 
 
 Read in this order: `runs` (records -> Runs, groups and the per-group tables), `coverage` (what ran
 of each grid), `references` (other papers' scores), `rule` (RULE and its statistics), `claims` (each
-claim's pairs and verdict), `aggregates` (rliable across datasets), `figures`, `document` (the
-Markdown), then `Report` and `build_report` below.
+claim's pairs and verdict), `attention` (the hidden-attention claims, from the analyses' records),
+`aggregates` (rliable across datasets), `figures`, `document` (the Markdown), then `Report` and
+`build_report` below.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from dema.experiments.report.runs import flattening_summary
 from dema.experiments.report.runs import group_runs, load_runs, protocol_rows, run_from_record, summaries, variant_text
 from dema.experiments.report.runs import _late_loss_drop, _slope
 from dema.experiments.report.aggregates import aggregates
-from dema.experiments.report.claims import PARAM_BOUNDS, SHORT_K, claims
+from dema.experiments.report.claims import NOT_PAPER_CLAIMS, PARAM_BOUNDS, SHORT_K, claims
+from dema.experiments.report.attention import analysis_records, attention_claims
 from dema.experiments.report.rule import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, MIN_DATASETS, MIN_PAIRS, RULE
 from dema.experiments.report.rule import hierarchical_bootstrap, verdict_of
 
@@ -61,11 +63,19 @@ class Report:
 def build_report(paths: list[str | Path], log=lambda message: None) -> Report:
     """The report of the records under `paths`; `log` gets a line before each slow step."""
     runs, problems = load_runs(paths)
-    log(f"read {len(runs)} run records ({len(problems)} problems); judging the claims")
-    judged = claims(runs)
+    cells, analysis_problems = analysis_records(paths)
+    problems += analysis_problems
+    log(f"read {len(runs)} run records and {len(cells)} analysis records ({len(problems)} problems); judging the claims")
+    judged = with_attention_claims(claims(runs), attention_claims(cells))
     log(f"aggregating across datasets (rliable, {BOOTSTRAP_RESAMPLES:,} bootstrap resamples per comparison)")
     return Report(runs, problems, summaries(runs), aggregates(runs), judged, dataset_rows(runs),
                   flattening(runs), coverage(runs))
+
+
+def with_attention_claims(judged: list[dict], attention: list[dict]) -> list[dict]:
+    """The hidden-attention claims among the paper's, before the extension, fidelity and control rows."""
+    first_other = next((i for i, c in enumerate(judged) if c["claim"].startswith(NOT_PAPER_CLAIMS)), len(judged))
+    return judged[:first_other] + attention + judged[first_other:]
 
 
 # The names of the one module this package replaces, importable from here as before (the last two: tests use them).

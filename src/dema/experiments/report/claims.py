@@ -16,6 +16,8 @@ from dema.experiments.report.rule import (MARGIN, MIN_DATASETS, MIN_PAIRS, enoug
                                           learned, random_level, threshold_of, verdict_of)
 from dema.experiments.report.runs import DOMAIN_LABEL, Run, _mean, _variant_key
 
+# the rows of the claims table that are not claims of the paper (the front page counts the others)
+NOT_PAPER_CLAIMS = ("Extension", "Fidelity", "Control")
 SHORT_K = 30  # "short K": the context lengths trajectory optimisation uses (8-20 MuJoCo, 30 Atari)
 # The context-length claim splits DeMa's K at the top of the range the paper picks its MuJoCo scores
 # from (8-20): the sequence-length grid runs K 4-30 (issue 10), so "short" is K <= 20 there and the

@@ -12,7 +12,7 @@ from dema.experiments.report.coverage import missing_text
 from dema.experiments.report.references import REFERENCES
 from dema.experiments.report.runs import (DOMAIN_LABEL, LOSS_STILL_FALLING, Run, _mean, _std, flattening,
                                          flattening_summary, protocol_rows, variant_text)
-from dema.experiments.report.claims import CONTEXT_CLAIM_K, _one_protocol, _standard
+from dema.experiments.report.claims import CONTEXT_CLAIM_K, NOT_PAPER_CLAIMS, _one_protocol, _standard
 from dema.experiments.report.rule import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MARGIN, RULE
 from dema.models.registry import label
 
@@ -51,7 +51,7 @@ def markdown(report: Report, command: str, figures: list[Path], relative_to: Pat
 def _front_page(report: Report, command: str) -> list[str]:
     """The title, the command, and one table: each claim, its verdict, its evidence in one cell, the
     sensitivity marks and what would change it; then the rule."""
-    judged = [c for c in report.claims if not c["claim"].startswith(("Extension", "Fidelity", "Control"))]
+    judged = [c for c in report.claims if not c["claim"].startswith(NOT_PAPER_CLAIMS)]
     decided = [c for c in judged if c["verdict"] in ("supported", "not supported", "partly supported")]
     lines = [
         "# DeMa against Decision Transformer: results from run records",
@@ -338,6 +338,8 @@ def _evidence_text(e: dict) -> str:
             f"95% CI [{e['ci95'][0]:+.1f}, {e['ci95'][1]:+.1f}] (A = {e['a']}, B = {e['b']})")
     if e.get("note"):
         text += f"; {e['note']}"
+    if e.get("detail"):
+        text += f"; {e['detail']}"
     if e.get("other_protocols"):
         text += (f"; protocol {', '.join(e['protocols'])} only (a claim never pools protocols), left out: "
                  + ", ".join(f"{n} pair{'' if n == 1 else 's'} under {p}" for p, n in e["other_protocols"].items()))

@@ -172,7 +172,7 @@ def _claims_figure(claims: list[dict], folder: Path) -> Path:
             ax.scatter([], [], s=16, color=f"C{groups.index(group)}", label=group)
         ax.set_yticks(range(len(datasets)), datasets, fontsize=7)
         ax.set_ylim(-0.6, len(datasets) - 0.4)
-        ax.set_xlabel("A - B, final normalised score")
+        ax.set_xlabel(f"A - B, {evidence.get('unit', 'final normalised score')}")
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=6, loc="best")
         ax.set_title(f"{textwrap.fill(claim['claim'], 60)}\n{claim['verdict']} "

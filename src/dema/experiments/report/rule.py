@@ -54,7 +54,11 @@ RULE = (
     f"what is missing. Runs with delayed rewards or an added position embedding enter only the claims about "
     f"those. Parameter claims compare `params` of the records, and again without DT's learned timestep table "
     f"(max_ep_len x embedding: 27k rows on Atari): \"supported\" if DeMa / DT is within the stated bound on "
-    f"every dataset, \"not supported\" if on none, \"partly supported\" otherwise."
+    f"every dataset, \"not supported\" if on none, \"partly supported\" otherwise. The hidden-attention "
+    f"claims read the analyses' records (results/analyses/<cell>/: `dema surgery` and `dema decay` on a DeMa "
+    f"cell's final weights) instead of runs: each cell gives one difference (the intact score minus the score "
+    f"with the attention zeroed in every layer; the exponential fit's R² minus the power law's, in percentage "
+    f"points, mean over layers), judged as above without the sensitivity reads."
 )
 
 
