@@ -53,20 +53,21 @@ add atari "3 4" "atari/Breakout" --models dema dt
 add atari-ablations "3 4" "atari/Breakout"
 # 8. Transformer-like against RNN-like DeMa (about 1.5 h a cell on hopper-medium, 3 h on the others)
 add rnn-like "0 1 2" "$MEDIUM"
-# 9. maze2d (collect first: scripts/collect_maze.sh)
-add maze2d "0 1 2" "maze2d-umaze maze2d-medium maze2d-large"
-# 10. the official codes' choices, seeds 1 and 2
-add official "1 2" "$MEDIUM"
-# 11. the hidden-attention analyses of the medium datasets' DeMa cells, as records (issue 24:
-#     seeds 0-2, so the attention claims rest on 3 seeds; a cell is trained again where its run
-#     directory is not on this machine)
+# 9. the hidden-attention analyses of the medium datasets' DeMa cells, as records (issue 24: seeds
+#    0-2, so the attention claims rest on 3 seeds; a cell is trained again where its run directory is
+#    not on this machine). Ahead of maze2d and the official codes' seeds: these decide two of the
+#    paper's claims in docs/REPRODUCTION.md, while maze2d is an extension and `official` a fidelity check.
 for seed in 0 1 2; do for dataset in $MEDIUM; do JOBS+=("analysis $dataset $seed"); done; done
-#     and RNN-like DeMa's decay over whole episodes, on the rnn-like cells' own run directories
-#     (evaluation only: minutes a cell; hopper-medium seed 0's directory is not on this machine, so
-#     that one, which would train the cell again, waits until the end of the queue)
+#    and RNN-like DeMa's decay over whole episodes, on the rnn-like cells' own run directories
+#    (evaluation only: minutes a cell; hopper-medium seed 0's directory is not on this machine, so
+#    that one, which would train the cell again, waits until the end of the queue)
 for seed in 0 1 2; do for dataset in $MEDIUM; do
   [ "$seed/$dataset" = 0/hopper-medium ] || JOBS+=("analysis $dataset $seed dema-rnn")
 done; done
+# 10. maze2d (collect first: scripts/collect_maze.sh)
+add maze2d "0 1 2" "maze2d-umaze maze2d-medium maze2d-large"
+# 11. the official codes' choices, seeds 1 and 2
+add official "1 2" "$MEDIUM"
 # 12. docs/RESULTS.md's runs continued from 5,000 to 10,000 updates, as records
 JOBS+=("continued")
 # 13. docs/RESULTS.md's Pong diagnostics (the final weights at three return targets), as records
