@@ -216,7 +216,8 @@ _NOT_RECORDS = {"grid.json", "demo.json", "eval.json", "config.json", "normaliza
 # folders of a results folder that keep other records than runs', each read by its own command: the
 # hidden-attention analyses (scripts/analysis_runs.sh; `dema analysis tables`), the runs continued to
 # 10,000 updates (`dema continue --from-records`) and the Pong diagnostics (`dema report --pong-diagnostics`)
-OTHER_RECORDS = ("analyses", "continued", "diagnostics")
+ANALYSES_FOLDER = "analyses"  # <results>/analyses/<cell>/: what dema.experiments.report.attention reads
+OTHER_RECORDS = (ANALYSES_FOLDER, "continued", "diagnostics")
 
 
 def _candidates(path: Path, problems: list[str]) -> list[Path]:

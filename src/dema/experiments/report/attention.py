@@ -23,10 +23,9 @@ import re
 import statistics
 from pathlib import Path
 
-from dema.experiments.records import OTHER_RECORDS
+from dema.experiments.records import ANALYSES_FOLDER
 from dema.experiments.report.claims import _judge, _would_change
 
-ANALYSES = OTHER_RECORDS[0]  # results/analyses/<cell>/
 CELL = re.compile(r"^(?P<dataset>[^_]+)_(?P<model>[^_]+)_(?P<protocol>[^_]+)_s(?P<seed>\d+)$")
 WHAT_MATTERS = "The hidden attention is what matters: DeMa intact beats DeMa with it zeroed in every layer"
 DECAYS_EXPONENTIALLY = ("The hidden attention decays exponentially with distance: an exponential fits it better "
@@ -39,35 +38,43 @@ def analysis_records(paths: list[str | Path]) -> tuple[list[dict], list[str]]:
     cell with its dataset, model, protocol, seed and the `surgery` and `decay` JSON it has; and the
     problems, one line per file that cannot be read as what its command writes."""
     cells, problems = [], []
-    for folder in sorted({Path(p) / ANALYSES for p in paths if Path(p).is_dir()}):
-        if not folder.is_dir():
-            continue
-        for cell_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            match = CELL.match(cell_dir.name)
-            if match is None:
-                problems.append(f"{cell_dir}: not named <dataset>_<model>_<protocol>_s<seed>, so not an analysis "
-                                "record folder; left out")
-                continue
-            cell = {**match.groupdict(), "seed": int(match["seed"]), "folder": str(cell_dir)}
-            for key, name in (("surgery", "surgery.json"), ("decay", "decay.json")):
-                path = cell_dir / name
-                if not path.is_file():
-                    continue
-                try:
-                    cell[key] = _checked(key, json.loads(path.read_text(encoding="utf-8")))
-                except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-                    problems.append(f"{path}: not the JSON `dema {key}` writes ({type(exc).__name__}: {exc}); "
-                                    f"{_RECORD_FIX}")
-            cells.append(cell)
+    for folder in sorted({Path(p) / ANALYSES_FOLDER for p in paths}):
+        if folder.is_dir():
+            for cell_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+                cell = _read_cell(cell_dir, problems)
+                if cell is not None:
+                    cells.append(cell)
     return cells, problems
 
 
-def _checked(key: str, result: dict) -> dict:
-    """The result, after reading the fields the claims use (KeyError or TypeError when one is missing)."""
+def _read_cell(cell_dir: Path, problems: list[str]) -> dict | None:
+    """One cell's records, or None (and a problem) when the folder's name is not a cell's."""
+    match = CELL.match(cell_dir.name)
+    if match is None:
+        problems.append(f"{cell_dir}: not named <dataset>_<model>_<protocol>_s<seed>, so not an analysis "
+                        "record folder; left out")
+        return None
+    cell = {**match.groupdict(), "seed": int(match["seed"]), "folder": str(cell_dir)}
+    for key in ("surgery", "decay"):  # what `dema surgery` and `dema decay` (window view) wrote
+        path = cell_dir / f"{key}.json"
+        if not path.is_file():
+            continue
+        try:
+            cell[key] = _read(key, path)
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            problems.append(f"{path}: not the JSON `dema {key}` writes ({type(exc).__name__}: {exc}); {_RECORD_FIX}")
+    return cell
+
+
+def _read(key: str, path: Path) -> dict:
+    """The JSON at `path`, once the fields the claims use are there (KeyError, TypeError or ValueError
+    when one is missing or not a number)."""
+    result = json.loads(path.read_text(encoding="utf-8"))
     if key == "surgery":
-        float(result["intact"]), float(_zero_all(result)["normalized_mean"])
-    else:
-        [layer["fit_all"] for layer in result["layers"]]
+        float(result["intact"])
+        float(_zero_all(result)["normalized_mean"])
+    elif any("fit_all" not in layer for layer in result["layers"]):
+        raise KeyError("fit_all")
     return result
 
 
@@ -106,7 +113,7 @@ def _claim(text, a_desc, b_desc, cells, difference, detail, missing, unit) -> di
     diffs = [difference(c) for c in cells]
     labels = [(c["protocol"], c["dataset"], c["seed"]) for c in cells]
     return _judge(text, diffs, labels, "beats", False, {"a": a_desc, "b": b_desc, "detail": detail(cells),
-                                                         "unit": unit, "source": ANALYSES})
+                                                         "unit": unit, "source": ANALYSES_FOLDER})
 
 
 def _matters_difference(cell: dict) -> float:
