@@ -51,7 +51,7 @@ done
 # 7. Breakout seeds 3 and 4, so that the Atari ablations reach 5 pairs
 add atari "3 4" "atari/Breakout" --models dema dt
 add atari-ablations "3 4" "atari/Breakout"
-# 8. Transformer-like against RNN-like DeMa (about 1.5 h a cell on hopper-medium, 3 h on the others)
+# 8. Transformer-like against RNN-like DeMa (recorded cells: about 2.5 h on hopper-medium, 3-4.5 h on the others)
 add rnn-like "0 1 2" "$MEDIUM"
 # 9. the hidden-attention analyses of the medium datasets' DeMa cells, as records (issue 24: seeds
 #    0-2, so the attention claims rest on 3 seeds; a cell is trained again where its run directory is
