@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import sys
 import warnings
 
@@ -45,6 +46,17 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # a short output sits in the buffer: a reader that left shows up here
+        return status
+    except BrokenPipeError:
+        # the reader of the output left (`dema params | head`): stop quietly, as Unix tools do
+        _silence_stdout()
+        return 128 + 13  # what a shell reports for a process that SIGPIPE ended
+
+
+def _run(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.formatwarning = _one_line_warning
     if not argv or argv[0] in ("-h", "--help"):
@@ -76,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dema {name}: error: {_write_error_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not meet the
+    closed pipe again and print "Exception ignored ... BrokenPipeError"."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind stdout (captured in a test): nothing to do
+        pass
 
 
 # errno values of a write the user's machine refused, as opposed to a bug of dema's
