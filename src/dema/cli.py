@@ -46,6 +46,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     try:
         status = _run(argv)
         sys.stdout.flush()  # a short output sits in the buffer: a reader that left shows up here
@@ -58,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    warnings.formatwarning = _one_line_warning
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
